@@ -1,0 +1,51 @@
+# SPDX-License-Identifier: GPL-2.0
+# Shared helpers for rmtty's build and guest scripts. Sourced, not run.
+
+# Where everything built outside the repository lives. A fresh clone on a
+# machine that already built once finds its kernel here.
+RMTTY_CACHE=${RMTTY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rmtty}
+RMTTY_VENV=$RMTTY_CACHE/venv
+RMTTY_TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RMTTY_LLVM=-19
+export LIBCLANG_PATH=${LIBCLANG_PATH:-/usr/lib/llvm-19/lib}
+export PATH=$RMTTY_VENV/bin:$HOME/.cargo/bin:$PATH
+
+mkdir -p "$RMTTY_CACHE/logs"
+
+# step NAME CMD...: run CMD quietly, print one line with its wall time, and on
+# failure name the step, show the end of its log and exit.
+step() {
+	local name=$1 t0=$SECONDS log
+	shift
+	log=$RMTTY_CACHE/logs/$(printf '%s' "$name" | tr -c 'a-zA-Z0-9_-' '_').log
+	if "$@" >"$log" 2>&1; then
+		printf '  %-44s %5ds\n' "$name" $((SECONDS - t0))
+	else
+		printf '  %-44s FAILED after %ds\n' "$name" $((SECONDS - t0)) >&2
+		echo "---- last lines of $log ----" >&2
+		tail -n 40 "$log" >&2
+		exit 1
+	fi
+}
+
+die() {
+	echo "rmtty: $*" >&2
+	exit 1
+}
+
+RMTTY_FRAGMENT=$RMTTY_TOP/tools/kernel/rmtty.config
+
+# kernel_paths: set KVERSION, KCACHE, KSRC and KOUT for the installed
+# linux-source-7.2 and the current config fragment.
+kernel_paths() {
+	KVERSION=$(dpkg-query -W -f='${Version}' linux-source-7.2 2>/dev/null) ||
+		die "linux-source-7.2 is not installed (run tools/deps.sh)"
+	KCACHE=$RMTTY_CACHE/linux-$KVERSION-$(sha256sum "$RMTTY_FRAGMENT" | cut -c1-12)
+	KSRC=$KCACHE/src
+	KOUT=$KCACHE/build
+}
+
+# kmake ARGS...: make in the test kernel's tree with the project's toolchain.
+kmake() {
+	make -C "$KSRC" O="$KOUT" LLVM="$RMTTY_LLVM" "$@"
+}
