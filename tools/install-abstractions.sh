@@ -3,38 +3,49 @@
 # Install rmtty's Rust VFIO/mdev abstractions into a kernel source tree, the
 # way the series would apply upstream: new files under rust/kernel and
 # rust/helpers, plus a few lines in files the tree already has (the kernel
-# crate's module list, the bindgen and helper includes, and the Kconfig
-# symbol that builds the mdev core into vmlinux).
+# crate's module list, the bindgen and helper includes, an accessor in the
+# driver core, and the Kconfig symbol that builds the mdev core into vmlinux).
 #
-# Idempotent, and a file whose content is unchanged is not touched, so kbuild
-# rebuilds only what really changed (a fresh clone has new mtimes everywhere).
+# Idempotent: edited files are regenerated from a pristine copy saved at the
+# first install, and a file whose content is unchanged is not touched, so
+# kbuild rebuilds only what really changed (a fresh clone has new mtimes).
 #
 # Usage: install-abstractions.sh KSRC
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 ksrc=${1:?usage: install-abstractions.sh KSRC}
 manifest=$ksrc/.rmtty-abstractions
+pristine=$ksrc/.rmtty-pristine
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
 
-# install_file REL: copy rust/REL from the project unless the tree has it already.
-install_file() {
-	local src=$top/rust/$1 dst=$ksrc/rust/$1
-	mkdir -p "$(dirname "$dst")"
-	cmp -s "$src" "$dst" || cp "$src" "$dst"
+# update DST SRC: make DST's content SRC's, leaving DST alone if it is already.
+update() {
+	mkdir -p "$(dirname "$1")"
+	cmp -s "$2" "$1" || cp "$2" "$1"
 }
 
-# insert_before FILE ANCHOR TEXT: put TEXT (one or more lines) before the
-# first line matching the extended regex ANCHOR, unless TEXT is already there.
+# edit REL: start an edit of the tree's file REL from its pristine content;
+# insert_before and append_once then change the working copy $work/REL.
+edit() {
+	if [ ! -e "$pristine/$1" ]; then
+		mkdir -p "$(dirname "$pristine/$1")"
+		cp "$ksrc/$1" "$pristine/$1"
+	fi
+	mkdir -p "$(dirname "$work/$1")"
+	cp "$pristine/$1" "$work/$1"
+	edited+=("$1")
+}
+
+# insert_before REL ANCHOR TEXT: put TEXT before the first line of REL that
+# matches the extended regex ANCHOR.
 insert_before() {
-	local file=$1 anchor=$2 text=$3
-	grep -qxF -- "$(printf '%s\n' "$text" | tail -n 1)" "$file" && return 0
-	grep -qE -- "$anchor" "$file" || { echo "anchor '$anchor' not found in $file" >&2; exit 1; }
-	TEXT=$text ANCHOR=$anchor perl -0pi -e \
-		's/^(?=$ENV{ANCHOR})/$ENV{TEXT}\n/m' "$file"
+	grep -qE -- "$2" "$work/$1" || { echo "anchor '$2' not found in $1" >&2; exit 1; }
+	TEXT=$3 ANCHOR=$2 perl -0pi -e 's/^(?=$ENV{ANCHOR})/$ENV{TEXT}\n/m' "$work/$1"
 }
 
-append_once() {
-	local file=$1 marker=$2 text=$3
-	grep -qF -- "$marker" "$file" || printf '\n%s\n' "$text" >>"$file"
+append() {
+	printf '\n%s\n' "$2" >>"$work/$1"
 }
 
 # New files, and removal of those a previous install left but the project
@@ -46,30 +57,41 @@ if [ -e "$manifest" ]; then
 	done
 fi
 for f in $new_files; do
-	install_file "$f"
+	update "$ksrc/rust/$f" "$top/rust/$f"
 done
 printf '%s\n' "$new_files" >"$manifest"
 
-insert_before "$ksrc/rust/kernel/lib.rs" '^pub mod miscdevice;' \
+edited=()
+edit rust/kernel/lib.rs
+insert_before rust/kernel/lib.rs '^pub mod miscdevice;' \
 '#[cfg(CONFIG_RUST_VFIO_MDEV_ABSTRACTIONS)]
 pub mod mdev;'
-insert_before "$ksrc/rust/kernel/lib.rs" '^pub mod workqueue;' \
-'#[cfg(CONFIG_RUST_VFIO_MDEV_ABSTRACTIONS)]
-pub mod vfio;'
 
-insert_before "$ksrc/rust/bindings/bindings_helper.h" '^#include <linux/mdio.h>' \
+edit rust/bindings/bindings_helper.h
+insert_before rust/bindings/bindings_helper.h '^#include <linux/mdio.h>' \
 '#include <linux/mdev.h>'
-insert_before "$ksrc/rust/bindings/bindings_helper.h" '^#include <linux/fdtable.h>' \
+insert_before rust/bindings/bindings_helper.h '^#include <linux/fdtable.h>' \
 '#include <linux/eventfd.h>'
-insert_before "$ksrc/rust/bindings/bindings_helper.h" '^#include <linux/wait.h>' \
+insert_before rust/bindings/bindings_helper.h '^#include <linux/wait.h>' \
 '#include <linux/vfio.h>'
 
-insert_before "$ksrc/rust/helpers/helpers.c" '^#include "mm.c"' \
-'#include "mdev.c"'
-insert_before "$ksrc/rust/helpers/helpers.c" '^#include "vmalloc.c"' \
-'#include "vfio.c"'
+edit rust/helpers/helpers.c
+insert_before rust/helpers/helpers.c '^#include "task.c"' \
+'#include "sysfs.c"'
 
-append_once "$ksrc/drivers/vfio/mdev/Kconfig" 'config RUST_VFIO_MDEV_ABSTRACTIONS' \
+# Bus abstractions pass their registered driver structure to C (an mdev
+# parent names the driver its devices bind to).
+edit rust/kernel/driver.rs
+append rust/kernel/driver.rs \
+'impl<T: RegistrationOps> Registration<T> {
+    /// Returns the registered driver structure, for C APIs that take the driver.
+    pub fn as_raw(&self) -> *mut T::DriverType {
+        self.reg.get()
+    }
+}'
+
+edit drivers/vfio/mdev/Kconfig
+append drivers/vfio/mdev/Kconfig \
 'config RUST_VFIO_MDEV_ABSTRACTIONS
 	bool "Rust VFIO mediated device abstractions"
 	depends on RUST && VFIO = y
@@ -78,3 +100,13 @@ append_once "$ksrc/drivers/vfio/mdev/Kconfig" 'config RUST_VFIO_MDEV_ABSTRACTION
 	  Rust abstractions for VFIO devices and mediated device (mdev)
 	  parent drivers. The mdev core is built into the kernel, since the
 	  Rust kernel crate that calls it is.'
+
+# Files edited by an earlier install but no longer: back to pristine.
+if [ -d "$pristine" ]; then
+	(cd "$pristine" && find . -type f | sed 's|^\./||') | while read -r rel; do
+		[ -e "$work/$rel" ] || update "$ksrc/$rel" "$pristine/$rel"
+	done
+fi
+for rel in "${edited[@]}"; do
+	update "$ksrc/$rel" "$work/$rel"
+done

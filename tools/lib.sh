@@ -49,3 +49,28 @@ kernel_paths() {
 kmake() {
 	make -C "$KSRC" O="$KOUT" LLVM="$RMTTY_LLVM" "$@"
 }
+
+# Build outputs of this clone that the guest also needs (selftests and their
+# kselftest install layout) live in the clone, which the guest sees as is.
+RMTTY_BUILD=$RMTTY_TOP/build
+RMTTY_KO=$RMTTY_TOP/samples/rmtty.ko
+
+# guest_env: the environment every guest command starts with.
+guest_env() {
+	printf 'export RMTTY_TOP=%q RMTTY_KO=%q RMTTY_KHDR=%q RMTTY_KSFT=%q; cd %q; ' \
+		"$RMTTY_TOP" "$RMTTY_KO" "$KOUT/usr/include" "$RMTTY_BUILD/ksft" "$RMTTY_TOP"
+}
+
+# run_guest CMD: boot the test kernel in a virtme-ng guest (TCG: this
+# machine's /dev/kvm cannot run ordinary guests), run CMD there as root and
+# return its exit status. The guest's stdout is piped, never redirected to a
+# file (virtme-ng writes it through two ports that would overwrite each other).
+run_guest() {
+	local rc
+	timeout -k 30 "${RMTTY_GUEST_TIMEOUT:-2700}" \
+		vng --disable-kvm --run "$KOUT" --memory 2G --cpus 2 \
+		    --append root=/dev/root --exec "$(guest_env)$1" | cat
+	rc=${PIPESTATUS[0]}
+	[ "$rc" = 124 ] && echo "rmtty: the guest timed out" >&2
+	return "$rc"
+}

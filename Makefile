@@ -1,0 +1,32 @@
+# SPDX-License-Identifier: GPL-2.0
+# rmtty's user-facing targets. The kernel module itself is built by kbuild
+# from ./Kbuild (make -C $KDIR M=$PWD); these targets drive the scripts in
+# tools/, which install what is missing and build what changed.
+
+.PHONY: run check guest build deps kernel clean
+
+# Build everything, boot the test kernel, load rmtty, create and show devices.
+run:
+	@tools/run.sh
+
+# Build everything and run the whole test suite in one guest boot.
+check:
+	@tools/check.sh
+
+# Run CMD as root in the guest: make guest CMD='...'
+guest:
+	@tools/guest.sh "$(CMD)"
+
+build:
+	@tools/build.sh
+
+deps:
+	@tools/deps.sh
+
+kernel:
+	@tools/deps.sh && tools/kernel.sh
+
+clean:
+	rm -rf build
+	find samples \( -name '*.o' -o -name '*.ko' -o -name '*.mod*' -o -name '.*.cmd' -o -name '*.d' \) -delete
+	rm -f Module.symvers modules.order samples/modules.order .*.cmd

@@ -1,0 +1,333 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Parents of mediated devices and their types.
+
+use super::{attr::TypeAttributeTable, Adapter, Driver};
+use crate::{
+    bindings, container_of, device, driver,
+    error::{from_err_ptr, to_result},
+    prelude::*,
+    sync::Arc,
+    types::Opaque,
+};
+use core::{
+    marker::PhantomData,
+    ptr::{null_mut, NonNull},
+};
+
+/// A type of mediated device that a driver offers, as the driver declares it.
+pub struct TypeInfo<D: 'static> {
+    sysfs_name: &'static CStr,
+    pretty_name: &'static CStr,
+    data: D,
+}
+
+impl<D> TypeInfo<D> {
+    /// A type whose sysfs node is `<parent driver string>-<sysfs_name>`, shown to users as
+    /// `pretty_name` (its `name` attribute), with the driver's `data`.
+    pub const fn new(sysfs_name: &'static CStr, pretty_name: &'static CStr, data: D) -> Self {
+        Self {
+            sysfs_name,
+            pretty_name,
+            data,
+        }
+    }
+
+    /// The type's name, without the parent's prefix.
+    pub fn sysfs_name(&self) -> &'static CStr {
+        self.sysfs_name
+    }
+
+    /// The type's human-readable name.
+    pub fn pretty_name(&self) -> &'static CStr {
+        self.pretty_name
+    }
+
+    /// The driver's data of this type.
+    pub fn data(&self) -> &D {
+        &self.data
+    }
+}
+
+/// Storage of a `struct mdev_type` and the index of its [`TypeInfo`] in [`Driver::TYPES`].
+#[repr(C)]
+struct TypeSlot {
+    raw: Opaque<bindings::mdev_type>,
+    index: usize,
+}
+
+/// A type of a registered [`Parent`].
+///
+/// # Invariants
+///
+/// A [`Type<T>`] is the `struct mdev_type` of a `TypeSlot` of a registered [`Parent<T>`].
+#[repr(transparent)]
+pub struct Type<T: Driver>(Opaque<bindings::mdev_type>, PhantomData<T>);
+
+impl<T: Driver> Type<T> {
+    /// # Safety
+    ///
+    /// `ptr` must be a type of a [`Parent<T>`] that stays registered for `'a`.
+    pub(super) unsafe fn from_raw<'a>(ptr: *mut bindings::mdev_type) -> &'a Self {
+        // SAFETY: `Type<T>` is a transparent wrapper of `struct mdev_type`; validity is
+        // guaranteed by the safety requirements.
+        unsafe { &*ptr.cast() }
+    }
+
+    /// The index of this type in [`Driver::TYPES`].
+    pub fn index(&self) -> usize {
+        // SAFETY: By the type invariant `self` is embedded in a `TypeSlot`.
+        unsafe { (*container_of!(self.0.get(), TypeSlot, raw)).index }
+    }
+
+    /// The driver's declaration of this type.
+    pub fn info(&self) -> &'static TypeInfo<T::TypeData> {
+        &T::TYPES[self.index()]
+    }
+}
+
+/// The C types of a parent, built from [`Driver::TYPES`].
+///
+/// # Invariants
+///
+/// `ptrs[i]` points to `slots[i].raw`; neither is resized once built, since the mdev core keeps
+/// both the array and the types.
+struct Types {
+    slots: KVec<TypeSlot>,
+    ptrs: KVec<*mut bindings::mdev_type>,
+}
+
+impl Types {
+    fn new<T: Driver>() -> Result<Self> {
+        let mut slots = KVec::with_capacity(T::TYPES.len(), GFP_KERNEL)?;
+        for (index, info) in T::TYPES.iter().enumerate() {
+            let mut raw: bindings::mdev_type = pin_init::zeroed();
+            raw.sysfs_name = info.sysfs_name.as_char_ptr();
+            raw.pretty_name = info.pretty_name.as_char_ptr();
+            slots.push(
+                TypeSlot {
+                    raw: Opaque::new(raw),
+                    index,
+                },
+                GFP_KERNEL,
+            )?;
+        }
+
+        let mut ptrs = KVec::with_capacity(slots.len(), GFP_KERNEL)?;
+        for slot in slots.iter() {
+            ptrs.push(slot.raw.get(), GFP_KERNEL)?;
+        }
+        Ok(Self { slots, ptrs })
+    }
+}
+
+/// The part of a [`Parent`] that C callbacks find from a type's `parent` pointer.
+#[repr(C)]
+#[pin_data]
+pub(super) struct ParentCore<T: Driver> {
+    #[pin]
+    raw: Opaque<bindings::mdev_parent>,
+    #[pin]
+    data: T,
+}
+
+impl<T: Driver> ParentCore<T> {
+    /// Returns the parent of `mtype`.
+    ///
+    /// # Safety
+    ///
+    /// `mtype` must be a type of a [`Parent<T>`] that stays registered for `'a`.
+    pub(super) unsafe fn from_type<'a>(mtype: *mut bindings::mdev_type) -> &'a Self {
+        // SAFETY: The core sets a type's `parent` at registration to the `struct mdev_parent`
+        // given to `mdev_register_parent()`, which `Parent<T>` embeds in a `ParentCore<T>`.
+        unsafe { &*container_of!((*mtype).parent, Self, raw).cast_const() }
+    }
+
+    /// The driver's state.
+    pub(super) fn data(&self) -> &T {
+        &self.data
+    }
+}
+
+/// The registration of a device as the parent of a driver's mediated device types.
+///
+/// While it exists, `/sys/class/mdev_bus/<device>` and the types under its
+/// `mdev_supported_types` exist and userspace can create devices. Dropping it removes every
+/// device of the parent, then the types, then drops the driver's state, the parent device and
+/// the reference to the driver registration, in that order.
+///
+/// # Invariants
+///
+/// `core.raw` is registered with the mdev core with the types `types`, and `type_attrs` exist
+/// on every one of them, until the drop.
+#[pin_data(PinnedDrop)]
+pub struct Parent<T: Driver, D: AsRef<device::Device> + Send + Sync = ParentDevice> {
+    #[pin]
+    core: ParentCore<T>,
+    types: Types,
+    type_attrs: TypeAttributeTable<T::TypeAttr>,
+    dev: D,
+    driver: Arc<driver::Registration<Adapter<T>>>,
+}
+
+// SAFETY: The raw pointers in `types` point into the parent's own storage; the C parts are only
+// changed by the mdev core under its own locks, and the driver's state is `Send`.
+unsafe impl<T: Driver, D: AsRef<device::Device> + Send + Sync> Send for Parent<T, D> {}
+
+// SAFETY: `&Parent` gives access to nothing but `&T` and `&D`, which are `Sync`.
+unsafe impl<T: Driver, D: AsRef<device::Device> + Send + Sync> Sync for Parent<T, D> {}
+
+impl<T: Driver, D: AsRef<device::Device> + Send + Sync> Parent<T, D> {
+    /// Registers `dev` as a parent of `T`'s types, whose devices bind to `driver`, with the
+    /// driver's state `data`.
+    pub fn new(
+        dev: D,
+        driver: Arc<driver::Registration<Adapter<T>>>,
+        data: impl PinInit<T, Error>,
+    ) -> impl PinInit<Self, Error> {
+        try_pin_init!(&this in Self {
+            core <- try_pin_init!(ParentCore {
+                raw: Opaque::uninit(),
+                data <- data,
+            }),
+            types: Types::new::<T>()?,
+            type_attrs: TypeAttributeTable::new::<T>()?,
+            dev,
+            driver,
+            _: {
+                // SAFETY: Every field is initialized and the parent is pinned.
+                let this = unsafe { this.as_ref() };
+                this.register()?;
+            },
+        })
+    }
+
+    fn register(&self) -> Result {
+        let nr_types = u32::try_from(self.types.ptrs.len())?;
+
+        // SAFETY: `core.raw` is pinned and outlives the registration, which `drop` undoes. The
+        // device is kept alive by `self.dev`. The driver is registered and kept so by
+        // `self.driver`. The types array and the types are never resized or moved.
+        to_result(unsafe {
+            bindings::mdev_register_parent(
+                self.core.raw.get(),
+                self.dev.as_ref().as_raw(),
+                self.driver.as_raw(),
+                self.types.ptrs.as_ptr().cast_mut(),
+                nr_types,
+            )
+        })?;
+
+        for (i, &mtype) in self.types.ptrs.iter().enumerate() {
+            // SAFETY: `mtype` is a type of this registered parent; `drop` removes the
+            // attributes before unregistering it.
+            if let Err(e) = unsafe { self.type_attrs.create(mtype) } {
+                for &created in &self.types.ptrs[..i] {
+                    // SAFETY: Created above.
+                    unsafe { self.type_attrs.remove(created) };
+                }
+                // SAFETY: Registered above.
+                unsafe { bindings::mdev_unregister_parent(self.core.raw.get()) };
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// The driver's state.
+    pub fn data(&self) -> &T {
+        &self.core.data
+    }
+
+    /// The parent device.
+    pub fn device(&self) -> &D {
+        &self.dev
+    }
+}
+
+#[pinned_drop]
+impl<T: Driver, D: AsRef<device::Device> + Send + Sync> PinnedDrop for Parent<T, D> {
+    fn drop(self: Pin<&mut Self>) {
+        for &mtype in self.types.ptrs.iter() {
+            // SAFETY: By the type invariant the attributes exist on every type.
+            unsafe { self.type_attrs.remove(mtype) };
+        }
+
+        // SAFETY: By the type invariant `core.raw` is registered. This removes every device of
+        // the parent, which unbinds it and drops its private data, and the types, waiting for
+        // every callback into them; the core drops its last reference to the types here too.
+        unsafe { bindings::mdev_unregister_parent(self.core.raw.get()) };
+    }
+}
+
+/// A device in a class of its own, as the parent of mediated devices with no hardware behind
+/// them (samples, test drivers).
+///
+/// The mdev core prefixes type names with the parent's driver name, or, for a device with
+/// neither driver nor bus, its class name: the types of a [`ParentDevice`] named `name` appear as
+/// `name-<sysfs_name>` under `/sys/class/mdev_bus/name/mdev_supported_types/`. A driver of real
+/// hardware registers its bus device as the parent instead.
+///
+/// # Invariants
+///
+/// `class` was created by `class_create()` and `dev` by `device_create()` in it; both exist until
+/// the drop.
+pub struct ParentDevice {
+    class: NonNull<bindings::class>,
+    dev: NonNull<bindings::device>,
+}
+
+impl ParentDevice {
+    /// Creates the class `name` and a device `name` in it.
+    pub fn new(name: &'static CStr) -> Result<Self> {
+        // SAFETY: `name` is static, as the class keeps it.
+        let class = from_err_ptr(unsafe { bindings::class_create(name.as_char_ptr()) })?;
+        let class = NonNull::new(class).ok_or(ENOMEM)?;
+
+        // SAFETY: `class` is a valid class; the format consumes exactly one string argument.
+        let dev = from_err_ptr(unsafe {
+            bindings::device_create(
+                class.as_ptr(),
+                null_mut(),
+                0,
+                null_mut(),
+                c"%s".as_char_ptr(),
+                name.as_char_ptr(),
+            )
+        })
+        .and_then(|dev| NonNull::new(dev).ok_or(ENOMEM));
+
+        match dev {
+            // INVARIANT: Both were created above.
+            Ok(dev) => Ok(Self { class, dev }),
+            Err(e) => {
+                // SAFETY: Created above and not used by anything else.
+                unsafe { bindings::class_destroy(class.as_ptr()) };
+                Err(e)
+            }
+        }
+    }
+}
+
+impl AsRef<device::Device> for ParentDevice {
+    fn as_ref(&self) -> &device::Device {
+        // SAFETY: By the type invariant `dev` is a registered device for the life of `self`.
+        unsafe { device::Device::from_raw(self.dev.as_ptr()) }
+    }
+}
+
+impl Drop for ParentDevice {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant both exist; the device goes before its class.
+        unsafe {
+            bindings::device_unregister(self.dev.as_ptr());
+            bindings::class_destroy(self.class.as_ptr());
+        }
+    }
+}
+
+// SAFETY: The device core's registration functions may be called from any thread.
+unsafe impl Send for ParentDevice {}
+
+// SAFETY: `&ParentDevice` only gives access to the `struct device`, which is thread safe.
+unsafe impl Sync for ParentDevice {}

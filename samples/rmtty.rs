@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! rmtty: a mediated device parent with aggregatable types, the Rust sibling of the mtty sample.
+//!
+//! The parent `rmtty` shares a pool of `units` among its devices. A device of type `rmtty-<n>`
+//! takes `n` units, times its aggregation: a device of type `rmtty-1` aggregated 4 times has the
+//! resources of a device of type `rmtty-4`.
+
+use kernel::{
+    driver,
+    mdev::{self, Attribute, AttributeGroup, Parent, ParentDevice, Type, TypeInfo},
+    new_mutex,
+    prelude::*,
+    str::Formatter,
+    sync::{Arc, Mutex},
+};
+
+mod pool;
+
+use pool::{Pool, Reservation};
+
+module! {
+    type: RmttyModule,
+    name: "rmtty",
+    authors: ["rmtty developers"],
+    description: "Rust sample mediated device parent with aggregatable types",
+    license: "GPL",
+    params: {
+        units: u32 {
+            default: 16,
+            description: "Units shared by all devices (1-256)",
+        },
+        unit_mib: u32 {
+            default: 1,
+            description: "Device memory per unit in MiB (1-64; units x unit_mib <= 1024)",
+        },
+    },
+}
+
+const UNITS_RANGE: core::ops::RangeInclusive<u32> = 1..=256;
+const UNIT_MIB_RANGE: core::ops::RangeInclusive<u32> = 1..=64;
+const MAX_POOL_MIB: u32 = 1024;
+
+/// The module parameters, validated.
+struct Config {
+    units: u32,
+    unit_mib: u32,
+}
+
+impl Config {
+    fn from_params() -> Result<Self> {
+        let units = *module_parameters::units.value();
+        let unit_mib = *module_parameters::unit_mib.value();
+
+        if !UNITS_RANGE.contains(&units) {
+            pr_err!("units={units} is out of range {UNITS_RANGE:?}\n");
+        } else if !UNIT_MIB_RANGE.contains(&unit_mib) {
+            pr_err!("unit_mib={unit_mib} is out of range {UNIT_MIB_RANGE:?}\n");
+        } else if units * unit_mib > MAX_POOL_MIB {
+            pr_err!("units={units} x unit_mib={unit_mib} exceeds {MAX_POOL_MIB} MiB of device memory\n");
+        } else {
+            return Ok(Self { units, unit_mib });
+        }
+        Err(EINVAL)
+    }
+}
+
+/// What a type needs: the units of a device of aggregation 1.
+struct RmttyType {
+    units: u32,
+}
+
+const TYPES: [TypeInfo<RmttyType>; 3] = [
+    TypeInfo::new(c"1", c"rmtty x1 (1 unit)", RmttyType { units: 1 }),
+    TypeInfo::new(c"2", c"rmtty x2 (2 units)", RmttyType { units: 2 }),
+    TypeInfo::new(c"4", c"rmtty x4 (4 units)", RmttyType { units: 4 }),
+];
+
+/// Attributes of every device.
+#[derive(Clone, Copy)]
+enum DeviceAttr {
+    AggregatedInstances,
+    MaxAggregation,
+}
+
+/// Attributes of every type.
+#[derive(Clone, Copy)]
+enum TypeAttr {
+    Aggregation,
+}
+
+/// The parent: its configuration and its pool of units.
+struct Rmtty {
+    config: Config,
+    pool: Arc<Pool>,
+}
+
+impl Rmtty {
+    fn new(config: Config) -> Result<Self> {
+        Ok(Self {
+            pool: Pool::new(config.units)?,
+            config,
+        })
+    }
+
+    /// The largest aggregation a device of `mtype` can ever have.
+    fn type_aggregation(&self, mtype: &RmttyType) -> u32 {
+        self.pool.total() / mtype.units
+    }
+}
+
+/// A device's mutable state.
+struct DeviceState {
+    /// The device's units: its type's units times `aggregation`.
+    reservation: Reservation,
+    aggregation: u32,
+}
+
+/// A device of the parent.
+#[pin_data]
+struct RmttyDevice {
+    mtype: &'static TypeInfo<RmttyType>,
+    #[pin]
+    state: Mutex<DeviceState>,
+}
+
+#[vtable]
+impl mdev::Driver for Rmtty {
+    type TypeData = RmttyType;
+    type Data = RmttyDevice;
+    type DeviceAttr = DeviceAttr;
+    type TypeAttr = TypeAttr;
+
+    const DEVICE_API: &'static CStr = c"vfio-pci";
+    const TYPES: &'static [TypeInfo<RmttyType>] = &TYPES;
+    const DEVICE_ATTRIBUTE_GROUPS: &'static [AttributeGroup<DeviceAttr>] = &[AttributeGroup::new(
+        Some(c"mdev"),
+        &[
+            Attribute::read_write(c"aggregated_instances", DeviceAttr::AggregatedInstances),
+            Attribute::read_only(c"max_aggregation", DeviceAttr::MaxAggregation),
+        ],
+    )];
+    const TYPE_ATTRIBUTES: &'static [Attribute<TypeAttr>] =
+        &[Attribute::read_only(c"aggregation", TypeAttr::Aggregation)];
+
+    fn probe<'a>(
+        &'a self,
+        _dev: &'a mdev::Device<kernel::device::Core<'_>>,
+        mtype: &'a Type<Self>,
+    ) -> impl PinInit<RmttyDevice, Error> + 'a {
+        // Reserved before anything else can fail, so that a failure drops it.
+        let reservation = self.pool.reserve(mtype.info().data().units);
+
+        try_pin_init!(RmttyDevice {
+            mtype: mtype.info(),
+            state <- new_mutex!(DeviceState {
+                reservation: reservation?,
+                aggregation: 1,
+            }),
+        })
+    }
+
+    fn available_instances(&self, mtype: &Type<Self>) -> u32 {
+        self.pool.free() / mtype.info().data().units
+    }
+
+    fn description(&self, mtype: &Type<Self>, f: &mut Formatter<'_>) -> Result {
+        let units = mtype.info().data().units;
+        writeln!(
+            f,
+            "{units} unit{}, 1 port, {} MiB device memory, aggregation up to {}",
+            if units == 1 { "" } else { "s" },
+            units * self.config.unit_mib,
+            self.type_aggregation(mtype.info().data()),
+        )?;
+        Ok(())
+    }
+
+    fn show_type_attribute(
+        &self,
+        mtype: &Type<Self>,
+        attr: TypeAttr,
+        f: &mut Formatter<'_>,
+    ) -> Result {
+        match attr {
+            TypeAttr::Aggregation => {
+                writeln!(f, "{}", self.type_aggregation(mtype.info().data()))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn show_device_attribute(
+        &self,
+        _dev: &mdev::Device<kernel::device::Bound>,
+        data: Pin<&RmttyDevice>,
+        attr: DeviceAttr,
+        f: &mut Formatter<'_>,
+    ) -> Result {
+        let state = data.state.lock();
+        let value = match attr {
+            DeviceAttr::AggregatedInstances => state.aggregation,
+            DeviceAttr::MaxAggregation => {
+                let units = data.mtype.data().units;
+                (state.aggregation + self.pool.free() / units)
+                    .min(self.type_aggregation(data.mtype.data()))
+            }
+        };
+        writeln!(f, "{value}")?;
+        Ok(())
+    }
+
+    fn store_device_attribute(
+        &self,
+        dev: &mdev::Device<kernel::device::Bound>,
+        data: Pin<&RmttyDevice>,
+        attr: DeviceAttr,
+        input: &[u8],
+    ) -> Result {
+        match attr {
+            DeviceAttr::AggregatedInstances => self.set_aggregation(dev, &data, input),
+            DeviceAttr::MaxAggregation => Err(EPERM),
+        }
+    }
+}
+
+impl Rmtty {
+    /// Changes a device's aggregation, reserving or returning units at once.
+    fn set_aggregation(
+        &self,
+        dev: &mdev::Device<kernel::device::Bound>,
+        device: &RmttyDevice,
+        input: &[u8],
+    ) -> Result {
+        let max = self.type_aggregation(device.mtype.data());
+        let aggregation = match parse_decimal(input) {
+            Some(value) if (1..=max).contains(&value) => value,
+            _ => {
+                dev_warn!(
+                    dev.as_ref(),
+                    "aggregated_instances: {:?} is not an aggregation in 1..={max}\n",
+                    BStr::from_bytes(input.strip_suffix(b"\n").unwrap_or(input)),
+                );
+                return Err(EINVAL);
+            }
+        };
+
+        let mut state = device.state.lock();
+        if aggregation == state.aggregation {
+            return Ok(());
+        }
+        let units = device.mtype.data().units * aggregation;
+        if let Err(e) = state.reservation.resize(units) {
+            dev_warn!(
+                dev.as_ref(),
+                "aggregated_instances: {aggregation} needs {units} units, {} free beyond the {} held\n",
+                self.pool.free(),
+                state.reservation.units(),
+            );
+            return Err(e);
+        }
+        state.aggregation = aggregation;
+        Ok(())
+    }
+}
+
+/// Parses a decimal number without sign, optionally followed by one newline.
+fn parse_decimal(input: &[u8]) -> Option<u32> {
+    let digits = input.strip_suffix(b"\n").unwrap_or(input);
+    if digits.is_empty() {
+        return None;
+    }
+    digits.iter().try_fold(0u32, |value, &c| {
+        if !c.is_ascii_digit() {
+            return None;
+        }
+        value.checked_mul(10)?.checked_add(u32::from(c - b'0'))
+    })
+}
+
+#[pin_data]
+struct RmttyModule {
+    #[pin]
+    parent: Parent<Rmtty>,
+}
+
+impl kernel::InPlaceModule for RmttyModule {
+    fn init(module: &'static ThisModule) -> impl PinInit<Self, Error> {
+        try_pin_init!(Self {
+            parent <- {
+                let config = Config::from_params()?;
+                let driver = Arc::pin_init(driver::Registration::new(c"rmtty", module), GFP_KERNEL)?;
+                Parent::new(ParentDevice::new(c"rmtty")?, driver, Rmtty::new(config))
+            },
+        })
+    }
+}

@@ -1,0 +1,33 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Build everything that is missing: dependencies, the test kernel, rmtty.ko
+# and the selftests with their kselftest install layout.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+
+"$RMTTY_TOP"/tools/deps.sh
+"$RMTTY_TOP"/tools/kernel.sh
+kernel_paths
+
+module() {
+	kmake M="$RMTTY_TOP" CLIPPY=1 modules
+}
+
+# The kselftest runner comes from the kernel tree; the tests are ours.
+selftests() {
+	local ksft=$RMTTY_BUILD/ksft
+	make -C "$RMTTY_TOP/selftests/rmtty" KSRC="$KSRC" KHDR="$KOUT/usr/include" \
+		OUTPUT="$RMTTY_BUILD/selftests"
+	rm -rf "$ksft"
+	mkdir -p "$ksft/kselftest" "$ksft/rmtty"
+	cp "$KSRC/tools/testing/selftests/run_kselftest.sh" "$ksft/"
+	cp "$KSRC"/tools/testing/selftests/kselftest/{runner.sh,ktap_helpers.sh,prefix.pl,module.sh} \
+		"$ksft/kselftest/"
+	make -C "$RMTTY_TOP/selftests/rmtty" KSRC="$KSRC" KHDR="$KOUT/usr/include" \
+		OUTPUT="$RMTTY_BUILD/selftests" INSTALL_PATH="$ksft/rmtty" install
+	(cd "$ksft/rmtty" && for t in *_test; do echo "rmtty:$t"; done) >"$ksft/kselftest-list.txt"
+}
+
+echo "rmtty: module and selftests"
+step "build rmtty.ko (CLIPPY=1)" module
+step "build selftests" selftests
