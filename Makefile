@@ -13,9 +13,11 @@ run:
 check:
 	@tools/check.sh
 
-# Run CMD as root in the guest: make guest CMD='...'
+# Run CMD as root in the guest: make guest CMD='...'. CMD reaches the guest's
+# shell unexpanded by make, so $$VAR and quotes work as on a command line.
+guest: export RMTTY_GUEST_CMD = $(value CMD)
 guest:
-	@tools/guest.sh "$(CMD)"
+	@tools/guest.sh "$$RMTTY_GUEST_CMD"
 
 build:
 	@tools/build.sh

@@ -50,9 +50,23 @@ verify_config() {
 	fi
 }
 
+# The kernel crate is linted as it is built (CLIPPY=1). Its warnings in the
+# project's files are recorded whenever it is rebuilt, so that the test
+# command can report them even when nothing needed rebuilding.
 build() {
-	kmake -j"$(nproc)" bzImage modules
+	local out=$KCACHE/build.out files
+	kmake -j"$(nproc)" CLIPPY=1 bzImage modules 2>&1 | tee "$out"
+	[ "${PIPESTATUS[0]}" = 0 ] || return 1
 	kmake headers
+	if grep -qE '^  (CLIPPY|RUSTC) L rust/kernel.o' "$out"; then
+		files=$(sed 's|^|rust/|' "$KSRC/.rmtty-abstractions" | paste -sd'|')
+		awk -v files="$files" '
+			/^(warning|error)/ { block = $0; keep = 0; next }
+			block != "" && /^ *$/ { if (keep) print block "\n"; block = ""; next }
+			block != "" { block = block "\n" $0; if ($0 ~ files) keep = 1 }
+		' "$out" >"$KCACHE/abstractions.warnings"
+		grep -E "^($files).*(warning|error):" "$out" >>"$KCACHE/abstractions.warnings" || true
+	fi
 }
 
 echo "rmtty: test kernel $KVERSION (cache $KCACHE)"

@@ -15,10 +15,16 @@ mkdir -p "$RMTTY_CACHE/logs"
 # step NAME CMD...: run CMD quietly, print one line with its wall time, and on
 # failure name the step, show the end of its log and exit.
 step() {
-	local name=$1 t0=$SECONDS log
+	local name=$1 t0=$SECONDS log rc errexit=${-//[^e]/}
 	shift
 	log=$RMTTY_CACHE/logs/$(printf '%s' "$name" | tr -c 'a-zA-Z0-9_-' '_').log
-	if "$@" >"$log" 2>&1; then
+	# Not as an if condition: bash ignores set -e in what a condition runs,
+	# and the step must stop at its first failing command.
+	set +e
+	(set -e; "$@") >"$log" 2>&1
+	rc=$?
+	[ -n "$errexit" ] && set -e
+	if [ "$rc" = 0 ]; then
 		printf '  %-44s %5ds\n' "$name" $((SECONDS - t0))
 	else
 		printf '  %-44s FAILED after %ds\n' "$name" $((SECONDS - t0)) >&2
@@ -53,12 +59,18 @@ kmake() {
 # Build outputs of this clone that the guest also needs (selftests and their
 # kselftest install layout) live in the clone, which the guest sees as is.
 RMTTY_BUILD=$RMTTY_TOP/build
-RMTTY_KO=$RMTTY_TOP/samples/rmtty.ko
+RMTTY_KO=$RMTTY_TOP/samples/rmtty/rmtty.ko
+
+# sh_quote STR: STR quoted for any POSIX shell (the guest's /bin/sh is dash).
+sh_quote() {
+	printf "'%s'" "${1//\'/\'\\\'\'}"
+}
 
 # guest_env: the environment every guest command starts with.
 guest_env() {
-	printf 'export RMTTY_TOP=%q RMTTY_KO=%q RMTTY_KHDR=%q RMTTY_KSFT=%q; cd %q; ' \
-		"$RMTTY_TOP" "$RMTTY_KO" "$KOUT/usr/include" "$RMTTY_BUILD/ksft" "$RMTTY_TOP"
+	printf 'export RMTTY_TOP=%s RMTTY_KO=%s RMTTY_KHDR=%s RMTTY_KSFT=%s; cd %s; ' \
+		"$(sh_quote "$RMTTY_TOP")" "$(sh_quote "$RMTTY_KO")" "$(sh_quote "$KOUT/usr/include")" \
+		"$(sh_quote "$RMTTY_BUILD/ksft")" "$(sh_quote "$RMTTY_TOP")"
 }
 
 # run_guest CMD: boot the test kernel in a virtme-ng guest (TCG: this
@@ -69,7 +81,7 @@ run_guest() {
 	local rc
 	timeout -k 30 "${RMTTY_GUEST_TIMEOUT:-2700}" \
 		vng --disable-kvm --run "$KOUT" --memory 2G --cpus 2 \
-		    --append root=/dev/root --exec "$(guest_env)$1" | cat
+		    --append root=/dev/root --exec "$(guest_env)exec bash -c $(sh_quote "$1")" | cat
 	rc=${PIPESTATUS[0]}
 	[ "$rc" = 124 ] && echo "rmtty: the guest timed out" >&2
 	return "$rc"

@@ -19,8 +19,8 @@
 //! C header: [`include/linux/mdev.h`](srctree/include/linux/mdev.h)
 
 use crate::{
-    bindings, container_of, device, driver,
-    error::{from_result, to_result},
+    bindings, device, driver,
+    error::{from_result, to_result, VTABLE_DEFAULT_ERROR},
     prelude::*,
     str::Formatter,
     types::Opaque,
@@ -31,7 +31,7 @@ use core::{marker::PhantomData, mem::offset_of, ptr::NonNull};
 mod attr;
 mod parent;
 
-pub use attr::{Attribute, AttributeGroup};
+pub use attr::{Attribute, AttributeGroup, MAX_DEVICE_ATTRIBUTE_GROUPS};
 pub use parent::{Parent, ParentDevice, Type, TypeInfo};
 
 use attr::DeviceAttributeTable;
@@ -69,7 +69,7 @@ pub trait Driver: Send + Sync + Sized + 'static {
 
     /// Attribute groups added to every device while it is bound to the driver.
     ///
-    /// At most [`attr::MAX_DEVICE_ATTRIBUTE_GROUPS`] groups.
+    /// At most [`MAX_DEVICE_ATTRIBUTE_GROUPS`] groups.
     const DEVICE_ATTRIBUTE_GROUPS: &'static [AttributeGroup<Self::DeviceAttr>] = &[];
 
     /// Attributes added to the sysfs node of every type, beside the core's `create`, `name`,
@@ -245,7 +245,7 @@ unsafe impl<T: Driver> driver::RegistrationOps for Adapter<T> {
         name: &'static CStr,
         module: &'static ThisModule,
     ) -> Result {
-        let groups = DeviceAttributeTable::new::<T>()?;
+        let groups = DeviceAttributeTable::<T::DeviceAttr>::new::<T>()?;
         let drv = mdrv.get();
 
         // SAFETY: The driver is not registered yet, so its fields may be set. Everything they
@@ -269,7 +269,7 @@ unsafe impl<T: Driver> driver::RegistrationOps for Adapter<T> {
         if ret.is_err() {
             // SAFETY: `dev_groups` was set above from `DeviceAttributeTable::into_raw` and the
             // driver core has not used it, since registration failed.
-            drop(unsafe { DeviceAttributeTable::from_raw((*drv).driver.dev_groups) });
+            drop(unsafe { DeviceAttributeTable::<T::DeviceAttr>::from_raw((*drv).driver.dev_groups) });
         }
         ret
     }
@@ -283,7 +283,7 @@ unsafe impl<T: Driver> driver::RegistrationOps for Adapter<T> {
         // SAFETY: `dev_groups` was set by `register` from `DeviceAttributeTable::into_raw`. The
         // driver is unregistered, so no device is bound to it and no attribute of the table
         // exists any more.
-        drop(unsafe { DeviceAttributeTable::from_raw((*drv).driver.dev_groups) });
+        drop(unsafe { DeviceAttributeTable::<T::DeviceAttr>::from_raw((*drv).driver.dev_groups) });
     }
 }
 

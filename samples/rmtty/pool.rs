@@ -21,8 +21,8 @@ impl Pool {
     pub(crate) fn new(total: u32) -> Result<Arc<Self>> {
         Arc::pin_init(
             pin_init!(Self {
-                total,
                 free <- new_mutex!(total),
+                total,
             }),
             GFP_KERNEL,
         )

@@ -22,7 +22,10 @@
 //!   uevent, and removed before the core unregisters it.
 
 use super::{Device, Driver, ParentCore, Type};
-use crate::{bindings, container_of, device, page::PAGE_SIZE, prelude::*, str::Formatter};
+use crate::{
+    bindings, container_of, device, error::to_result, page::PAGE_SIZE, prelude::*,
+    str::Formatter,
+};
 use core::ptr::{null, null_mut};
 
 /// The most attribute groups a driver may add to its devices.
@@ -208,7 +211,7 @@ impl<Id: Copy + 'static> DeviceAttributeTable<Id> {
     }
 
     /// Hands the table over to C, as the value of `dev_groups`.
-    pub(super) fn into_raw(self: KBox<Self>) -> *mut *const bindings::attribute_group {
+    pub(super) fn into_raw(self: KBox<Self>) -> *const *const bindings::attribute_group {
         // CAST: `group_ptrs` is the first field of this `repr(C)` type.
         KBox::into_raw(self).cast()
     }
@@ -219,14 +222,21 @@ impl<Id: Copy + 'static> DeviceAttributeTable<Id> {
     ///
     /// `ptr` must come from [`DeviceAttributeTable::into_raw`] for the same `Id`, and C must no
     /// longer use the table.
-    pub(super) unsafe fn from_raw(ptr: *mut *const bindings::attribute_group) -> KBox<Self> {
+    pub(super) unsafe fn from_raw(ptr: *const *const bindings::attribute_group) -> KBox<Self> {
         // SAFETY: By the safety requirements.
-        unsafe { KBox::from_raw(ptr.cast()) }
+        unsafe { KBox::from_raw(ptr.cast_mut().cast()) }
     }
 }
 
-/// Returns the slot, the device, the private data and the parent of a device attribute
-/// callback.
+/// What a device attribute callback works on.
+struct DeviceAttributeContext<'a, T: Driver> {
+    id: T::DeviceAttr,
+    dev: &'a Device<device::Bound>,
+    data: Pin<&'a T::Data>,
+    parent: &'a ParentCore<T>,
+}
+
+/// Returns the context of a device attribute callback.
 ///
 /// # Safety
 ///
@@ -234,12 +244,7 @@ impl<Id: Copy + 'static> DeviceAttributeTable<Id> {
 unsafe fn device_attribute_context<'a, T: Driver>(
     dev: *mut bindings::device,
     attr: *mut bindings::device_attribute,
-) -> (
-    T::DeviceAttr,
-    &'a Device<device::Bound>,
-    Pin<&'a T::Data>,
-    &'a ParentCore<T>,
-) {
+) -> DeviceAttributeContext<'a, T> {
     // SAFETY: By the safety requirements `attr` is in a `DeviceAttributeSlot<T::DeviceAttr>`.
     let slot = unsafe { &*container_of!(attr, DeviceAttributeSlot<T::DeviceAttr>, attr) };
     // SAFETY: A device bound to `Adapter<T>` is a `struct mdev_device`.
@@ -255,34 +260,47 @@ unsafe fn device_attribute_context<'a, T: Driver>(
     // SAFETY: The type of a bound device belongs to a registered `Parent<T>`.
     let parent = unsafe { ParentCore::<T>::from_type((*mdev).type_) };
 
-    (slot.id, bound, data, parent)
+    DeviceAttributeContext {
+        id: slot.id,
+        dev: bound,
+        data,
+        parent,
+    }
 }
 
-unsafe extern "C" fn show_device_attribute<T: Driver>(
+extern "C" fn show_device_attribute<T: Driver>(
     dev: *mut bindings::device,
     attr: *mut bindings::device_attribute,
     buf: *mut c_char,
 ) -> isize {
     // SAFETY: The driver core calls this only for `dev_groups` attributes of a bound device.
-    let (id, dev, data, parent) = unsafe { device_attribute_context::<T>(dev, attr) };
+    let cx = unsafe { device_attribute_context::<T>(dev, attr) };
 
     // SAFETY: The driver core passes a page-sized buffer.
-    unsafe { show_into(buf, |f| parent.data().show_device_attribute(dev, data, id, f)) }
+    unsafe {
+        show_into(buf, |f| {
+            cx.parent
+                .data()
+                .show_device_attribute(cx.dev, cx.data, cx.id, f)
+        })
+    }
 }
 
-unsafe extern "C" fn store_device_attribute<T: Driver>(
+extern "C" fn store_device_attribute<T: Driver>(
     dev: *mut bindings::device,
     attr: *mut bindings::device_attribute,
     buf: *const c_char,
     count: usize,
 ) -> isize {
     // SAFETY: As in `show_device_attribute`.
-    let (id, dev, data, parent) = unsafe { device_attribute_context::<T>(dev, attr) };
+    let cx = unsafe { device_attribute_context::<T>(dev, attr) };
     // SAFETY: The driver core passes `count` valid bytes.
     let input = unsafe { input(buf, count) };
 
     store_result(
-        parent.data().store_device_attribute(dev, data, id, input),
+        cx.parent
+            .data()
+            .store_device_attribute(cx.dev, cx.data, cx.id, input),
         count,
     )
 }
@@ -386,7 +404,7 @@ unsafe fn type_attribute_context<'a, T: Driver>(
     unsafe { (slot.id, Type::from_raw(mtype), ParentCore::from_type(mtype)) }
 }
 
-unsafe extern "C" fn read_type_attribute<T: Driver>(
+extern "C" fn read_type_attribute<T: Driver>(
     _file: *mut bindings::file,
     kobj: *mut bindings::kobject,
     attr: *const bindings::bin_attribute,
@@ -415,7 +433,7 @@ unsafe extern "C" fn read_type_attribute<T: Driver>(
     chunk.len() as isize
 }
 
-unsafe extern "C" fn write_type_attribute<T: Driver>(
+extern "C" fn write_type_attribute<T: Driver>(
     _file: *mut bindings::file,
     kobj: *mut bindings::kobject,
     attr: *const bindings::bin_attribute,

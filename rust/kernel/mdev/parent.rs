@@ -76,8 +76,9 @@ impl<T: Driver> Type<T> {
 
     /// The index of this type in [`Driver::TYPES`].
     pub fn index(&self) -> usize {
+        let raw = core::ptr::from_ref(&self.0).cast_mut();
         // SAFETY: By the type invariant `self` is embedded in a `TypeSlot`.
-        unsafe { (*container_of!(self.0.get(), TypeSlot, raw)).index }
+        unsafe { (*container_of!(raw, TypeSlot, raw)).index }
     }
 
     /// The driver's declaration of this type.
@@ -93,7 +94,8 @@ impl<T: Driver> Type<T> {
 /// `ptrs[i]` points to `slots[i].raw`; neither is resized once built, since the mdev core keeps
 /// both the array and the types.
 struct Types {
-    slots: KVec<TypeSlot>,
+    /// Owns the types that `ptrs` points to.
+    _slots: KVec<TypeSlot>,
     ptrs: KVec<*mut bindings::mdev_type>,
 }
 
@@ -117,7 +119,10 @@ impl Types {
         for slot in slots.iter() {
             ptrs.push(slot.raw.get(), GFP_KERNEL)?;
         }
-        Ok(Self { slots, ptrs })
+        Ok(Self {
+            _slots: slots,
+            ptrs,
+        })
     }
 }
 
@@ -140,7 +145,7 @@ impl<T: Driver> ParentCore<T> {
     pub(super) unsafe fn from_type<'a>(mtype: *mut bindings::mdev_type) -> &'a Self {
         // SAFETY: The core sets a type's `parent` at registration to the `struct mdev_parent`
         // given to `mdev_register_parent()`, which `Parent<T>` embeds in a `ParentCore<T>`.
-        unsafe { &*container_of!((*mtype).parent, Self, raw).cast_const() }
+        unsafe { &*container_of!(Opaque::cast_from((*mtype).parent).cast_mut(), Self, raw) }
     }
 
     /// The driver's state.

@@ -6,12 +6,13 @@
 //! takes `n` units, times its aggregation: a device of type `rmtty-1` aggregated 4 times has the
 //! resources of a device of type `rmtty-4`.
 
+use core::fmt::Write;
 use kernel::{
     driver,
     mdev::{self, Attribute, AttributeGroup, Parent, ParentDevice, Type, TypeInfo},
     new_mutex,
     prelude::*,
-    str::Formatter,
+    str::{BStr, Formatter},
     sync::{Arc, Mutex},
 };
 
@@ -236,10 +237,10 @@ impl Rmtty {
         let aggregation = match parse_decimal(input) {
             Some(value) if (1..=max).contains(&value) => value,
             _ => {
+                let value = BStr::from_bytes(input.strip_suffix(b"\n").unwrap_or(input));
                 dev_warn!(
                     dev.as_ref(),
-                    "aggregated_instances: {:?} is not an aggregation in 1..={max}\n",
-                    BStr::from_bytes(input.strip_suffix(b"\n").unwrap_or(input)),
+                    "aggregated_instances: {value:?} is not an aggregation in 1..={max}\n"
                 );
                 return Err(EINVAL);
             }
@@ -251,11 +252,10 @@ impl Rmtty {
         }
         let units = device.mtype.data().units * aggregation;
         if let Err(e) = state.reservation.resize(units) {
+            let (free, held) = (self.pool.free(), state.reservation.units());
             dev_warn!(
                 dev.as_ref(),
-                "aggregated_instances: {aggregation} needs {units} units, {} free beyond the {} held\n",
-                self.pool.free(),
-                state.reservation.units(),
+                "aggregated_instances: {aggregation} needs {units} units, {held} held and {free} free\n"
             );
             return Err(e);
         }

@@ -1,0 +1,246 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * rmtty module tests: parameter validation, unloading with devices present,
+ * and repeated load/unload without leaks.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "rmtty_util.h"
+
+#define KMEMLEAK "/sys/kernel/debug/kmemleak"
+
+static void require_module(struct __test_metadata *_metadata)
+{
+	if (!rmtty_ko())
+		SKIP(return, "RMTTY_KO is not set");
+	rmtty_cleanup();
+	ASSERT_FALSE(rmtty_loaded());
+}
+
+/* Parameters insmod must refuse, and what the one log line names. */
+FIXTURE(bad_params) {
+	int kmsg;
+};
+
+FIXTURE_VARIANT(bad_params) {
+	const char *args;
+	const char *logged;
+};
+
+FIXTURE_VARIANT_ADD(bad_params, units_zero) {
+	.args = "units=0", .logged = "units=0 is out of range",
+};
+
+FIXTURE_VARIANT_ADD(bad_params, units_too_many) {
+	.args = "units=257", .logged = "units=257 is out of range",
+};
+
+FIXTURE_VARIANT_ADD(bad_params, unit_mib_zero) {
+	.args = "unit_mib=0", .logged = "unit_mib=0 is out of range",
+};
+
+FIXTURE_VARIANT_ADD(bad_params, unit_mib_too_big) {
+	.args = "unit_mib=65", .logged = "unit_mib=65 is out of range",
+};
+
+FIXTURE_VARIANT_ADD(bad_params, pool_over_1gib) {
+	.args = "units=256 unit_mib=5", .logged = "exceeds 1024 MiB",
+};
+
+FIXTURE_VARIANT_ADD(bad_params, units_not_a_number) {
+	.args = "units=many", .logged = "invalid for parameter",
+};
+
+FIXTURE_VARIANT_ADD(bad_params, units_negative) {
+	.args = "units=-1", .logged = "invalid for parameter",
+};
+
+FIXTURE_SETUP(bad_params)
+{
+	require_module(_metadata);
+	self->kmsg = kmsg_open();
+	ASSERT_LE(0, self->kmsg);
+}
+
+FIXTURE_TEARDOWN(bad_params)
+{
+	rmtty_cleanup();
+	if (self->kmsg >= 0)
+		close(self->kmsg);
+}
+
+TEST_F(bad_params, refused)
+{
+	ASSERT_EQ(-EINVAL, rmtty_load_args(variant->args));
+	ASSERT_FALSE(rmtty_loaded());
+	ASSERT_NE(0, access(RMTTY_PARENT, F_OK));
+	ASSERT_NE(0, access("/sys/class/rmtty", F_OK));
+	/* One line, and it says why. */
+	ASSERT_EQ(1, kmsg_count(self->kmsg, "rmtty"));
+	ASSERT_EQ(-EINVAL, rmtty_load_args(variant->args));
+	ASSERT_EQ(1, kmsg_count(self->kmsg, variant->logged));
+}
+
+/* The edges of the valid ranges load, and the types follow the pool. */
+FIXTURE(good_params) {
+};
+
+FIXTURE_VARIANT(good_params) {
+	struct rmtty_params p;
+};
+
+FIXTURE_VARIANT_ADD(good_params, smallest) { .p = { .units = 1, .unit_mib = 1 } };
+FIXTURE_VARIANT_ADD(good_params, most_units) { .p = { .units = 256, .unit_mib = 4 } };
+FIXTURE_VARIANT_ADD(good_params, biggest_units) { .p = { .units = 16, .unit_mib = 64 } };
+FIXTURE_VARIANT_ADD(good_params, one_big_unit) { .p = { .units = 1, .unit_mib = 64 } };
+
+FIXTURE_SETUP(good_params)
+{
+	require_module(_metadata);
+}
+
+FIXTURE_TEARDOWN(good_params)
+{
+	rmtty_cleanup();
+}
+
+TEST_F(good_params, loads)
+{
+	unsigned int units = variant->p.units, i;
+
+	ASSERT_EQ(0, rmtty_load(&variant->p));
+	for (i = 0; i < RMTTY_NR_TYPES; i++) {
+		unsigned int n = rmtty_type_units[i];
+
+		EXPECT_EQ(units / n, rmtty_type_long(n, "available_instances"));
+		EXPECT_EQ(units / n, rmtty_type_long(n, "aggregation"));
+	}
+	ASSERT_EQ(0, rmtty_unload());
+	ASSERT_NE(0, access(RMTTY_PARENT, F_OK));
+}
+
+TEST(defaults)
+{
+	require_module(_metadata);
+	ASSERT_EQ(0, rmtty_load(NULL));
+	EXPECT_EQ(16, rmtty_type_long(1, "available_instances"));
+	EXPECT_EQ(16, rmtty_type_long(1, "aggregation"));
+	EXPECT_EQ(4, rmtty_type_long(4, "aggregation"));
+	EXPECT_EQ(0, access("/sys/class/rmtty/rmtty", F_OK));
+	ASSERT_EQ(0, rmtty_unload());
+	EXPECT_NE(0, access("/sys/class/rmtty", F_OK));
+	EXPECT_EQ(-ENOENT, rmtty_unload());
+}
+
+/* Create one device of each type, one of them aggregated. */
+static void create_set(struct __test_metadata *_metadata, unsigned int base)
+{
+	char uuid[UUID_LEN + 1], path[256];
+	unsigned int i;
+
+	for (i = 0; i < RMTTY_NR_TYPES; i++) {
+		rmtty_uuid(uuid, base + i);
+		ASSERT_EQ(0, rmtty_create(rmtty_type_units[i], uuid));
+	}
+	rmtty_device_path(path, sizeof(path), uuid, "mdev/aggregated_instances");
+	ASSERT_EQ(0, sysfs_write(path, "2"));
+}
+
+TEST(unload_with_devices)
+{
+	char uuid[UUID_LEN + 1];
+	unsigned int i;
+
+	require_module(_metadata);
+	ASSERT_EQ(0, rmtty_load(NULL));
+	create_set(_metadata, 0);
+	/* 1 + 2 + 4 x 2 units taken */
+	ASSERT_EQ(5, rmtty_type_long(1, "available_instances"));
+
+	ASSERT_EQ(0, rmtty_unload());
+	for (i = 0; i < RMTTY_NR_TYPES; i++) {
+		rmtty_uuid(uuid, i);
+		EXPECT_FALSE(rmtty_device_exists(uuid));
+	}
+	ASSERT_EQ(0, rmtty_load(NULL));
+	ASSERT_EQ(16, rmtty_type_long(1, "available_instances"));
+	/* The same UUIDs are free again. */
+	create_set(_metadata, 0);
+	ASSERT_EQ(0, rmtty_unload());
+}
+
+static int kmemleak_write(const char *cmd)
+{
+	return sysfs_write(KMEMLEAK, cmd);
+}
+
+/* Leak reports whose backtrace involves rmtty, mdev or sysfs. */
+static int kmemleak_reports(char *report, size_t size)
+{
+	static const char *const suspects[] = { "rmtty", "mdev", "kernel::", "sysfs", "kobject" };
+	char *rec, *next;
+	int len, count = 0;
+	unsigned int i;
+
+	len = sysfs_read(KMEMLEAK, report, size);
+	if (len < 0)
+		return len;
+	for (rec = strstr(report, "unreferenced object"); rec; rec = next) {
+		next = strstr(rec + 1, "unreferenced object");
+		if (next)
+			next[-1] = '\0';
+		for (i = 0; i < sizeof(suspects) / sizeof(suspects[0]); i++) {
+			if (strstr(rec, suspects[i])) {
+				count++;
+				break;
+			}
+		}
+		if (next)
+			next[-1] = '\n';
+	}
+	return count;
+}
+
+FIXTURE(reload) {
+};
+
+FIXTURE_SETUP(reload)
+{
+	require_module(_metadata);
+}
+
+FIXTURE_TEARDOWN(reload)
+{
+	rmtty_cleanup();
+}
+
+TEST_F_TIMEOUT(reload, twenty_times_without_leaks, 300)
+{
+	static char report[1 << 16];
+	unsigned int round;
+
+	if (access(KMEMLEAK, F_OK))
+		mount("debugfs", "/sys/kernel/debug", "debugfs", 0, NULL);
+	ASSERT_EQ(0, access(KMEMLEAK, F_OK)) TH_LOG("kmemleak is not available");
+	ASSERT_EQ(0, kmemleak_write("clear"));
+
+	for (round = 0; round < 20; round++) {
+		ASSERT_EQ(0, rmtty_load(NULL));
+		create_set(_metadata, round * 8);
+		ASSERT_EQ(0, rmtty_unload());
+	}
+	ASSERT_FALSE(rmtty_loaded());
+
+	/* Objects younger than kmemleak's minimum age are not reported. */
+	sleep(6);
+	ASSERT_EQ(0, kmemleak_write("scan"));
+	ASSERT_EQ(0, kmemleak_write("scan"));
+	ASSERT_EQ(0, kmemleak_reports(report, sizeof(report))) TH_LOG("%s", report);
+}
+
+TEST_HARNESS_MAIN

@@ -1,0 +1,333 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * rmtty sysfs tests: the parent, its types, device creation and removal,
+ * aggregation, and the units every step takes or returns, for several pool
+ * configurations.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "rmtty_util.h"
+
+FIXTURE(rmtty) {
+	unsigned int units;	/* pool size */
+	unsigned int unit_mib;
+	unsigned int free;	/* what the test expects to be free */
+	unsigned int next_uuid;
+};
+
+FIXTURE_VARIANT(rmtty) {
+	struct rmtty_params p;
+};
+
+FIXTURE_VARIANT_ADD(rmtty, defaults) { .p = { 0, 0 } };
+FIXTURE_VARIANT_ADD(rmtty, three_units) { .p = { .units = 3, .unit_mib = 2 } };
+FIXTURE_VARIANT_ADD(rmtty, seven_units) { .p = { .units = 7, .unit_mib = 8 } };
+FIXTURE_VARIANT_ADD(rmtty, big_pool) { .p = { .units = 256, .unit_mib = 4 } };
+
+FIXTURE_SETUP(rmtty)
+{
+	if (!rmtty_ko())
+		SKIP(return, "RMTTY_KO is not set");
+	rmtty_cleanup();
+	ASSERT_EQ(0, rmtty_load(&variant->p));
+	self->units = variant->p.units ?: RMTTY_DEFAULT_UNITS;
+	self->unit_mib = variant->p.unit_mib ?: RMTTY_DEFAULT_UNIT_MIB;
+	self->free = self->units;
+}
+
+FIXTURE_TEARDOWN(rmtty)
+{
+	rmtty_cleanup();
+}
+
+/* Every type's available_instances is what the free units allow. */
+static void check_accounting(struct __test_metadata *_metadata,
+			     FIXTURE_DATA(rmtty) *self)
+{
+	unsigned int i;
+
+	for (i = 0; i < RMTTY_NR_TYPES; i++) {
+		unsigned int n = rmtty_type_units[i];
+
+		ASSERT_EQ(self->free / n, rmtty_type_long(n, "available_instances"))
+			TH_LOG("rmtty-%u with %u of %u units free", n, self->free, self->units);
+	}
+}
+
+/* Create a device of rmtty-@n, expecting success; returns its UUID in @uuid. */
+static void create(struct __test_metadata *_metadata, FIXTURE_DATA(rmtty) *self,
+		   unsigned int n, char uuid[UUID_LEN + 1])
+{
+	rmtty_uuid(uuid, self->next_uuid++);
+	ASSERT_EQ(0, rmtty_create(n, uuid));
+	ASSERT_TRUE(rmtty_device_exists(uuid));
+	self->free -= n;
+	check_accounting(_metadata, self);
+}
+
+static void remove_device(struct __test_metadata *_metadata, FIXTURE_DATA(rmtty) *self,
+			  const char *uuid, unsigned int units)
+{
+	ASSERT_EQ(0, rmtty_remove(uuid));
+	ASSERT_FALSE(rmtty_device_exists(uuid));
+	self->free += units;
+	check_accounting(_metadata, self);
+}
+
+TEST_F(rmtty, parent_and_types)
+{
+	char path[256], buf[256], expect[256];
+	unsigned int i, found = 0;
+	struct dirent *de;
+	DIR *dir;
+
+	ASSERT_EQ(0, access("/sys/class/rmtty/rmtty", F_OK));
+	dir = opendir(RMTTY_TYPES);
+	ASSERT_NE(NULL, dir);
+	while ((de = readdir(dir))) {
+		if (de->d_name[0] == '.')
+			continue;
+		EXPECT_TRUE(!strcmp(de->d_name, "rmtty-1") || !strcmp(de->d_name, "rmtty-2") ||
+			    !strcmp(de->d_name, "rmtty-4")) TH_LOG("unexpected type %s", de->d_name);
+		found++;
+	}
+	closedir(dir);
+	ASSERT_EQ(RMTTY_NR_TYPES, found);
+
+	for (i = 0; i < RMTTY_NR_TYPES; i++) {
+		unsigned int n = rmtty_type_units[i];
+		const char *s = n == 1 ? "" : "s";
+
+		rmtty_type_path(path, sizeof(path), n, "name");
+		ASSERT_LT(0, sysfs_read(path, buf, sizeof(buf)));
+		snprintf(expect, sizeof(expect), "rmtty x%u (%u unit%s)\n", n, n, s);
+		EXPECT_STREQ(expect, buf);
+
+		rmtty_type_path(path, sizeof(path), n, "device_api");
+		ASSERT_LT(0, sysfs_read(path, buf, sizeof(buf)));
+		EXPECT_STREQ("vfio-pci\n", buf);
+
+		rmtty_type_path(path, sizeof(path), n, "description");
+		ASSERT_LT(0, sysfs_read(path, buf, sizeof(buf)));
+		snprintf(expect, sizeof(expect),
+			 "%u unit%s, 1 port, %u MiB device memory, aggregation up to %u\n",
+			 n, s, n * self->unit_mib, self->units / n);
+		EXPECT_STREQ(expect, buf);
+
+		EXPECT_EQ(self->units / n, rmtty_type_long(n, "aggregation"));
+
+		/* Type attributes are read-only, except create. */
+		rmtty_type_path(path, sizeof(path), n, "aggregation");
+		EXPECT_EQ(-EACCES, sysfs_write(path, "1"));
+	}
+	check_accounting(_metadata, self);
+}
+
+TEST_F(rmtty, create_and_remove_every_type)
+{
+	char uuids[RMTTY_NR_TYPES][UUID_LEN + 1], path[256], buf[256];
+	unsigned int i;
+
+	for (i = 0; i < RMTTY_NR_TYPES; i++) {
+		unsigned int n = rmtty_type_units[i];
+
+		if (self->free < n)
+			continue;
+		create(_metadata, self, n, uuids[i]);
+		rmtty_device_path(path, sizeof(path), uuids[i], "mdev_type/name");
+		ASSERT_LT(0, sysfs_read(path, buf, sizeof(buf)));
+		EXPECT_EQ(0, strncmp(buf, "rmtty x", 7));
+		EXPECT_EQ(1, rmtty_device_long(uuids[i], "mdev/aggregated_instances"));
+	}
+	/* Remove in creation order; units come back at each step. */
+	for (i = 0; i < RMTTY_NR_TYPES; i++) {
+		if (rmtty_device_exists(uuids[i]))
+			remove_device(_metadata, self, uuids[i], rmtty_type_units[i]);
+	}
+	ASSERT_EQ(self->units, self->free);
+}
+
+TEST_F_TIMEOUT(rmtty, exhaust_the_pool, 240)
+{
+	static char uuids[256][UUID_LEN + 1];
+	unsigned int sizes[256], count = 0, i;
+	char uuid[UUID_LEN + 1];
+	int kmsg;
+
+	/* Largest types first, then fill what remains. */
+	for (i = RMTTY_NR_TYPES; i-- > 0;) {
+		while (self->free >= rmtty_type_units[i]) {
+			sizes[count] = rmtty_type_units[i];
+			create(_metadata, self, sizes[count], uuids[count]);
+			count++;
+		}
+	}
+	ASSERT_EQ(0, self->free);
+
+	kmsg = kmsg_open();
+	ASSERT_LE(0, kmsg);
+	for (i = 0; i < RMTTY_NR_TYPES; i++) {
+		rmtty_uuid(uuid, 9000 + i);
+		ASSERT_EQ(-ENOSPC, rmtty_create(rmtty_type_units[i], uuid));
+		ASSERT_FALSE(rmtty_device_exists(uuid));
+		/* The failed creation is logged once. */
+		ASSERT_EQ(1, kmsg_count(kmsg, uuid));
+	}
+	close(kmsg);
+	check_accounting(_metadata, self);
+
+	while (count--)
+		remove_device(_metadata, self, uuids[count], sizes[count]);
+	ASSERT_EQ(self->units, self->free);
+}
+
+TEST_F(rmtty, malformed_uuids)
+{
+	static const char *const bad[] = {
+		"not-a-uuid",
+		"8c1f7a2e-3b4d-4e5f-8a9b-00000000000",	/* 35 characters */
+		"8c1f7a2e-3b4d-4e5f-8a9b-0000000000000",	/* 37, no newline */
+		"8c1f7a2e-3b4d-4e5f-8a9b-00000000000g",
+		"8c1f7a2e+3b4d-4e5f-8a9b-000000000001",
+		"8c1f7a2e3b4d4e5f8a9b000000000001xxxx",
+		"8c1f7a2e-3b4d-4e5f-8a9b-000000000001\n\n",
+	};
+	unsigned int i;
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		EXPECT_EQ(-EINVAL, rmtty_create(1, bad[i])) TH_LOG("'%s'", bad[i]);
+		check_accounting(_metadata, self);
+	}
+	ASSERT_EQ(self->units, self->free);
+}
+
+TEST_F(rmtty, duplicate_uuid)
+{
+	char uuid[UUID_LEN + 1], upper[UUID_LEN + 1];
+	unsigned int i;
+
+	create(_metadata, self, 1, uuid);
+	ASSERT_EQ(-EEXIST, rmtty_create(1, uuid));
+	if (self->free >= 2)
+		ASSERT_EQ(-EEXIST, rmtty_create(2, uuid));
+	/* UUIDs are compared by value: upper case is the same device. */
+	for (i = 0; i <= UUID_LEN; i++)
+		upper[i] = uuid[i] >= 'a' && uuid[i] <= 'f' ? uuid[i] - 'a' + 'A' : uuid[i];
+	ASSERT_EQ(-EEXIST, rmtty_create(1, upper));
+	check_accounting(_metadata, self);
+	remove_device(_metadata, self, uuid, 1);
+}
+
+TEST_F(rmtty, upper_case_uuid_with_newline)
+{
+	const char *written = "8C1F7A2E-3B4D-4E5F-8A9B-00000000ABCD\n";
+	const char *uuid = "8c1f7a2e-3b4d-4e5f-8a9b-00000000abcd";
+
+	ASSERT_EQ(0, rmtty_create(1, written));
+	ASSERT_TRUE(rmtty_device_exists(uuid));
+	self->free -= 1;
+	check_accounting(_metadata, self);
+	remove_device(_metadata, self, uuid, 1);
+}
+
+TEST_F(rmtty, remove_twice)
+{
+	char uuid[UUID_LEN + 1], path[256];
+
+	create(_metadata, self, 1, uuid);
+	rmtty_device_path(path, sizeof(path), uuid, "remove");
+	ASSERT_EQ(-EINVAL, sysfs_write(path, "yes"));
+	ASSERT_EQ(0, sysfs_write(path, "0"));	/* zero: nothing to do */
+	ASSERT_TRUE(rmtty_device_exists(uuid));
+	check_accounting(_metadata, self);
+	remove_device(_metadata, self, uuid, 1);
+	ASSERT_EQ(-ENOENT, rmtty_remove(uuid));
+	check_accounting(_metadata, self);
+}
+
+/* Aggregation: each write takes or returns units at once. */
+TEST_F(rmtty, aggregation)
+{
+	static const char *const bad[] = { "0", "-1", "abc", "", "\n", "1x", "2 ", "0x2",
+					   "99999999999999999999" };
+	char uuid[UUID_LEN + 1], path[256], value[32];
+	unsigned int i, n, max, taken;
+
+	n = self->units >= 2 ? 2 : 1;
+	create(_metadata, self, n, uuid);
+	max = self->units / n;
+	rmtty_device_path(path, sizeof(path), uuid, "mdev/aggregated_instances");
+	ASSERT_EQ(1, rmtty_device_long(uuid, "mdev/aggregated_instances"));
+	ASSERT_EQ(1 + self->free / n, rmtty_device_long(uuid, "mdev/max_aggregation"));
+
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		EXPECT_EQ(-EINVAL, sysfs_write(path, bad[i])) TH_LOG("'%s'", bad[i]);
+		EXPECT_EQ(1, rmtty_device_long(uuid, "mdev/aggregated_instances"));
+		check_accounting(_metadata, self);
+	}
+	snprintf(value, sizeof(value), "%u\n", max + 1);
+	ASSERT_EQ(-EINVAL, sysfs_write(path, value));
+	ASSERT_EQ(0, sysfs_write(path, "1\n"));	/* same value */
+	check_accounting(_metadata, self);
+
+	/* Raise to the maximum, one step at a time. */
+	for (taken = 1; taken < max; taken++) {
+		snprintf(value, sizeof(value), "%u", taken + 1);
+		ASSERT_EQ(0, sysfs_write(path, value));
+		self->free -= n;
+		ASSERT_EQ(taken + 1, rmtty_device_long(uuid, "mdev/aggregated_instances"));
+		ASSERT_EQ(max, rmtty_device_long(uuid, "mdev/max_aggregation"));
+		check_accounting(_metadata, self);
+	}
+	/* Lower it back to 1 and remove: everything is returned. */
+	ASSERT_EQ(0, sysfs_write(path, "1"));
+	self->free += (max - 1) * n;
+	check_accounting(_metadata, self);
+	snprintf(value, sizeof(value), "%u", max);
+	ASSERT_EQ(0, sysfs_write(path, value));
+	self->free -= (max - 1) * n;
+	check_accounting(_metadata, self);
+	remove_device(_metadata, self, uuid, max * n);
+	ASSERT_EQ(self->units, self->free);
+}
+
+TEST_F(rmtty, aggregation_without_free_units)
+{
+	char a[UUID_LEN + 1], b[UUID_LEN + 1], path[256];
+	int kmsg;
+
+	if (self->units < 2)
+		SKIP(return, "needs two units");
+	create(_metadata, self, 1, a);
+	/* Take everything else with rmtty-1 devices aggregated into one. */
+	create(_metadata, self, 1, b);
+	rmtty_device_path(path, sizeof(path), b, "mdev/aggregated_instances");
+	if (self->free) {
+		char value[32];
+
+		snprintf(value, sizeof(value), "%u", self->free + 1);
+		ASSERT_EQ(0, sysfs_write(path, value));
+		self->free = 0;
+	}
+	check_accounting(_metadata, self);
+	ASSERT_EQ(1, rmtty_device_long(a, "mdev/max_aggregation"));
+
+	kmsg = kmsg_open();
+	ASSERT_LE(0, kmsg);
+	rmtty_device_path(path, sizeof(path), a, "mdev/aggregated_instances");
+	ASSERT_EQ(-ENOSPC, sysfs_write(path, "2"));
+	ASSERT_EQ(1, kmsg_count(kmsg, "aggregated_instances"));
+	close(kmsg);
+	ASSERT_EQ(1, rmtty_device_long(a, "mdev/aggregated_instances"));
+	check_accounting(_metadata, self);
+
+	remove_device(_metadata, self, b, self->units - 1);
+	remove_device(_metadata, self, a, 1);
+}
+
+TEST_HARNESS_MAIN

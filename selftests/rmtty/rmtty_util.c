@@ -1,0 +1,208 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Helpers shared by rmtty's selftests.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "rmtty_util.h"
+
+const unsigned int rmtty_type_units[RMTTY_NR_TYPES] = { 1, 2, 4 };
+
+const char *rmtty_ko(void)
+{
+	return getenv("RMTTY_KO");
+}
+
+int rmtty_load_args(const char *args)
+{
+	const char *ko = rmtty_ko();
+	int fd, ret;
+
+	if (!ko)
+		return -ENOENT;
+	fd = open(ko, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ret = syscall(SYS_finit_module, fd, args, 0);
+	ret = ret ? -errno : 0;
+	close(fd);
+	return ret;
+}
+
+int rmtty_load(const struct rmtty_params *p)
+{
+	char args[64] = "";
+	int len = 0;
+
+	if (p && p->units)
+		len += snprintf(args + len, sizeof(args) - len, "units=%u ", p->units);
+	if (p && p->unit_mib)
+		len += snprintf(args + len, sizeof(args) - len, "unit_mib=%u", p->unit_mib);
+	return rmtty_load_args(args);
+}
+
+int rmtty_unload(void)
+{
+	return syscall(SYS_delete_module, "rmtty", O_NONBLOCK) ? -errno : 0;
+}
+
+bool rmtty_loaded(void)
+{
+	return access("/sys/module/rmtty", F_OK) == 0;
+}
+
+void rmtty_cleanup(void)
+{
+	if (rmtty_loaded())
+		rmtty_unload();
+}
+
+void rmtty_uuid(char out[UUID_LEN + 1], unsigned int n)
+{
+	snprintf(out, UUID_LEN + 1, "8c1f7a2e-3b4d-4e5f-8a9b-%012x", n);
+}
+
+void rmtty_type_path(char *buf, size_t size, unsigned int units, const char *attr)
+{
+	snprintf(buf, size, RMTTY_TYPES "/rmtty-%u/%s", units, attr);
+}
+
+void rmtty_device_path(char *buf, size_t size, const char *uuid, const char *attr)
+{
+	snprintf(buf, size, MDEV_DEVICES "/%s/%s", uuid, attr);
+}
+
+int rmtty_create(unsigned int units, const char *uuid)
+{
+	char path[256];
+
+	rmtty_type_path(path, sizeof(path), units, "create");
+	return sysfs_write(path, uuid);
+}
+
+int rmtty_remove(const char *uuid)
+{
+	char path[256];
+
+	rmtty_device_path(path, sizeof(path), uuid, "remove");
+	return sysfs_write(path, "1");
+}
+
+bool rmtty_device_exists(const char *uuid)
+{
+	char path[256];
+
+	rmtty_device_path(path, sizeof(path), uuid, "");
+	return access(path, F_OK) == 0;
+}
+
+int sysfs_read(const char *path, char *buf, size_t size)
+{
+	ssize_t len;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	len = read(fd, buf, size - 1);
+	if (len < 0)
+		len = -errno;
+	else
+		buf[len] = '\0';
+	close(fd);
+	return len;
+}
+
+long sysfs_read_long(const char *path)
+{
+	char buf[64], *end;
+	long value;
+	int len;
+
+	len = sysfs_read(path, buf, sizeof(buf));
+	if (len < 0)
+		return len;
+	errno = 0;
+	value = strtol(buf, &end, 10);
+	if (errno || end == buf || strcmp(end, "\n"))
+		return -EBADMSG;
+	return value;
+}
+
+int sysfs_write_len(const char *path, const char *val, size_t len)
+{
+	ssize_t ret;
+	int fd;
+
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ret = write(fd, val, len);
+	if (ret < 0)
+		ret = -errno;
+	else if ((size_t)ret != len)
+		ret = -EIO;
+	else
+		ret = 0;
+	close(fd);
+	return ret;
+}
+
+int sysfs_write(const char *path, const char *val)
+{
+	return sysfs_write_len(path, val, strlen(val));
+}
+
+long rmtty_type_long(unsigned int units, const char *attr)
+{
+	char path[256];
+
+	rmtty_type_path(path, sizeof(path), units, attr);
+	return sysfs_read_long(path);
+}
+
+long rmtty_device_long(const char *uuid, const char *attr)
+{
+	char path[256];
+
+	rmtty_device_path(path, sizeof(path), uuid, attr);
+	return sysfs_read_long(path);
+}
+
+int kmsg_open(void)
+{
+	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd >= 0)
+		lseek(fd, 0, SEEK_END);
+	return fd;
+}
+
+int kmsg_count(int fd, const char *needle)
+{
+	char record[8192];
+	int count = 0;
+	ssize_t len;
+
+	for (;;) {
+		len = read(fd, record, sizeof(record) - 1);
+		if (len < 0 && errno == EPIPE)
+			continue;	/* overwritten records: keep reading */
+		if (len <= 0)
+			break;
+		record[len] = '\0';
+		/* The out-of-tree taint notice is logged at most once a boot. */
+		if (strstr(record, "taints kernel"))
+			continue;
+		if (strstr(record, needle))
+			count++;
+	}
+	return count;
+}

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Helpers shared by rmtty's selftests: load and unload the module, create
+ * and remove devices, read and write sysfs, and watch the kernel log.
+ */
+#ifndef RMTTY_UTIL_H
+#define RMTTY_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define RMTTY_PARENT	"/sys/class/mdev_bus/rmtty"
+#define RMTTY_TYPES	RMTTY_PARENT "/mdev_supported_types"
+#define MDEV_DEVICES	"/sys/bus/mdev/devices"
+#define UUID_LEN	36
+
+/* The types, by units per instance. */
+#define RMTTY_NR_TYPES	3
+extern const unsigned int rmtty_type_units[RMTTY_NR_TYPES];
+
+/* Module parameters a test loads rmtty with; 0 means the default. */
+struct rmtty_params {
+	unsigned int units;
+	unsigned int unit_mib;
+};
+
+#define RMTTY_DEFAULT_UNITS	16
+#define RMTTY_DEFAULT_UNIT_MIB	1
+
+/* Path of rmtty.ko: $RMTTY_KO, or NULL if unset. */
+const char *rmtty_ko(void);
+
+/* Load rmtty.ko with a raw parameter string; 0 or -errno of finit_module. */
+int rmtty_load_args(const char *args);
+/* Load rmtty.ko with @p (NULL: defaults); 0 or -errno. */
+int rmtty_load(const struct rmtty_params *p);
+/* Unload rmtty; 0 or -errno of delete_module. */
+int rmtty_unload(void);
+bool rmtty_loaded(void);
+/* Unload rmtty if loaded, removing whatever devices it has. */
+void rmtty_cleanup(void);
+
+/* A valid, deterministic UUID for test device @n. */
+void rmtty_uuid(char out[UUID_LEN + 1], unsigned int n);
+
+/* Write @uuid to the create attribute of rmtty-@units; 0 or -errno. */
+int rmtty_create(unsigned int units, const char *uuid);
+/* Write "1" to the device's remove attribute; 0 or -errno. */
+int rmtty_remove(const char *uuid);
+bool rmtty_device_exists(const char *uuid);
+
+/* Read a sysfs file into @buf (NUL-terminated); length or -errno. */
+int sysfs_read(const char *path, char *buf, size_t size);
+/* Read a sysfs file holding one decimal number; the number or -errno. */
+long sysfs_read_long(const char *path);
+/* Write @len bytes of @val to a sysfs file in one write(); 0 or -errno. */
+int sysfs_write_len(const char *path, const char *val, size_t len);
+int sysfs_write(const char *path, const char *val);
+
+/* Paths of a type's and a device's attributes. */
+void rmtty_type_path(char *buf, size_t size, unsigned int units, const char *attr);
+void rmtty_device_path(char *buf, size_t size, const char *uuid, const char *attr);
+long rmtty_type_long(unsigned int units, const char *attr);
+long rmtty_device_long(const char *uuid, const char *attr);
+
+/*
+ * Kernel log: kmsg_open() starts watching at the current end of the log;
+ * kmsg_count() counts the records logged since that contain @needle.
+ */
+int kmsg_open(void);
+int kmsg_count(int fd, const char *needle);
+
+#endif /* RMTTY_UTIL_H */

@@ -1,0 +1,58 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# The test command: build whatever is missing, run the host checks (rustfmt,
+# clippy warnings) and the whole kselftest suite in one guest boot. Prints
+# TAP and ends with the line "N passed, N failed"; exits non-zero on any
+# failure.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+log=$RMTTY_BUILD/check.log
+mkdir -p "$RMTTY_BUILD"
+: >"$log"
+
+summary() {
+	local passed failed skipped
+	passed=$(grep -cE '^(# )?ok [0-9-]' "$log" | head -n 1)
+	skipped=$(grep -cE '^(# )?ok [0-9-].*# SKIP' "$log" | head -n 1)
+	failed=$(grep -cE '^(# )?not ok [0-9-]' "$log" | head -n 1)
+	[ "$1" != 0 ] && [ "$failed" = 0 ] && failed=1
+	echo "$((passed - skipped)) passed, $failed failed, $skipped skipped"
+	[ "$failed" = 0 ]
+}
+
+if ! "$RMTTY_TOP"/tools/build.sh; then
+	echo "not ok - build" | tee -a "$log"
+	summary 1
+	exit 1
+fi
+kernel_paths
+
+# tap OK NAME [DETAILS]: one host check as a TAP line.
+tap() {
+	if [ "$1" = 0 ]; then
+		echo "ok - $2"
+	else
+		echo "not ok - $2"
+		[ -n "${3:-}" ] && printf '%s\n' "$3" | sed 's/^/#   /'
+	fi | tee -a "$log"
+}
+
+echo "TAP version 13"
+rust_files=$(cd "$RMTTY_TOP" && git ls-files '*.rs' 2>/dev/null || find rust samples -name '*.rs')
+out=$(cd "$RMTTY_TOP" && rustfmt --check --edition 2021 --config-path "$KSRC/.rustfmt.toml" $rust_files 2>&1)
+tap $? "rustfmt --check on every Rust file" "$out"
+
+# Clippy: the module is rebuilt here so that its warnings are seen; the
+# abstractions' warnings were recorded when the kernel crate was built.
+out=$(kmake M="$RMTTY_TOP" CLIPPY=1 clean >/dev/null 2>&1; kmake M="$RMTTY_TOP" CLIPPY=1 modules 2>&1)
+warnings=$(printf '%s\n' "$out" | grep -A8 -E '^(warning|error)')
+[ -z "$warnings" ] && [ -e "$RMTTY_KO" ]
+tap $? "rmtty.ko builds without warnings with CLIPPY=1" "$warnings"
+warnings=$(cat "$KCACHE/abstractions.warnings" 2>/dev/null || echo "no record of the kernel crate's build")
+[ -z "$warnings" ]
+tap $? "Rust abstractions build without warnings with CLIPPY=1" "$warnings"
+
+run_guest "$RMTTY_TOP/tools/guest/tests.sh" | tee -a "$log"
+rc=${PIPESTATUS[0]}
+summary "$rc"
