@@ -11,11 +11,14 @@ log=$RMTTY_BUILD/check.log
 mkdir -p "$RMTTY_BUILD"
 : >"$log"
 
+# Counts every test case (the harness's "# ok N" lines) and every check
+# ("ok - "), not the runner's one line per test program.
 summary() {
-	local passed failed skipped
-	passed=$(grep -cE '^(# )?ok [0-9-]' "$log" | head -n 1)
-	skipped=$(grep -cE '^(# )?ok [0-9-].*# SKIP' "$log" | head -n 1)
-	failed=$(grep -cE '^(# )?not ok [0-9-]' "$log" | head -n 1)
+	local passed failed skipped results
+	results=$(grep -E '^(# )?(not )?ok [0-9-]' "$log" | grep -v ' selftests: ')
+	passed=$(grep -cE '^(# )?ok ' <<<"$results")
+	skipped=$(grep -cE '^(# )?ok .*# SKIP' <<<"$results")
+	failed=$(grep -cE '^(# )?not ok ' <<<"$results")
 	[ "$1" != 0 ] && [ "$failed" = 0 ] && failed=1
 	echo "$((passed - skipped)) passed, $failed failed, $skipped skipped"
 	[ "$failed" = 0 ]

@@ -75,13 +75,14 @@ guest_env() {
 
 # run_guest CMD: boot the test kernel in a virtme-ng guest (TCG: this
 # machine's /dev/kvm cannot run ordinary guests), run CMD there as root and
-# return its exit status. The guest's stdout is piped, never redirected to a
-# file (virtme-ng writes it through two ports that would overwrite each other).
+# return its exit status. The guest's output (stdout and stderr, merged) is
+# piped, never left pointing at a file: QEMU reopens the file and truncates
+# it, and two ports writing to it overwrite each other.
 run_guest() {
 	local rc
 	timeout -k 30 "${RMTTY_GUEST_TIMEOUT:-2700}" \
 		vng --disable-kvm --run "$KOUT" --memory 2G --cpus 2 \
-		    --append root=/dev/root --exec "$(guest_env)exec bash -c $(sh_quote "$1")" | cat
+		    --append root=/dev/root --exec "$(guest_env)exec bash -c $(sh_quote "$1")" 2>&1 | cat
 	rc=${PIPESTATUS[0]}
 	[ "$rc" = 124 ] && echo "rmtty: the guest timed out" >&2
 	return "$rc"

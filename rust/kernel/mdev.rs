@@ -143,7 +143,12 @@ pub trait Driver: Send + Sync + Sized + 'static {
     /// Handles a write of `input` to the type attribute `attr` of `mtype`.
     ///
     /// Every write is a whole value, as with regular sysfs attributes, at most one page long.
-    fn store_type_attribute(&self, mtype: &Type<Self>, attr: Self::TypeAttr, input: &[u8]) -> Result {
+    fn store_type_attribute(
+        &self,
+        mtype: &Type<Self>,
+        attr: Self::TypeAttr,
+        input: &[u8],
+    ) -> Result {
         let _ = (mtype, attr, input);
         Err(EIO)
     }
@@ -269,7 +274,9 @@ unsafe impl<T: Driver> driver::RegistrationOps for Adapter<T> {
         if ret.is_err() {
             // SAFETY: `dev_groups` was set above from `DeviceAttributeTable::into_raw` and the
             // driver core has not used it, since registration failed.
-            drop(unsafe { DeviceAttributeTable::<T::DeviceAttr>::from_raw((*drv).driver.dev_groups) });
+            drop(unsafe {
+                DeviceAttributeTable::<T::DeviceAttr>::from_raw((*drv).driver.dev_groups)
+            });
         }
         ret
     }

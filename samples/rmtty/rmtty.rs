@@ -58,7 +58,9 @@ impl Config {
         } else if !UNIT_MIB_RANGE.contains(&unit_mib) {
             pr_err!("unit_mib={unit_mib} is out of range {UNIT_MIB_RANGE:?}\n");
         } else if units * unit_mib > MAX_POOL_MIB {
-            pr_err!("units={units} x unit_mib={unit_mib} exceeds {MAX_POOL_MIB} MiB of device memory\n");
+            pr_err!(
+                "units={units} x unit_mib={unit_mib} exceeds {MAX_POOL_MIB} MiB of device memory\n"
+            );
         } else {
             return Ok(Self { units, unit_mib });
         }

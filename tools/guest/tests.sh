@@ -10,7 +10,9 @@ rc=$?
 
 # Anything the debug options report is a failure of the run, whatever test
 # triggered it.
-splats=$(dmesg | grep -E 'WARNING:|BUG:|Oops|lockdep|refcount_t:|KASAN|UBSAN|general protection fault|kernel BUG|INFO: task .* blocked')
+# Lockdep reports start with "WARNING:" or "INFO:"; its boot banner must not
+# match.
+splats=$(dmesg | grep -E 'WARNING:|BUG:|Oops|INFO: (possible|trying|task .* blocked)|DEBUG_LOCKS_WARN_ON|refcount_t:|KASAN|UBSAN|general protection fault')
 if [ -n "$splats" ]; then
 	echo "not ok - guest kernel log has no splat"
 	printf '#   %s\n' "$splats"

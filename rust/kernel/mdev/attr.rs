@@ -23,8 +23,7 @@
 
 use super::{Device, Driver, ParentCore, Type};
 use crate::{
-    bindings, container_of, device, error::to_result, page::PAGE_SIZE, prelude::*,
-    str::Formatter,
+    bindings, container_of, device, error::to_result, page::PAGE_SIZE, prelude::*, str::Formatter,
 };
 use core::ptr::{null, null_mut};
 
