@@ -11,8 +11,8 @@ echo "== rmtty loaded: $(uname -r), parent $(readlink -f /sys/class/mdev_bus/rmt
 
 n=0
 for t in rmtty-1 rmtty-2 rmtty-4; do
-	uuid=$(printf '8c1f7a2e-3b4d-4e5f-8a9b-%012x' $((n += 1)))
-	echo "$uuid" >"$types/$t/create"
+	n=$((n + 1))
+	echo "8c1f7a2e-3b4d-4e5f-8a9b-$(printf '%012x' $n)" >"$types/$t/create"
 done
 echo 4 >/sys/bus/mdev/devices/8c1f7a2e-3b4d-4e5f-8a9b-000000000001/mdev/aggregated_instances
 
