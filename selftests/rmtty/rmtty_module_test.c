@@ -32,33 +32,14 @@ FIXTURE_VARIANT(bad_params) {
 	const char *logged;
 };
 
-FIXTURE_VARIANT_ADD(bad_params, units_zero) {
-	.args = "units=0", .logged = "units=0 is out of range",
-};
-
-FIXTURE_VARIANT_ADD(bad_params, units_too_many) {
-	.args = "units=257", .logged = "units=257 is out of range",
-};
-
-FIXTURE_VARIANT_ADD(bad_params, unit_mib_zero) {
-	.args = "unit_mib=0", .logged = "unit_mib=0 is out of range",
-};
-
-FIXTURE_VARIANT_ADD(bad_params, unit_mib_too_big) {
-	.args = "unit_mib=65", .logged = "unit_mib=65 is out of range",
-};
-
-FIXTURE_VARIANT_ADD(bad_params, pool_over_1gib) {
-	.args = "units=256 unit_mib=5", .logged = "exceeds 1024 MiB",
-};
-
-FIXTURE_VARIANT_ADD(bad_params, units_not_a_number) {
-	.args = "units=many", .logged = "invalid for parameter",
-};
-
-FIXTURE_VARIANT_ADD(bad_params, units_negative) {
-	.args = "units=-1", .logged = "invalid for parameter",
-};
+/* insmod arguments, and what the log line says */
+FIXTURE_VARIANT_ADD(bad_params, units_zero) { "units=0", "units=0 is out of range" };
+FIXTURE_VARIANT_ADD(bad_params, units_too_many) { "units=257", "units=257 is out of range" };
+FIXTURE_VARIANT_ADD(bad_params, unit_mib_zero) { "unit_mib=0", "unit_mib=0 is out of range" };
+FIXTURE_VARIANT_ADD(bad_params, unit_mib_too_big) { "unit_mib=65", "unit_mib=65 is out of range" };
+FIXTURE_VARIANT_ADD(bad_params, pool_over_1gib) { "units=256 unit_mib=5", "exceeds 1024 MiB" };
+FIXTURE_VARIANT_ADD(bad_params, units_not_a_number) { "units=many", "invalid for parameter" };
+FIXTURE_VARIANT_ADD(bad_params, units_negative) { "units=-1", "invalid for parameter" };
 
 FIXTURE_SETUP(bad_params)
 {
