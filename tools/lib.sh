@@ -68,22 +68,28 @@ sh_quote() {
 
 # guest_env: the environment every guest command starts with.
 guest_env() {
-	printf 'export RMTTY_TOP=%s RMTTY_KO=%s RMTTY_KHDR=%s RMTTY_KSFT=%s; cd %s; ' \
+	printf 'export RMTTY_TOP=%s RMTTY_KO=%s RMTTY_KHDR=%s RMTTY_KSFT=%s; cd %s\n' \
 		"$(sh_quote "$RMTTY_TOP")" "$(sh_quote "$RMTTY_KO")" "$(sh_quote "$KOUT/usr/include")" \
 		"$(sh_quote "$RMTTY_BUILD/ksft")" "$(sh_quote "$RMTTY_TOP")"
 }
 
 # run_guest CMD: boot the test kernel in a virtme-ng guest (TCG: this
-# machine's /dev/kvm cannot run ordinary guests), run CMD there as root and
-# return its exit status. The guest's output (stdout and stderr, merged) is
-# piped, never left pointing at a file: QEMU reopens the file and truncates
-# it, and two ports writing to it overwrite each other.
+# machine's /dev/kvm cannot run ordinary guests), run CMD there with bash as
+# root and return its exit status. CMD goes through a script file in the
+# clone, which the guest sees: virtme-ng would put it on the kernel command
+# line, which is limited to 2 KiB. The guest's output (stdout and stderr,
+# merged) is piped, never left pointing at a file: QEMU reopens the file and
+# truncates it, and two ports writing to it overwrite each other.
 run_guest() {
-	local rc
+	local rc script
+	mkdir -p "$RMTTY_BUILD"
+	script=$(mktemp "$RMTTY_BUILD/guest-XXXXXX.sh")
+	{ guest_env; printf '%s\n' "$1"; } >"$script"
 	timeout -k 30 "${RMTTY_GUEST_TIMEOUT:-2700}" \
 		vng --disable-kvm --run "$KOUT" --memory 2G --cpus 2 \
-		    --append root=/dev/root --exec "$(guest_env)exec bash -c $(sh_quote "$1")" 2>&1 | cat
+		    --append root=/dev/root --exec "bash $(sh_quote "$script")" 2>&1 | cat
 	rc=${PIPESTATUS[0]}
+	rm -f "$script"
 	[ "$rc" = 124 ] && echo "rmtty: the guest timed out" >&2
 	return "$rc"
 }

@@ -14,6 +14,6 @@ demo=$RMTTY_TOP/tools/guest/demo.sh
 if [ -t 0 ] && [ -t 1 ]; then
 	echo "rmtty: booting the guest; 'exit' or Ctrl-D powers it off"
 	exec vng --disable-kvm --run "$KOUT" --memory 2G --cpus 2 --append root=/dev/root \
-		--exec "$(guest_env)$(sh_quote "$demo"); exec bash -i"
+		--exec "$(guest_env); $(sh_quote "$demo"); exec bash -i"
 fi
 run_guest "$demo"

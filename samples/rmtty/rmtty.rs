@@ -17,8 +17,10 @@ use kernel::{
 };
 
 mod pool;
+mod version;
 
 use pool::{Pool, Reservation};
+use version::Shape;
 
 module! {
     type: RmttyModule,
@@ -82,6 +84,7 @@ const TYPES: [TypeInfo<RmttyType>; 3] = [
 /// Attributes of every device.
 #[derive(Clone, Copy)]
 enum DeviceAttr {
+    MigrationVersion,
     AggregatedInstances,
     MaxAggregation,
 }
@@ -90,6 +93,7 @@ enum DeviceAttr {
 #[derive(Clone, Copy)]
 enum TypeAttr {
     Aggregation,
+    MigrationVersion,
 }
 
 /// The parent: its configuration and its pool of units.
@@ -109,6 +113,14 @@ impl Rmtty {
     /// The largest aggregation a device of `mtype` can ever have.
     fn type_aggregation(&self, mtype: &RmttyType) -> u32 {
         self.pool.total() / mtype.units
+    }
+
+    /// The shape of a device holding `units`.
+    fn shape(&self, units: u32) -> Shape {
+        Shape {
+            ports: 1,
+            memory_mib: units * self.config.unit_mib,
+        }
     }
 }
 
@@ -136,15 +148,26 @@ impl mdev::Driver for Rmtty {
 
     const DEVICE_API: &'static CStr = c"vfio-pci";
     const TYPES: &'static [TypeInfo<RmttyType>] = &TYPES;
-    const DEVICE_ATTRIBUTE_GROUPS: &'static [AttributeGroup<DeviceAttr>] = &[AttributeGroup::new(
-        Some(c"mdev"),
-        &[
-            Attribute::read_write(c"aggregated_instances", DeviceAttr::AggregatedInstances),
-            Attribute::read_only(c"max_aggregation", DeviceAttr::MaxAggregation),
-        ],
-    )];
-    const TYPE_ATTRIBUTES: &'static [Attribute<TypeAttr>] =
-        &[Attribute::read_only(c"aggregation", TypeAttr::Aggregation)];
+    const DEVICE_ATTRIBUTE_GROUPS: &'static [AttributeGroup<DeviceAttr>] = &[
+        AttributeGroup::new(
+            None,
+            &[Attribute::read_write(
+                c"migration_version",
+                DeviceAttr::MigrationVersion,
+            )],
+        ),
+        AttributeGroup::new(
+            Some(c"mdev"),
+            &[
+                Attribute::read_write(c"aggregated_instances", DeviceAttr::AggregatedInstances),
+                Attribute::read_only(c"max_aggregation", DeviceAttr::MaxAggregation),
+            ],
+        ),
+    ];
+    const TYPE_ATTRIBUTES: &'static [Attribute<TypeAttr>] = &[
+        Attribute::read_only(c"aggregation", TypeAttr::Aggregation),
+        Attribute::read_write(c"migration_version", TypeAttr::MigrationVersion),
+    ];
 
     fn probe<'a>(
         &'a self,
@@ -185,12 +208,32 @@ impl mdev::Driver for Rmtty {
         attr: TypeAttr,
         f: &mut Formatter<'_>,
     ) -> Result {
+        let info = mtype.info().data();
         match attr {
-            TypeAttr::Aggregation => {
-                writeln!(f, "{}", self.type_aggregation(mtype.info().data()))?;
-            }
+            TypeAttr::Aggregation => writeln!(f, "{}", self.type_aggregation(info))?,
+            TypeAttr::MigrationVersion => version::write_type(
+                f,
+                self.shape(info.units),
+                self.config.unit_mib,
+                self.type_aggregation(info),
+            )?,
         }
         Ok(())
+    }
+
+    fn store_type_attribute(&self, mtype: &Type<Self>, attr: TypeAttr, input: &[u8]) -> Result {
+        let info = mtype.info().data();
+        match attr {
+            TypeAttr::MigrationVersion => {
+                let max = self.type_aggregation(info);
+                version::check_type(input, self.shape(info.units), max).map_err(|refusal| {
+                    let name = mtype.info().sysfs_name();
+                    pr_warn!("rmtty-{name}: migration_version refused: {refusal}\n");
+                    EINVAL
+                })
+            }
+            TypeAttr::Aggregation => Err(EPERM),
+        }
     }
 
     fn show_device_attribute(
@@ -201,15 +244,19 @@ impl mdev::Driver for Rmtty {
         f: &mut Formatter<'_>,
     ) -> Result {
         let state = data.state.lock();
-        let value = match attr {
-            DeviceAttr::AggregatedInstances => state.aggregation,
+        match attr {
+            DeviceAttr::MigrationVersion => {
+                let shape = self.shape(state.reservation.units());
+                version::write_device(f, shape, self.config.unit_mib)?;
+            }
+            DeviceAttr::AggregatedInstances => writeln!(f, "{}", state.aggregation)?,
             DeviceAttr::MaxAggregation => {
                 let units = data.mtype.data().units;
-                (state.aggregation + self.pool.free() / units)
-                    .min(self.type_aggregation(data.mtype.data()))
+                let max = (state.aggregation + self.pool.free() / units)
+                    .min(self.type_aggregation(data.mtype.data()));
+                writeln!(f, "{max}")?;
             }
-        };
-        writeln!(f, "{value}")?;
+        }
         Ok(())
     }
 
@@ -221,6 +268,15 @@ impl mdev::Driver for Rmtty {
         input: &[u8],
     ) -> Result {
         match attr {
+            DeviceAttr::MigrationVersion => {
+                // Under the lock: the shape must not change while it is compared.
+                let state = data.state.lock();
+                let shape = self.shape(state.reservation.units());
+                version::check_device(input, shape).map_err(|refusal| {
+                    dev_warn!(dev.as_ref(), "migration_version refused: {refusal}\n");
+                    EINVAL
+                })
+            }
             DeviceAttr::AggregatedInstances => self.set_aggregation(dev, &data, input),
             DeviceAttr::MaxAggregation => Err(EPERM),
         }
@@ -236,10 +292,11 @@ impl Rmtty {
         input: &[u8],
     ) -> Result {
         let max = self.type_aggregation(device.mtype.data());
-        let aggregation = match parse_decimal(input) {
+        let digits = input.strip_suffix(b"\n").unwrap_or(input);
+        let aggregation = match decimal(digits) {
             Some(value) if (1..=max).contains(&value) => value,
             _ => {
-                let value = BStr::from_bytes(input.strip_suffix(b"\n").unwrap_or(input));
+                let value = BStr::from_bytes(digits);
                 dev_warn!(
                     dev.as_ref(),
                     "aggregated_instances: {value:?} is not an aggregation in 1..={max}\n"
@@ -266,18 +323,12 @@ impl Rmtty {
     }
 }
 
-/// Parses a decimal number without sign, optionally followed by one newline.
-fn parse_decimal(input: &[u8]) -> Option<u32> {
-    let digits = input.strip_suffix(b"\n").unwrap_or(input);
-    if digits.is_empty() {
+/// A decimal number of 1 to 9 digits, without sign.
+fn decimal(digits: &[u8]) -> Option<u32> {
+    if digits.is_empty() || digits.len() > 9 || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    digits.iter().try_fold(0u32, |value, &c| {
-        if !c.is_ascii_digit() {
-            return None;
-        }
-        value.checked_mul(10)?.checked_add(u32::from(c - b'0'))
-    })
+    Some(digits.iter().fold(0, |n, &c| n * 10 + u32::from(c - b'0')))
 }
 
 #[pin_data]

@@ -1,0 +1,214 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * rmtty migration_version tests: the strings of type and device nodes, the
+ * verdicts of writes to both, and refusals that change nothing and log one
+ * line each.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kselftest_harness.h"
+#include "rmtty_util.h"
+
+/* Strings every node refuses, whatever its shape. */
+static const char *const malformed[] = {
+	"\n",
+	"mtty 1.0 ports=1 memory_mib=4 unit_mib=1",
+	"rmtty 2.0 ports=1 memory_mib=4 unit_mib=1",
+	"rmtty 0.9 ports=1 memory_mib=4 unit_mib=1",
+	"rmtty 1.1 ports=1 memory_mib=4 unit_mib=1",
+	"rmtty 1 ports=1 memory_mib=4 unit_mib=1",
+	"rmtty 1. ports=1 memory_mib=4 unit_mib=1",
+	"rmtty +1.0 ports=1 memory_mib=4 unit_mib=1",
+	"rmtty 1.0 ports=1 memory_mib=4x unit_mib=1",
+	"rmtty 1.0 ports=1 memory_mib=0 unit_mib=1",
+	"rmtty 1.0 ports=1 memory_mib=-4 unit_mib=1",
+	"rmtty 1.0 ports=1 memory_mib=4000000000 unit_mib=1",
+	"rmtty 1.0 ports=1 memory_mib=4",
+	"rmtty 1.0 ports=1 memory_mib=4 memory_mib=4 unit_mib=1",
+	"rmtty 1.0 ports=1 memory_mib=4 unit_mib=1 colour=blue",
+	"rmtty 1.0 ports=1  memory_mib=4 unit_mib=1",
+	" rmtty 1.0 ports=1 memory_mib=4 unit_mib=1",
+	"rmtty 1.0 ports=1 memory_mib=4 unit_mib=1\n\n",
+	"rmtty 1.0 ports=1 memory_mib=\xc3\xa9 unit_mib=1",
+	"rmtty 1.0 ports=1 memory_mib=4 unit_mib=1\t",
+	"RMTTY 1.0 PORTS=1 MEMORY_MIB=4 UNIT_MIB=1",
+};
+
+FIXTURE(version) {
+	unsigned int units, unit_mib;
+	int kmsg;
+};
+
+FIXTURE_VARIANT(version) {
+	struct rmtty_params p;
+};
+
+FIXTURE_VARIANT_ADD(version, defaults) { .p = { 0, 0 } };
+FIXTURE_VARIANT_ADD(version, two_mib_units) { .p = { .units = 16, .unit_mib = 2 } };
+
+FIXTURE_SETUP(version)
+{
+	if (!rmtty_ko())
+		SKIP(return, "RMTTY_KO is not set");
+	rmtty_cleanup();
+	ASSERT_EQ(0, rmtty_load(&variant->p));
+	self->units = variant->p.units ?: RMTTY_DEFAULT_UNITS;
+	self->unit_mib = variant->p.unit_mib ?: RMTTY_DEFAULT_UNIT_MIB;
+	self->kmsg = kmsg_open();
+	ASSERT_LE(0, self->kmsg);
+}
+
+FIXTURE_TEARDOWN(version)
+{
+	rmtty_cleanup();
+	if (self->kmsg >= 0)
+		close(self->kmsg);
+}
+
+static void device_string(char *buf, size_t size, unsigned int memory_mib,
+			  unsigned int unit_mib)
+{
+	snprintf(buf, size, "rmtty 1.0 ports=1 memory_mib=%u unit_mib=%u\n", memory_mib, unit_mib);
+}
+
+static void read_attr(struct __test_metadata *_metadata, const char *path, char *buf,
+		      size_t size)
+{
+	ASSERT_LT(0, sysfs_read(path, buf, size)) TH_LOG("%s", path);
+}
+
+/* Write @s to @path expecting @expect; a refusal logs exactly one line. */
+static void verdict(struct __test_metadata *_metadata, int kmsg, const char *path,
+		    const char *s, int expect)
+{
+	EXPECT_EQ(expect, sysfs_write(path, s)) TH_LOG("'%s' to %s", s, path);
+	EXPECT_EQ(expect ? 1 : 0, kmsg_count(kmsg, "migration_version refused"))
+		TH_LOG("'%s' to %s", s, path);
+}
+
+TEST_F(version, type_strings)
+{
+	char path[256], buf[256], expect[256];
+	unsigned int i;
+
+	for (i = 0; i < RMTTY_NR_TYPES; i++) {
+		unsigned int n = rmtty_type_units[i];
+
+		rmtty_type_path(path, sizeof(path), n, "migration_version");
+		read_attr(_metadata, path, buf, sizeof(buf));
+		snprintf(expect, sizeof(expect),
+			 "rmtty 1.0 ports=1 memory_mib=%u unit_mib=%u max_aggregation=%u\n",
+			 n * self->unit_mib, self->unit_mib, self->units / n);
+		EXPECT_STREQ(expect, buf);
+	}
+}
+
+/* rmtty-1 x4, rmtty-2 x2 and rmtty-4 have one shape and one string. */
+TEST_F(version, aggregated_devices_match_bigger_types)
+{
+	char one[UUID_LEN + 1], two[UUID_LEN + 1], four[UUID_LEN + 1];
+	char path[256], s1[256], s2[256], s4[256], expect[256];
+
+	rmtty_uuid(one, 1);
+	rmtty_uuid(two, 2);
+	rmtty_uuid(four, 4);
+	ASSERT_EQ(0, rmtty_create(1, one));
+	ASSERT_EQ(0, rmtty_create(2, two));
+	ASSERT_EQ(0, rmtty_create(4, four));
+
+	rmtty_device_path(path, sizeof(path), four, "migration_version");
+	read_attr(_metadata, path, s4, sizeof(s4));
+	device_string(expect, sizeof(expect), 4 * self->unit_mib, self->unit_mib);
+	ASSERT_STREQ(expect, s4);
+
+	/* Not yet: rmtty-2 x1 is not an rmtty-4 */
+	rmtty_device_path(path, sizeof(path), two, "migration_version");
+	verdict(_metadata, self->kmsg, path, s4, -EINVAL);
+	read_attr(_metadata, path, s2, sizeof(s2));
+	verdict(_metadata, self->kmsg, path, s2, 0);
+
+	rmtty_device_path(path, sizeof(path), one, "mdev/aggregated_instances");
+	ASSERT_EQ(0, sysfs_write(path, "4"));
+	rmtty_device_path(path, sizeof(path), two, "mdev/aggregated_instances");
+	ASSERT_EQ(0, sysfs_write(path, "2"));
+
+	rmtty_device_path(path, sizeof(path), one, "migration_version");
+	read_attr(_metadata, path, s1, sizeof(s1));
+	EXPECT_STREQ(s4, s1);
+	verdict(_metadata, self->kmsg, path, s4, 0);
+	rmtty_device_path(path, sizeof(path), two, "migration_version");
+	read_attr(_metadata, path, s2, sizeof(s2));
+	EXPECT_STREQ(s4, s2);
+	verdict(_metadata, self->kmsg, path, s1, 0);
+	rmtty_device_path(path, sizeof(path), four, "migration_version");
+	verdict(_metadata, self->kmsg, path, s2, 0);
+
+	/* Without the newline, and from a source of another unit size. */
+	s4[strlen(s4) - 1] = '\0';
+	verdict(_metadata, self->kmsg, path, s4, 0);
+	device_string(expect, sizeof(expect), 4 * self->unit_mib, self->unit_mib * 2);
+	verdict(_metadata, self->kmsg, path, expect, 0);
+	/* A type node's string carries an ignored max_aggregation. */
+	snprintf(expect, sizeof(expect),
+		 "rmtty 1.0 ports=1 memory_mib=%u unit_mib=1 max_aggregation=1\n",
+		 4 * self->unit_mib);
+	verdict(_metadata, self->kmsg, path, expect, 0);
+	/* Other shapes are refused. */
+	device_string(expect, sizeof(expect), 4 * self->unit_mib + 1, self->unit_mib);
+	verdict(_metadata, self->kmsg, path, expect, -EINVAL);
+	snprintf(expect, sizeof(expect), "rmtty 1.0 ports=2 memory_mib=%u unit_mib=%u",
+		 4 * self->unit_mib, self->unit_mib);
+	verdict(_metadata, self->kmsg, path, expect, -EINVAL);
+}
+
+TEST_F(version, type_node_verdicts)
+{
+	char path[256], s[256];
+	unsigned int i, a, m;
+
+	for (i = 0; i < RMTTY_NR_TYPES; i++) {
+		unsigned int n = rmtty_type_units[i], max = self->units / n;
+
+		rmtty_type_path(path, sizeof(path), n, "migration_version");
+		/* Every shape from 1 unit to one more than the pool */
+		for (m = 1; m <= self->units + 1; m++) {
+			a = m / n;
+			device_string(s, sizeof(s), m * self->unit_mib, self->unit_mib);
+			verdict(_metadata, self->kmsg, path, s,
+				m % n == 0 && a >= 1 && a <= max ? 0 : -EINVAL);
+		}
+	}
+}
+
+TEST_F(version, refusals_change_nothing)
+{
+	char uuid[UUID_LEN + 1], dev[256], type[256], before[256], after[256];
+	static char overlong[2000];
+	unsigned int i;
+
+	rmtty_uuid(uuid, 7);
+	ASSERT_EQ(0, rmtty_create(2, uuid));
+	rmtty_device_path(dev, sizeof(dev), uuid, "migration_version");
+	rmtty_type_path(type, sizeof(type), 2, "migration_version");
+	read_attr(_metadata, dev, before, sizeof(before));
+
+	for (i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++) {
+		verdict(_metadata, self->kmsg, dev, malformed[i], -EINVAL);
+		verdict(_metadata, self->kmsg, type, malformed[i], -EINVAL);
+	}
+	/* Longer than 1024 bytes: a valid string padded with spaces */
+	memset(overlong, ' ', sizeof(overlong) - 1);
+	memcpy(overlong, before, strlen(before) - 1);
+	verdict(_metadata, self->kmsg, dev, overlong, -EINVAL);
+	verdict(_metadata, self->kmsg, type, overlong, -EINVAL);
+
+	read_attr(_metadata, dev, after, sizeof(after));
+	EXPECT_STREQ(before, after);
+	EXPECT_EQ(1, rmtty_device_long(uuid, "mdev/aggregated_instances"));
+	EXPECT_EQ((self->units - 2) / 2, rmtty_type_long(2, "available_instances"));
+}
+
+TEST_HARNESS_MAIN
