@@ -25,9 +25,15 @@ selftests() {
 		"$ksft/kselftest/"
 	make -C "$RMTTY_TOP/selftests/rmtty" KSRC="$KSRC" KHDR="$KOUT/usr/include" \
 		OUTPUT="$RMTTY_BUILD/selftests" INSTALL_PATH="$ksft/rmtty" install
-	(cd "$ksft/rmtty" && for t in *_test; do echo "rmtty:$t"; done) >"$ksft/kselftest-list.txt"
+	(cd "$ksft/rmtty" && for t in *_test *_test.sh; do echo "rmtty:$t"; done) >"$ksft/kselftest-list.txt"
+}
+
+# Userspace tools, for the host and, through the shared file system, the guest.
+tools() {
+	cargo build --release --manifest-path "$RMTTY_TOP/tools/Cargo.toml"
 }
 
 echo "rmtty: module and selftests"
 step "build rmtty.ko (CLIPPY=1)" module
 step "build selftests" selftests
+step "build tools (cargo)" tools

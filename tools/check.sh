@@ -42,9 +42,11 @@ tap() {
 }
 
 echo "TAP version 13"
-rust_files=$(cd "$RMTTY_TOP" && git ls-files '*.rs' 2>/dev/null || find rust samples -name '*.rs')
+rust_files=$(cd "$RMTTY_TOP" && git ls-files 'rust/*.rs' 'samples/*.rs' 2>/dev/null || find rust samples -name '*.rs')
 out=$(cd "$RMTTY_TOP" && rustfmt --check --edition 2021 --config-path "$KSRC/.rustfmt.toml" $rust_files 2>&1)
-tap $? "rustfmt --check on every Rust file" "$out"
+tap $? "rustfmt --check on the kernel's Rust files" "$out"
+out=$(cargo fmt --manifest-path "$RMTTY_TOP/tools/Cargo.toml" --all --check 2>&1)
+tap $? "cargo fmt --check on tools/" "$out"
 
 # Clippy: the module is rebuilt here so that its warnings are seen; the
 # abstractions' warnings were recorded when the kernel crate was built.
@@ -55,6 +57,15 @@ tap $? "rmtty.ko builds without warnings with CLIPPY=1" "$warnings"
 warnings=$(cat "$KCACHE/abstractions.warnings" 2>/dev/null || echo "no record of the kernel crate's build")
 [ -z "$warnings" ]
 tap $? "Rust abstractions build without warnings with CLIPPY=1" "$warnings"
+
+# The userspace tools: their unit tests, one TAP line each, and clippy.
+out=$(cargo test --manifest-path "$RMTTY_TOP/tools/Cargo.toml" 2>&1)
+rc=$?
+sed -n 's/^test \(.*\) \.\.\. ok$/ok - cargo test: \1/p; s/^test \(.*\) \.\.\. FAILED$/not ok - cargo test: \1/p' \
+	<<<"$out" | tee -a "$log"
+tap $rc "cargo test of tools/" "$(grep -A20 -E '^(error|failures:)' <<<"$out")"
+out=$(cargo clippy --manifest-path "$RMTTY_TOP/tools/Cargo.toml" --all-targets -- -D warnings 2>&1)
+tap $? "tools/ build without clippy warnings" "$out"
 
 run_guest "$RMTTY_TOP/tools/guest/tests.sh" | tee -a "$log"
 rc=${PIPESTATUS[0]}

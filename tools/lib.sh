@@ -60,6 +60,7 @@ kmake() {
 # kselftest install layout) live in the clone, which the guest sees as is.
 RMTTY_BUILD=$RMTTY_TOP/build
 RMTTY_KO=$RMTTY_TOP/samples/rmtty/rmtty.ko
+RMTTY_COMPAT=$RMTTY_TOP/tools/target/release/rmtty-compat
 
 # sh_quote STR: STR quoted for any POSIX shell (the guest's /bin/sh is dash).
 sh_quote() {
@@ -68,9 +69,9 @@ sh_quote() {
 
 # guest_env: the environment every guest command starts with.
 guest_env() {
-	printf 'export RMTTY_TOP=%s RMTTY_KO=%s RMTTY_KHDR=%s RMTTY_KSFT=%s; cd %s\n' \
-		"$(sh_quote "$RMTTY_TOP")" "$(sh_quote "$RMTTY_KO")" "$(sh_quote "$KOUT/usr/include")" \
-		"$(sh_quote "$RMTTY_BUILD/ksft")" "$(sh_quote "$RMTTY_TOP")"
+	printf 'export RMTTY_TOP=%s RMTTY_KO=%s RMTTY_COMPAT=%s RMTTY_KHDR=%s RMTTY_KSFT=%s; cd %s\n' \
+		"$(sh_quote "$RMTTY_TOP")" "$(sh_quote "$RMTTY_KO")" "$(sh_quote "$RMTTY_COMPAT")" \
+		"$(sh_quote "$KOUT/usr/include")" "$(sh_quote "$RMTTY_BUILD/ksft")" "$(sh_quote "$RMTTY_TOP")"
 }
 
 # run_guest CMD: boot the test kernel in a virtme-ng guest (TCG: this
