@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: GPL-2.0
 # Install rmtty's Rust VFIO/mdev abstractions into a kernel source tree, the
 # way the series would apply upstream: new files under rust/kernel and
-# rust/helpers, plus a few lines in files the tree already has (the kernel
-# crate's module list, the bindgen and helper includes, an accessor in the
-# driver core, and the Kconfig symbol that builds the mdev core into vmlinux).
+# rust/helpers, a few lines in files the tree already has (the kernel crate's
+# module list, the bindgen and helper includes, an accessor in the driver
+# core, the Kconfig symbol that builds the mdev core into vmlinux), and the
+# C patches under tools/kernel/patches.
 #
 # Idempotent: edited files are regenerated from a pristine copy saved at the
 # first install, and a file whose content is unchanged is not touched, so
@@ -70,10 +71,6 @@ pub mod mdev;'
 edit rust/bindings/bindings_helper.h
 insert_before rust/bindings/bindings_helper.h '^#include <linux/mdio.h>' \
 '#include <linux/mdev.h>'
-insert_before rust/bindings/bindings_helper.h '^#include <linux/fdtable.h>' \
-'#include <linux/eventfd.h>'
-insert_before rust/bindings/bindings_helper.h '^#include <linux/wait.h>' \
-'#include <linux/vfio.h>'
 
 edit rust/helpers/helpers.c
 insert_before rust/helpers/helpers.c '^#include "task.c"' \
@@ -85,7 +82,7 @@ edit rust/kernel/driver.rs
 append rust/kernel/driver.rs \
 'impl<T: RegistrationOps> Registration<T> {
     /// Returns the registered driver structure, for C APIs that take the driver.
-    pub fn as_raw(&self) -> *mut T::DriverType {
+    pub(crate) fn as_raw(&self) -> *mut T::DriverType {
         self.reg.get()
     }
 }'
@@ -97,9 +94,19 @@ append drivers/vfio/mdev/Kconfig \
 	depends on RUST && VFIO = y
 	select VFIO_MDEV
 	help
-	  Rust abstractions for VFIO devices and mediated device (mdev)
-	  parent drivers. The mdev core is built into the kernel, since the
-	  Rust kernel crate that calls it is.'
+	  Rust abstractions for mediated device (mdev) parent drivers.
+	  They select the mdev core and need VFIO built in, since the Rust
+	  kernel crate that calls them is part of the kernel image.'
+
+# C patches of the series (tools/kernel/patches), applied to pristine copies.
+for patch in "$top"/tools/kernel/patches/*.patch; do
+	[ -e "$patch" ] || continue
+	for rel in $(sed -n 's|^+++ b/\([^[:space:]]*\).*|\1|p' "$patch"); do
+		edit "$rel"
+	done
+	patch -d "$work" -p1 -s --no-backup-if-mismatch <"$patch" ||
+		{ echo "$(basename "$patch") does not apply to this kernel" >&2; exit 1; }
+done
 
 # Files edited by an earlier install but no longer: back to pristine.
 if [ -d "$pristine" ]; then

@@ -6,7 +6,7 @@
  * Attributes that Rust builds at run time share this one lockdep class for
  * their kernfs active references.
  */
-void rust_helper_sysfs_attr_init(struct attribute *attr)
+__rust_helper void rust_helper_sysfs_attr_init(struct attribute *attr)
 {
 	sysfs_attr_init(attr);
 }

@@ -19,20 +19,38 @@
 //! C header: [`include/linux/mdev.h`](srctree/include/linux/mdev.h)
 
 use crate::{
-    bindings, device, driver,
-    error::{from_result, to_result, VTABLE_DEFAULT_ERROR},
+    bindings,
+    device,
+    driver,
+    error::{
+        from_result,
+        to_result,
+        VTABLE_DEFAULT_ERROR, //
+    },
     prelude::*,
     str::Formatter,
     types::Opaque,
-    ThisModule,
+    ThisModule, //
 };
-use core::{marker::PhantomData, mem::offset_of, ptr::NonNull};
+use core::{
+    marker::PhantomData,
+    mem::offset_of, //
+};
 
 mod attr;
 mod parent;
 
-pub use attr::{Attribute, AttributeGroup, MAX_DEVICE_ATTRIBUTE_GROUPS};
-pub use parent::{Parent, ParentDevice, Type, TypeInfo};
+pub use attr::{
+    Attribute,
+    AttributeGroup,
+    MAX_DEVICE_ATTRIBUTE_GROUPS, //
+};
+pub use parent::{
+    Parent,
+    ParentDevice,
+    Type,
+    TypeInfo, //
+};
 
 use attr::DeviceAttributeTable;
 use parent::ParentCore;
@@ -95,9 +113,12 @@ pub trait Driver: Send + Sync + Sized + 'static {
     }
 
     /// Returns how many more devices of type `mtype` can be created (`available_instances`).
+    ///
+    /// The core only reports this number: [`Driver::probe`] must refuse a device that does not
+    /// fit.
     fn available_instances(&self, mtype: &Type<Self>) -> u32;
 
-    /// Writes the one-line description of `mtype` (`description`), without the newline.
+    /// Writes the description of `mtype` (`description`), trailing newline included.
     fn description(&self, mtype: &Type<Self>, f: &mut Formatter<'_>) -> Result {
         let _ = (mtype, f);
         build_error!(VTABLE_DEFAULT_ERROR)
@@ -156,6 +177,9 @@ pub trait Driver: Send + Sync + Sized + 'static {
 
 /// A mediated device.
 ///
+/// Drivers only see references to it in callbacks. There is no `ARef<Device>`: a reference held
+/// past the removal of the parent would keep `mdev_unregister_parent()` waiting for it.
+///
 /// # Invariants
 ///
 /// A [`Device`] instance represents a valid `struct mdev_device` created by the mdev core.
@@ -198,25 +222,8 @@ unsafe impl<Ctx: device::DeviceContext> device::AsBusDevice<Ctx> for Device<Ctx>
 // SAFETY: `Device` is a transparent wrapper of a type that doesn't depend on `Device`'s generic
 // argument.
 kernel::impl_device_context_deref!(unsafe { Device });
-kernel::impl_device_context_into_aref!(Device);
 
-// SAFETY: Instances of `Device` are always reference-counted.
-unsafe impl crate::sync::aref::AlwaysRefCounted for Device {
-    fn inc_ref(&self) {
-        // SAFETY: The existence of a shared reference guarantees that the refcount is non-zero.
-        unsafe { bindings::get_device(self.as_ref().as_raw()) };
-    }
-
-    unsafe fn dec_ref(obj: NonNull<Self>) {
-        // CAST: `Self` is a transparent wrapper of `bindings::mdev_device`.
-        let mdev: *mut bindings::mdev_device = obj.cast().as_ptr();
-
-        // SAFETY: By the safety requirements the refcount is non-zero, so `mdev` is valid.
-        unsafe { bindings::put_device(&raw mut (*mdev).dev) }
-    }
-}
-
-// SAFETY: A `Device` is always reference-counted and can be released from any thread.
+// SAFETY: A `Device` may be used from any thread; the driver core synchronizes its state.
 unsafe impl Send for Device {}
 
 // SAFETY: All methods of `Device` (i.e. `Device<Normal>`) are thread safe.
@@ -230,6 +237,12 @@ unsafe impl Sync for Device<device::Bound> {}
 ///
 /// A [`Parent`] holds a reference to the registration, so the driver stays registered until its
 /// last parent is unregistered.
+///
+/// # Invariants
+///
+/// Every `struct mdev_parent` that names this driver is embedded in the `ParentCore<T>` of a
+/// registered [`Parent<T>`]: the registered driver structure is only reachable within the kernel
+/// crate, and only [`Parent::new`] passes it to `mdev_register_parent()`.
 pub struct Adapter<T: Driver>(T);
 
 // SAFETY:

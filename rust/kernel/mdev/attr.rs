@@ -21,11 +21,25 @@
 //! - they are created after the core registered the parent, so after its `MDEV_STATE=registered`
 //!   uevent, and removed before the core unregisters it.
 
-use super::{Device, Driver, ParentCore, Type};
-use crate::{
-    bindings, container_of, device, error::to_result, page::PAGE_SIZE, prelude::*, str::Formatter,
+use super::{
+    Device,
+    Driver,
+    ParentCore,
+    Type, //
 };
-use core::ptr::{null, null_mut};
+use crate::{
+    bindings,
+    container_of,
+    device,
+    error::to_result,
+    page::PAGE_SIZE,
+    prelude::*,
+    str::Formatter, //
+};
+use core::ptr::{
+    null,
+    null_mut, //
+};
 
 /// The most attribute groups a driver may add to its devices.
 pub const MAX_DEVICE_ATTRIBUTE_GROUPS: usize = 4;
@@ -88,6 +102,9 @@ impl<Id> AttributeGroup<Id> {
 /// Runs `show` on a sysfs page at `buf` and returns what sysfs expects: the length written or a
 /// negative errno.
 ///
+/// Like `sysfs_emit()`, it writes at most `PAGE_SIZE - 1` bytes: sysfs warns about a show that
+/// returns a whole page.
+///
 /// # Safety
 ///
 /// `buf` must be valid for writes of [`PAGE_SIZE`] bytes.
@@ -97,7 +114,7 @@ pub(super) unsafe fn show_into(
 ) -> isize {
     // SAFETY: By the safety requirements `buf` is valid for `PAGE_SIZE` bytes, for the whole
     // life of `f`.
-    let mut f = unsafe { Formatter::from_buffer(buf.cast(), PAGE_SIZE) };
+    let mut f = unsafe { Formatter::from_buffer(buf.cast(), PAGE_SIZE - 1) };
 
     match show(&mut f) {
         // CAST: At most `PAGE_SIZE` bytes were written.
@@ -126,6 +143,11 @@ fn store_result(result: Result, count: usize) -> isize {
 }
 
 /// A device attribute as the driver core sees it, with the driver's identifier.
+///
+/// # Invariants
+///
+/// `attr` is only registered through a [`DeviceAttributeTable`], whose callbacks find `id` from
+/// it.
 #[repr(C)]
 struct DeviceAttributeSlot<Id> {
     attr: bindings::device_attribute,
@@ -251,8 +273,9 @@ unsafe fn device_attribute_context<'a, T: Driver>(
     // SAFETY: The driver core adds `dev_groups` after probe and removes them, waiting for
     // running callbacks, before remove: the device is bound for the whole callback.
     let bound = unsafe { &*mdev.cast::<Device<device::Bound>>() };
-    // SAFETY: As above, the device is bound, so `probe_callback` stored a `T::Data`, which is
-    // only dropped after unbind.
+    // SAFETY: The `CoreInternal` reference is only used to reach `drvdata_borrow()`, whose
+    // requirements hold: the device is bound (see above), so `probe_callback` stored a
+    // `T::Data`, which is only dropped after unbind, and no other type is stored there.
     let data = unsafe {
         (*dev.cast::<device::Device<device::CoreInternal<'_>>>()).drvdata_borrow::<T::Data>()
     };
@@ -305,6 +328,10 @@ extern "C" fn store_device_attribute<T: Driver>(
 }
 
 /// A type attribute as sysfs sees it, with the driver's identifier.
+///
+/// # Invariants
+///
+/// `attr` is only registered through a [`TypeAttributeTable`], whose callbacks find `id` from it.
 #[repr(C)]
 struct TypeAttributeSlot<Id> {
     attr: bindings::bin_attribute,
@@ -355,19 +382,28 @@ impl<Id: Copy + 'static> TypeAttributeTable<Id> {
         // SAFETY: By the safety requirements `mtype` is valid.
         let kobj = unsafe { &raw mut (*mtype).kobj };
 
-        for (i, slot) in self.slots.iter().enumerate() {
-            // SAFETY: `kobj` is a registered kobject and `slot.attr` an initialized attribute
-            // that outlives the file by the safety requirements.
-            let ret = to_result(unsafe { bindings::sysfs_create_bin_file(kobj, &slot.attr) });
+        for i in 0..self.slots.len() {
+            // SAFETY: `kobj` is a registered kobject and the attribute an initialized one that
+            // outlives the file by the safety requirements.
+            let ret = to_result(unsafe { bindings::sysfs_create_bin_file(kobj, self.attr(i)) });
             if let Err(e) = ret {
-                for created in &self.slots[..i] {
+                for created in 0..i {
                     // SAFETY: Created just above.
-                    unsafe { bindings::sysfs_remove_bin_file(kobj, &created.attr) };
+                    unsafe { bindings::sysfs_remove_bin_file(kobj, self.attr(created)) };
                 }
                 return Err(e);
             }
         }
         Ok(())
+    }
+
+    /// The attribute of slot `i`, as a pointer whose provenance covers the whole slot, so that
+    /// the callbacks can find the slot from it.
+    fn attr(&self, i: usize) -> *const bindings::bin_attribute {
+        // SAFETY: `i` is within `slots`.
+        let slot = unsafe { self.slots.as_ptr().add(i) };
+        // SAFETY: `slot` points to a valid slot.
+        unsafe { &raw const (*slot).attr }
     }
 
     /// Removes the attributes from `mtype`, waiting for running callbacks to finish.
@@ -376,9 +412,9 @@ impl<Id: Copy + 'static> TypeAttributeTable<Id> {
     ///
     /// The attributes must have been created on `mtype` by [`TypeAttributeTable::create`].
     pub(super) unsafe fn remove(&self, mtype: *mut bindings::mdev_type) {
-        for slot in self.slots.iter() {
+        for i in 0..self.slots.len() {
             // SAFETY: By the safety requirements `mtype` is valid and has the attribute.
-            unsafe { bindings::sysfs_remove_bin_file(&raw mut (*mtype).kobj, &slot.attr) };
+            unsafe { bindings::sysfs_remove_bin_file(&raw mut (*mtype).kobj, self.attr(i)) };
         }
     }
 }

@@ -2,17 +2,30 @@
 
 //! Parents of mediated devices and their types.
 
-use super::{attr::TypeAttributeTable, Adapter, Driver};
+use super::{
+    attr::TypeAttributeTable,
+    Adapter,
+    Driver, //
+};
 use crate::{
-    bindings, container_of, device, driver,
-    error::{from_err_ptr, to_result},
+    bindings,
+    container_of,
+    device,
+    driver,
+    error::{
+        from_err_ptr,
+        to_result, //
+    },
     prelude::*,
     sync::Arc,
-    types::Opaque,
+    types::Opaque, //
 };
 use core::{
     marker::PhantomData,
-    ptr::{null_mut, NonNull},
+    ptr::{
+        null_mut,
+        NonNull, //
+    },
 };
 
 /// A type of mediated device that a driver offers, as the driver declares it.
@@ -50,6 +63,10 @@ impl<D> TypeInfo<D> {
 }
 
 /// Storage of a `struct mdev_type` and the index of its [`TypeInfo`] in [`Driver::TYPES`].
+///
+/// # Invariants
+///
+/// `index < T::TYPES.len()` for the `T` whose [`Parent<T>`] owns the slot.
 #[repr(C)]
 struct TypeSlot {
     raw: Opaque<bindings::mdev_type>,
@@ -115,9 +132,17 @@ impl Types {
             )?;
         }
 
+        // Pointers derived from the buffer's, so that their provenance covers whole slots, which
+        // `Type::index()` reaches from them.
         let mut ptrs = KVec::with_capacity(slots.len(), GFP_KERNEL)?;
-        for slot in slots.iter() {
-            ptrs.push(slot.raw.get(), GFP_KERNEL)?;
+        for i in 0..slots.len() {
+            // SAFETY: `i` is within `slots`.
+            let slot: *mut TypeSlot = unsafe { slots.as_mut_ptr().add(i) };
+            // SAFETY: `slot` points to a valid slot.
+            ptrs.push(
+                Opaque::cast_into(unsafe { &raw const (*slot).raw }),
+                GFP_KERNEL,
+            )?;
         }
         Ok(Self {
             _slots: slots,
@@ -127,6 +152,12 @@ impl Types {
 }
 
 /// The part of a [`Parent`] that C callbacks find from a type's `parent` pointer.
+///
+/// # Invariants
+///
+/// `raw` is only registered by [`Parent<T>`], with the driver of a
+/// `driver::Registration<Adapter<T>>`; so the parent of every type and device bound to
+/// `Adapter<T>` is a `ParentCore<T>`.
 #[repr(C)]
 #[pin_data]
 pub(super) struct ParentCore<T: Driver> {
@@ -175,8 +206,10 @@ pub struct Parent<T: Driver, D: AsRef<device::Device> + Send + Sync = ParentDevi
     driver: Arc<driver::Registration<Adapter<T>>>,
 }
 
-// SAFETY: The raw pointers in `types` point into the parent's own storage; the C parts are only
-// changed by the mdev core under its own locks, and the driver's state is `Send`.
+// SAFETY: The raw pointers in `types` and `type_attrs` point into the parent's own storage; the C
+// parts are only changed by the mdev core under its own locks; the driver's state and the device
+// are `Send`; and dropping the parent (removing sysfs files, `mdev_unregister_parent()`) may
+// happen on any thread.
 unsafe impl<T: Driver, D: AsRef<device::Device> + Send + Sync> Send for Parent<T, D> {}
 
 // SAFETY: `&Parent` gives access to nothing but `&T` and `&D`, which are `Sync`.
@@ -260,7 +293,9 @@ impl<T: Driver, D: AsRef<device::Device> + Send + Sync> PinnedDrop for Parent<T,
 
         // SAFETY: By the type invariant `core.raw` is registered. This removes every device of
         // the parent, which unbinds it and drops its private data, and the types, waiting for
-        // every callback into them; the core drops its last reference to the types here too.
+        // every callback into them. It returns once the core's last reference to the types is
+        // gone (tools/kernel/patches: the devices' releases use the types, the parent and the
+        // driver), so the fields can be dropped afterwards.
         unsafe { bindings::mdev_unregister_parent(self.core.raw.get()) };
     }
 }
