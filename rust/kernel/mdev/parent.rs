@@ -139,10 +139,8 @@ impl Types {
             // SAFETY: `i` is within `slots`.
             let slot: *mut TypeSlot = unsafe { slots.as_mut_ptr().add(i) };
             // SAFETY: `slot` points to a valid slot.
-            ptrs.push(
-                Opaque::cast_into(unsafe { &raw const (*slot).raw }),
-                GFP_KERNEL,
-            )?;
+            let raw = unsafe { &raw const (*slot).raw };
+            ptrs.push(Opaque::cast_into(raw), GFP_KERNEL)?;
         }
         Ok(Self {
             _slots: slots,
