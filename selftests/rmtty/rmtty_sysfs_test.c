@@ -33,10 +33,7 @@ FIXTURE_SETUP(rmtty)
 {
 	if (!rmtty_ko())
 		SKIP(return, "RMTTY_KO is not set");
-	rmtty_cleanup();
-	ASSERT_EQ(0, rmtty_load(&variant->p));
-	self->units = variant->p.units ?: RMTTY_DEFAULT_UNITS;
-	self->unit_mib = variant->p.unit_mib ?: RMTTY_DEFAULT_UNIT_MIB;
+	ASSERT_EQ(0, rmtty_reload(&variant->p, &self->units, &self->unit_mib));
 	self->free = self->units;
 }
 

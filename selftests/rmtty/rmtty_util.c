@@ -48,6 +48,14 @@ int rmtty_load(const struct rmtty_params *p)
 	return rmtty_load_args(args);
 }
 
+int rmtty_reload(const struct rmtty_params *p, unsigned int *units, unsigned int *unit_mib)
+{
+	rmtty_cleanup();
+	*units = p->units ?: RMTTY_DEFAULT_UNITS;
+	*unit_mib = p->unit_mib ?: RMTTY_DEFAULT_UNIT_MIB;
+	return rmtty_load(p);
+}
+
 int rmtty_unload(void)
 {
 	return syscall(SYS_delete_module, "rmtty", O_NONBLOCK) ? -errno : 0;

@@ -34,6 +34,11 @@ const char *rmtty_ko(void);
 int rmtty_load_args(const char *args);
 /* Load rmtty.ko with @p (NULL: defaults); 0 or -errno. */
 int rmtty_load(const struct rmtty_params *p);
+/*
+ * Unload rmtty if loaded and load it with @p; 0 or -errno. Stores the pool
+ * size and unit size in effect, defaults included, in @units and @unit_mib.
+ */
+int rmtty_reload(const struct rmtty_params *p, unsigned int *units, unsigned int *unit_mib);
 /* Unload rmtty; 0 or -errno of delete_module. */
 int rmtty_unload(void);
 bool rmtty_loaded(void);

@@ -53,10 +53,7 @@ FIXTURE_SETUP(version)
 {
 	if (!rmtty_ko())
 		SKIP(return, "RMTTY_KO is not set");
-	rmtty_cleanup();
-	ASSERT_EQ(0, rmtty_load(&variant->p));
-	self->units = variant->p.units ?: RMTTY_DEFAULT_UNITS;
-	self->unit_mib = variant->p.unit_mib ?: RMTTY_DEFAULT_UNIT_MIB;
+	ASSERT_EQ(0, rmtty_reload(&variant->p, &self->units, &self->unit_mib));
 	self->kmsg = kmsg_open();
 	ASSERT_LE(0, self->kmsg);
 }
