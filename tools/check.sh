@@ -51,7 +51,8 @@ tap $? "cargo fmt --check on tools/" "$out"
 # Clippy: the module is rebuilt here so that its warnings are seen; the
 # abstractions' warnings were recorded when the kernel crate was built.
 out=$(kmake M="$RMTTY_TOP" CLIPPY=1 clean >/dev/null 2>&1; kmake M="$RMTTY_TOP" CLIPPY=1 modules 2>&1)
-warnings=$(printf '%s\n' "$out" | grep -A8 -E '^(warning|error)')
+# rustc's warnings start lines; objtool's and the compiler's follow a file name.
+warnings=$(printf '%s\n' "$out" | grep -A8 -E '(^|: )(warning|error)')
 [ -z "$warnings" ] && [ -e "$RMTTY_KO" ]
 tap $? "rmtty.ko builds without warnings with CLIPPY=1" "$warnings"
 warnings=$(cat "$KCACHE/abstractions.warnings" 2>/dev/null || echo "no record of the kernel crate's build")

@@ -68,13 +68,24 @@ insert_before rust/kernel/lib.rs '^pub mod miscdevice;' \
 '#[cfg(CONFIG_RUST_VFIO_MDEV_ABSTRACTIONS)]
 pub mod mdev;'
 
+insert_before rust/kernel/lib.rs '^pub mod workqueue;' \
+'#[cfg(CONFIG_RUST_VFIO_MDEV_ABSTRACTIONS)]
+pub mod vfio;'
+
 edit rust/bindings/bindings_helper.h
 insert_before rust/bindings/bindings_helper.h '^#include <linux/mdio.h>' \
 '#include <linux/mdev.h>'
+insert_before rust/bindings/bindings_helper.h '^#include <linux/wait.h>' \
+'#include <linux/vfio.h>'
+
+edit rust/uapi/uapi_helper.h
+append rust/uapi/uapi_helper.h '#include <uapi/linux/vfio.h>'
 
 edit rust/helpers/helpers.c
 insert_before rust/helpers/helpers.c '^#include "task.c"' \
 '#include "sysfs.c"'
+insert_before rust/helpers/helpers.c '^#include "vmalloc.c"' \
+'#include "vfio.c"'
 
 # Bus abstractions pass their registered driver structure to C (an mdev
 # parent names the driver its devices bind to).
@@ -94,9 +105,10 @@ append drivers/vfio/mdev/Kconfig \
 	depends on RUST && VFIO = y
 	select VFIO_MDEV
 	help
-	  Rust abstractions for mediated device (mdev) parent drivers.
-	  They select the mdev core and need VFIO built in, since the Rust
-	  kernel crate that calls them is part of the kernel image.'
+	  Rust abstractions for emulated VFIO devices and mediated device
+	  (mdev) parent drivers. They select the mdev core and need VFIO
+	  built in, since the Rust kernel crate that calls them is part of
+	  the kernel image.'
 
 # C patches of the series (tools/kernel/patches), applied to pristine copies.
 for patch in "$top"/tools/kernel/patches/*.patch; do

@@ -6,7 +6,7 @@
 //! takes `n` units, times its aggregation: a device of type `rmtty-1` aggregated 4 times has the
 //! resources of a device of type `rmtty-4`.
 
-use core::fmt::Write;
+use core::{fmt::Write, num::NonZeroU32};
 use kernel::{
     driver,
     mdev::{self, Attribute, AttributeGroup, Parent, ParentDevice, Type, TypeInfo},
@@ -14,12 +14,16 @@ use kernel::{
     prelude::*,
     str::{BStr, Formatter},
     sync::{Arc, Mutex},
+    vfio,
 };
 
+mod device;
+mod pci;
 mod pool;
 mod version;
 
-use pool::{Pool, Reservation};
+use device::{DeviceState, RmttyVfio};
+use pool::Pool;
 use version::Shape;
 
 module! {
@@ -72,13 +76,30 @@ impl Config {
 
 /// What a type needs: the units of a device of aggregation 1.
 struct RmttyType {
-    units: u32,
+    units: NonZeroU32,
+}
+
+impl RmttyType {
+    const fn new(units: u32) -> Self {
+        Self {
+            units: NonZeroU32::new(units).unwrap(),
+        }
+    }
+
+    fn units(&self) -> u32 {
+        self.units.get()
+    }
+
+    /// How many devices of aggregation 1 fit in `units`.
+    fn fit(&self, units: u32) -> u32 {
+        units / self.units
+    }
 }
 
 const TYPES: [TypeInfo<RmttyType>; 3] = [
-    TypeInfo::new(c"1", c"rmtty x1 (1 unit)", RmttyType { units: 1 }),
-    TypeInfo::new(c"2", c"rmtty x2 (2 units)", RmttyType { units: 2 }),
-    TypeInfo::new(c"4", c"rmtty x4 (4 units)", RmttyType { units: 4 }),
+    TypeInfo::new(c"1", c"rmtty x1 (1 unit)", RmttyType::new(1)),
+    TypeInfo::new(c"2", c"rmtty x2 (2 units)", RmttyType::new(2)),
+    TypeInfo::new(c"4", c"rmtty x4 (4 units)", RmttyType::new(4)),
 ];
 
 /// Attributes of every device.
@@ -112,7 +133,7 @@ impl Rmtty {
 
     /// The largest aggregation a device of `mtype` can ever have.
     fn type_aggregation(&self, mtype: &RmttyType) -> u32 {
-        self.pool.total() / mtype.units
+        mtype.fit(self.pool.total())
     }
 
     /// The shape of a device holding `units`.
@@ -124,19 +145,12 @@ impl Rmtty {
     }
 }
 
-/// A device's mutable state.
-struct DeviceState {
-    /// The device's units: its type's units times `aggregation`.
-    reservation: Reservation,
-    aggregation: u32,
-}
-
 /// A device of the parent.
 #[pin_data]
 struct RmttyDevice {
     mtype: &'static TypeInfo<RmttyType>,
-    #[pin]
-    state: Mutex<DeviceState>,
+    state: Arc<Mutex<DeviceState>>,
+    vfio: vfio::Registration<RmttyVfio>,
 }
 
 #[vtable]
@@ -171,27 +185,34 @@ impl mdev::Driver for Rmtty {
 
     fn probe<'a>(
         &'a self,
-        _dev: &'a mdev::Device<kernel::device::Core<'_>>,
+        dev: &'a mdev::Device<kernel::device::Core<'_>>,
         mtype: &'a Type<Self>,
     ) -> impl PinInit<RmttyDevice, Error> + 'a {
-        // Reserved before anything else can fail, so that a failure drops it.
-        let reservation = self.pool.reserve(mtype.info().data().units);
+        let units = mtype.info().data().units();
 
         try_pin_init!(RmttyDevice {
             mtype: mtype.info(),
-            state <- new_mutex!(DeviceState {
-                reservation: reservation?,
-                aggregation: 1,
-            }),
+            state: Arc::pin_init(
+                new_mutex!(DeviceState {
+                    reservation: self.pool.reserve(units)?,
+                    aggregation: 1,
+                    open: false,
+                }),
+                GFP_KERNEL,
+            )?,
+            vfio: vfio::Registration::new(
+                (**dev).as_ref(),
+                RmttyVfio::new(state.clone(), self.config.unit_mib),
+            )?,
         })
     }
 
     fn available_instances(&self, mtype: &Type<Self>) -> u32 {
-        self.pool.free() / mtype.info().data().units
+        mtype.info().data().fit(self.pool.free())
     }
 
     fn description(&self, mtype: &Type<Self>, f: &mut Formatter<'_>) -> Result {
-        let units = mtype.info().data().units;
+        let units = mtype.info().data().units();
         writeln!(
             f,
             "{units} unit{}, 1 port, {} MiB device memory, aggregation up to {}",
@@ -213,7 +234,7 @@ impl mdev::Driver for Rmtty {
             TypeAttr::Aggregation => writeln!(f, "{}", self.type_aggregation(info))?,
             TypeAttr::MigrationVersion => version::write_type(
                 f,
-                self.shape(info.units),
+                self.shape(info.units()),
                 self.config.unit_mib,
                 self.type_aggregation(info),
             )?,
@@ -226,7 +247,7 @@ impl mdev::Driver for Rmtty {
         match attr {
             TypeAttr::MigrationVersion => {
                 let max = self.type_aggregation(info);
-                version::check_type(input, self.shape(info.units), max).map_err(|refusal| {
+                version::check_type(input, self.shape(info.units()), max).map_err(|refusal| {
                     let name = mtype.info().sysfs_name();
                     pr_warn!("rmtty-{name}: migration_version refused: {refusal}\n");
                     EINVAL
@@ -251,8 +272,7 @@ impl mdev::Driver for Rmtty {
             }
             DeviceAttr::AggregatedInstances => writeln!(f, "{}", state.aggregation)?,
             DeviceAttr::MaxAggregation => {
-                let units = data.mtype.data().units;
-                let max = (state.aggregation + self.pool.free() / units)
+                let max = (state.aggregation + data.mtype.data().fit(self.pool.free()))
                     .min(self.type_aggregation(data.mtype.data()));
                 writeln!(f, "{max}")?;
             }
@@ -309,7 +329,11 @@ impl Rmtty {
         if aggregation == state.aggregation {
             return Ok(());
         }
-        let units = device.mtype.data().units * aggregation;
+        if state.open {
+            dev_warn!(dev.as_ref(), "aggregated_instances: the device is open\n");
+            return Err(EBUSY);
+        }
+        let units = device.mtype.data().units() * aggregation;
         if let Err(e) = state.reservation.resize(units) {
             let (free, held) = (self.pool.free(), state.reservation.units());
             dev_warn!(

@@ -121,9 +121,9 @@ pub(crate) fn check_device(input: &[u8], target: Shape) -> Result<(), Refusal> {
 pub(crate) fn check_type(input: &[u8], type_shape: Shape, max: u32) -> Result<(), Refusal> {
     let source = parse(input)?;
     let memory = type_shape.memory_mib;
-    let aggregation = source.memory_mib / memory;
+    let aggregation = source.memory_mib.checked_div(memory).unwrap_or(0);
     if source.ports == type_shape.ports
-        && source.memory_mib % memory == 0
+        && source.memory_mib.checked_rem(memory) == Some(0)
         && (1..=max).contains(&aggregation)
     {
         Ok(())

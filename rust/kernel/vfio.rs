@@ -1,0 +1,367 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! VFIO devices.
+//!
+//! A VFIO device gives userspace access to a device through a file descriptor: region reads and
+//! writes, ioctls, interrupts. This module covers devices that the kernel emulates, like
+//! mediated devices: they do no DMA of their own that userspace could trigger unmediated, so they
+//! are registered with an emulated IOMMU and work with both front doors, the group/container
+//! (`/dev/vfio/<group>`) and the iommufd character device (`/dev/vfio/devices/vfioN`).
+//!
+//! A driver implements [`Driver`] on the data of its device and creates a [`Registration`], which
+//! allocates the `struct vfio_device` with the data inside and registers it; dropping the
+//! registration unregisters the device, waiting for userspace to close it.
+//!
+//! C header: [`include/linux/vfio.h`](srctree/include/linux/vfio.h)
+
+use crate::{
+    bindings, device,
+    error::{
+        from_err_ptr,
+        from_result,
+        to_result,
+        VTABLE_DEFAULT_ERROR, //
+    },
+    prelude::*,
+    types::Opaque,
+    uaccess::{
+        UserPtr,
+        UserSlice,
+        UserSliceReader,
+        UserSliceWriter, //
+    },
+};
+use core::{
+    mem::MaybeUninit,
+    ptr::NonNull, //
+};
+
+mod info;
+
+pub use info::{
+    DeviceInfo,
+    RegionCaps,
+    RegionInfo, //
+};
+
+/// The ops of a VFIO device, implemented by the type of its data.
+///
+/// Callbacks run concurrently, from any userspace thread holding the device open; the data is
+/// shared (`&self`), so its mutable state needs locks.
+#[vtable]
+pub trait Driver: Send + Sync + Sized + 'static {
+    /// The name of the device's ops, for diagnostics.
+    const NAME: &'static CStr;
+
+    /// Called when the first file descriptor of the device is opened.
+    fn open(&self) -> Result {
+        Ok(())
+    }
+
+    /// Called when the last file descriptor of the device is closed.
+    fn close(&self) {}
+
+    /// Reads from the device's regions at `offset` (the driver's encoding of region and offset)
+    /// into `buf`; returns the number of bytes read.
+    fn read(&self, buf: &mut UserSliceWriter, offset: u64) -> Result<usize> {
+        let _ = (buf, offset);
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Writes `buf` to the device's regions at `offset`; returns the number of bytes written.
+    fn write(&self, buf: &mut UserSliceReader, offset: u64) -> Result<usize> {
+        let _ = (buf, offset);
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Handles the device ioctls the VFIO core passes on (`VFIO_DEVICE_GET_INFO`,
+    /// `VFIO_DEVICE_GET_IRQ_INFO`, `VFIO_DEVICE_SET_IRQS`, `VFIO_DEVICE_RESET`, ...); `arg` is
+    /// the ioctl's argument. Unknown commands should fail with `ENOTTY`.
+    fn ioctl(&self, cmd: u32, arg: UserPtr) -> Result<isize> {
+        let _ = (cmd, arg);
+        Err(ENOTTY)
+    }
+
+    /// Describes region `info.index()` for `VFIO_DEVICE_GET_REGION_INFO`, adding capabilities
+    /// to `caps`; an index the device does not have fails with `EINVAL`.
+    fn region_info(&self, info: &mut RegionInfo<'_>, caps: &mut RegionCaps<'_>) -> Result {
+        let _ = (info, caps);
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Called while the device is being unregistered and userspace still holds it open, to ask
+    /// userspace to release it; `count` counts the requests so far.
+    fn request(&self, count: u32) {
+        let _ = count;
+    }
+}
+
+/// The allocation the VFIO core makes for a device: the `struct vfio_device` first, as the core
+/// requires, then the driver's data.
+///
+/// # Invariants
+///
+/// `data` is initialized if and only if `initialized` is true.
+#[repr(C)]
+struct RawDevice<T> {
+    vdev: Opaque<bindings::vfio_device>,
+    initialized: bool,
+    data: MaybeUninit<T>,
+}
+
+impl<T: Driver> RawDevice<T> {
+    /// Returns the driver's data of `vdev`.
+    ///
+    /// # Safety
+    ///
+    /// `vdev` must be a device of a live [`Registration<T>`], or of a live file descriptor of one.
+    unsafe fn data<'a>(vdev: *mut bindings::vfio_device) -> &'a T {
+        // CAST: `vdev` is the first field of the `repr(C)` `RawDevice<T>` the core allocated.
+        let raw = vdev.cast::<Self>();
+        // SAFETY: By the safety requirements the device is live, and a registered device's data
+        // is initialized; it is only dropped by `release_callback`, once all users are gone.
+        unsafe { (*raw).data.assume_init_ref() }
+    }
+
+    const VTABLE: bindings::vfio_device_ops = bindings::vfio_device_ops {
+        name: crate::str::as_char_ptr_in_const_context(T::NAME).cast_mut(),
+        release: Some(Self::release_callback),
+        // With IOMMUFD, registration requires these; the emulated ones track the iommufd
+        // context for the device's DMA through `vfio_pin_pages()`/`vfio_dma_rw()`.
+        #[cfg(CONFIG_IOMMUFD)]
+        bind_iommufd: Some(bindings::vfio_iommufd_emulated_bind),
+        #[cfg(CONFIG_IOMMUFD)]
+        unbind_iommufd: Some(bindings::vfio_iommufd_emulated_unbind),
+        #[cfg(CONFIG_IOMMUFD)]
+        attach_ioas: Some(bindings::vfio_iommufd_emulated_attach_ioas),
+        #[cfg(CONFIG_IOMMUFD)]
+        detach_ioas: Some(bindings::vfio_iommufd_emulated_detach_ioas),
+        open_device: Some(Self::open_callback),
+        close_device: Some(Self::close_callback),
+        read: if T::HAS_READ {
+            Some(Self::read_callback)
+        } else {
+            None
+        },
+        write: if T::HAS_WRITE {
+            Some(Self::write_callback)
+        } else {
+            None
+        },
+        ioctl: Some(Self::ioctl_callback),
+        get_region_info_caps: if T::HAS_REGION_INFO {
+            Some(Self::region_info_callback)
+        } else {
+            None
+        },
+        request: Some(Self::request_callback),
+        ..pin_init::zeroed()
+    };
+
+    extern "C" fn release_callback(vdev: *mut bindings::vfio_device) {
+        let raw = vdev.cast::<Self>();
+        // SAFETY: The core calls release once, when the last reference is gone; the allocation
+        // is freed right after. By the type invariant, `data` is initialized iff `initialized`.
+        unsafe {
+            if (*raw).initialized {
+                (*raw).data.assume_init_drop();
+            }
+        }
+    }
+
+    extern "C" fn open_callback(vdev: *mut bindings::vfio_device) -> c_int {
+        // SAFETY: The core only opens registered devices.
+        let data = unsafe { Self::data(vdev) };
+        from_result(|| data.open().map(|()| 0))
+    }
+
+    extern "C" fn close_callback(vdev: *mut bindings::vfio_device) {
+        // SAFETY: The core only closes opened devices.
+        unsafe { Self::data(vdev) }.close();
+    }
+
+    extern "C" fn read_callback(
+        vdev: *mut bindings::vfio_device,
+        buf: *mut c_char,
+        count: usize,
+        ppos: *mut bindings::loff_t,
+    ) -> isize {
+        // SAFETY: The core only reads from open devices, passing a valid position.
+        let (data, pos) = unsafe { (Self::data(vdev), *ppos) };
+        let mut writer = UserSlice::new(UserPtr::from_ptr(buf.cast()), count).writer();
+        from_result(|| {
+            let done = data.read(&mut writer, u64::try_from(pos).map_err(|_| EINVAL)?)?;
+            isize::try_from(done).map_err(|_| EINVAL)
+        })
+    }
+
+    extern "C" fn write_callback(
+        vdev: *mut bindings::vfio_device,
+        buf: *const c_char,
+        count: usize,
+        ppos: *mut bindings::loff_t,
+    ) -> isize {
+        // SAFETY: The core only writes to open devices, passing a valid position.
+        let (data, pos) = unsafe { (Self::data(vdev), *ppos) };
+        let mut reader = UserSlice::new(UserPtr::from_ptr(buf.cast_mut().cast()), count).reader();
+        from_result(|| {
+            let done = data.write(&mut reader, u64::try_from(pos).map_err(|_| EINVAL)?)?;
+            isize::try_from(done).map_err(|_| EINVAL)
+        })
+    }
+
+    extern "C" fn ioctl_callback(
+        vdev: *mut bindings::vfio_device,
+        cmd: c_uint,
+        arg: c_ulong,
+    ) -> c_long {
+        // SAFETY: The core only passes ioctls of open devices.
+        let data = unsafe { Self::data(vdev) };
+        // `arg` is a user address, by the definition of the ioctls the core passes on.
+        let arg = UserPtr::from_addr(arg);
+        from_result(|| data.ioctl(cmd, arg))
+    }
+
+    extern "C" fn region_info_callback(
+        vdev: *mut bindings::vfio_device,
+        info: *mut bindings::vfio_region_info,
+        caps: *mut bindings::vfio_info_cap,
+    ) -> c_int {
+        // SAFETY: The core only asks open devices, with a region info it copied in (argsz, index
+        // and the rest zeroed) and its capability chain, both valid for the call.
+        let (data, mut info, mut caps) = unsafe {
+            (
+                Self::data(vdev),
+                RegionInfo::from_raw(info),
+                RegionCaps::from_raw(caps),
+            )
+        };
+        from_result(|| data.region_info(&mut info, &mut caps).map(|()| 0))
+    }
+
+    extern "C" fn request_callback(vdev: *mut bindings::vfio_device, count: c_uint) {
+        // SAFETY: The core only sends requests for registered devices.
+        unsafe { Self::data(vdev) }.request(count);
+    }
+}
+
+/// A registered VFIO device with an emulated IOMMU, whose data is a `T`.
+///
+/// # Invariants
+///
+/// `raw` is a `RawDevice<T>` allocated by `_vfio_alloc_device()` with initialized data,
+/// registered with `vfio_register_emulated_iommu_dev()`, and this registration holds the
+/// reference of its allocation.
+pub struct Registration<T: Driver> {
+    raw: NonNull<RawDevice<T>>,
+}
+
+// SAFETY: The registration only gives `&T` (`T: Sync`) and may be dropped on any thread: the VFIO
+// core's unregistration and reference counting are thread safe.
+unsafe impl<T: Driver> Send for Registration<T> {}
+
+// SAFETY: `&Registration` only gives `&T`, and `T: Sync`.
+unsafe impl<T: Driver> Sync for Registration<T> {}
+
+impl<T: Driver> Registration<T> {
+    /// Creates and registers a VFIO device of `parent` whose data is `data`.
+    ///
+    /// The VFIO core keeps a reference to `parent` for the life of the device.
+    pub fn new(
+        parent: &device::Device<device::Bound>,
+        data: impl PinInit<T, Error>,
+    ) -> Result<Self> {
+        const {
+            // `kvzalloc()` aligns its allocations to at least 8 bytes.
+            assert!(core::mem::align_of::<RawDevice<T>>() <= 8);
+        }
+
+        // SAFETY: The size covers a `RawDevice<T>`, whose first field is the `struct vfio_device`;
+        // the ops table is static; `parent` is a valid device.
+        let vdev = from_err_ptr(unsafe {
+            bindings::_vfio_alloc_device(
+                core::mem::size_of::<RawDevice<T>>(),
+                parent.as_raw(),
+                &RawDevice::<T>::VTABLE,
+            )
+        })?;
+        let raw = NonNull::new(vdev.cast::<RawDevice<T>>()).ok_or(ENOMEM)?;
+        let put = || {
+            // SAFETY: `vdev` was allocated above and is not registered; this drops our reference,
+            // and `release_callback` only drops the data if it was initialized.
+            unsafe { bindings::vfio_put_device(vdev) }
+        };
+
+        // SAFETY: The allocation is zeroed (`initialized` is false) and not yet shared; the data
+        // slot is valid for writes and never moves, since the core owns the allocation.
+        let slot = unsafe { (&raw mut (*raw.as_ptr()).data).cast::<T>() };
+        // SAFETY: `slot` is valid for writes and pinned; on error nothing was initialized.
+        if let Err(e) = unsafe { data.__pinned_init(slot) } {
+            put();
+            return Err(e);
+        }
+        // SAFETY: As above; the data is initialized now.
+        unsafe { (*raw.as_ptr()).initialized = true };
+
+        // SAFETY: `vdev` is an initialized device with emulated-IOMMU-capable ops.
+        if let Err(e) = to_result(unsafe { bindings::vfio_register_emulated_iommu_dev(vdev) }) {
+            put();
+            return Err(e);
+        }
+
+        // INVARIANT: Allocated, initialized and registered above.
+        Ok(Self { raw })
+    }
+
+    /// The device's data.
+    pub fn data(&self) -> &T {
+        // SAFETY: By the type invariant the device is registered and its data initialized.
+        unsafe { RawDevice::<T>::data(self.raw.as_ptr().cast()) }
+    }
+}
+
+impl<T: Driver> Drop for Registration<T> {
+    fn drop(&mut self) {
+        let vdev = self.raw.as_ptr().cast::<bindings::vfio_device>();
+        // SAFETY: By the type invariant `vdev` is registered. Unregistering waits until userspace
+        // has closed the device (sending requests meanwhile); then we drop our reference.
+        unsafe {
+            bindings::vfio_unregister_group_dev(vdev);
+            bindings::vfio_put_device(vdev);
+        }
+    }
+}
+
+/// Numbers of the device ioctls that reach [`Driver::ioctl`].
+pub mod ioctl {
+    use crate::{ioctl::_IO, uapi};
+
+    const fn nr(n: u32) -> u32 {
+        _IO(uapi::VFIO_TYPE as u32, uapi::VFIO_BASE + n)
+    }
+
+    /// `VFIO_DEVICE_GET_INFO`.
+    pub const DEVICE_GET_INFO: u32 = nr(7);
+    /// `VFIO_DEVICE_GET_IRQ_INFO`.
+    pub const DEVICE_GET_IRQ_INFO: u32 = nr(9);
+    /// `VFIO_DEVICE_SET_IRQS`.
+    pub const DEVICE_SET_IRQS: u32 = nr(10);
+    /// `VFIO_DEVICE_RESET`.
+    pub const DEVICE_RESET: u32 = nr(11);
+}
+
+/// The vfio-pci convention for where regions are in the device file: region `index` starts at
+/// `index << 40`.
+pub mod pci {
+    const SHIFT: u32 = 40;
+
+    /// The file offset of region `index`.
+    pub const fn region_offset(index: u32) -> u64 {
+        (index as u64) << SHIFT
+    }
+
+    /// The region and the offset in it of file offset `pos`.
+    pub const fn split(pos: u64) -> (u64, u64) {
+        (pos >> SHIFT, pos & ((1 << SHIFT) - 1))
+    }
+}

@@ -1,0 +1,113 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Typed answers to the VFIO device uAPI, checked against what userspace passed in one place.
+
+use crate::{
+    bindings,
+    error::to_result,
+    prelude::*,
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    },
+};
+use core::{
+    marker::PhantomData,
+    mem::{
+        offset_of,
+        size_of, //
+    },
+};
+
+/// The answer to `VFIO_DEVICE_GET_INFO`.
+pub struct DeviceInfo {
+    /// `VFIO_DEVICE_FLAGS_*`, e.g. `VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET`.
+    pub flags: u32,
+    /// Number of regions (for vfio-pci devices at least `VFIO_PCI_NUM_REGIONS`).
+    pub num_regions: u32,
+    /// Number of interrupt types.
+    pub num_irqs: u32,
+}
+
+impl DeviceInfo {
+    /// The size of the fields every caller must provide: up to `num_irqs`.
+    const MINSZ: usize = offset_of!(bindings::vfio_device_info, num_irqs) + size_of::<u32>();
+
+    /// Answers the `struct vfio_device_info` at `arg`: fails with `EINVAL` if its `argsz` is
+    /// smaller than the fields it must hold, otherwise fills them in. No capabilities are
+    /// reported, so `cap_offset` is left alone.
+    pub fn write_to(&self, arg: UserPtr) -> Result<isize> {
+        let (mut reader, mut writer) = UserSlice::new(arg, Self::MINSZ).reader_writer();
+        let argsz: u32 = reader.read()?;
+        if (argsz as usize) < Self::MINSZ {
+            return Err(EINVAL);
+        }
+        for field in [argsz, self.flags, self.num_regions, self.num_irqs] {
+            writer.write(&field)?;
+        }
+        Ok(0)
+    }
+}
+
+/// The region `VFIO_DEVICE_GET_REGION_INFO` asks about, for the driver to describe.
+///
+/// The VFIO core has checked `argsz` and copies the answer and the capabilities back.
+///
+/// # Invariants
+///
+/// `self.0` is the core's copy of the user's `struct vfio_region_info`.
+pub struct RegionInfo<'a>(&'a mut bindings::vfio_region_info);
+
+impl<'a> RegionInfo<'a> {
+    /// # Safety
+    ///
+    /// `info` must be valid and exclusively ours for `'a`.
+    pub(super) unsafe fn from_raw(info: *mut bindings::vfio_region_info) -> Self {
+        // SAFETY: By the safety requirements.
+        Self(unsafe { &mut *info })
+    }
+
+    /// The index of the region asked about.
+    pub fn index(&self) -> u32 {
+        self.0.index
+    }
+
+    /// Describes the region: where it is in the device file, its size, and its
+    /// `VFIO_REGION_INFO_FLAG_*` flags.
+    pub fn set(&mut self, offset: u64, size: u64, flags: u32) {
+        self.0.offset = offset;
+        self.0.size = size;
+        self.0.flags = flags;
+    }
+}
+
+/// The capability chain of a `VFIO_DEVICE_GET_REGION_INFO` answer.
+///
+/// # Invariants
+///
+/// `self.0` is the core's capability chain of the answer being built.
+pub struct RegionCaps<'a>(*mut bindings::vfio_info_cap, PhantomData<&'a mut ()>);
+
+impl<'a> RegionCaps<'a> {
+    /// # Safety
+    ///
+    /// `caps` must be valid and exclusively ours for `'a`.
+    pub(super) unsafe fn from_raw(caps: *mut bindings::vfio_info_cap) -> Self {
+        Self(caps, PhantomData)
+    }
+
+    /// Adds a `VFIO_REGION_INFO_CAP_TYPE` capability: the region's device-specific type and
+    /// subtype (e.g. type 3, subtype 1 for a v1 migration region).
+    pub fn add_type(&mut self, ty: u32, subtype: u32) -> Result {
+        let mut cap: bindings::vfio_region_info_cap_type = pin_init::zeroed();
+        cap.header.id = bindings::VFIO_REGION_INFO_CAP_TYPE as u16;
+        cap.header.version = 1;
+        cap.type_ = ty;
+        cap.subtype = subtype;
+        // SAFETY: By the type invariant `self.0` is valid; the core copies `cap`, whose size is
+        // given.
+        to_result(unsafe {
+            bindings::vfio_info_add_capability(self.0, &mut cap.header, size_of_val(&cap))
+        })
+    }
+}
