@@ -11,6 +11,7 @@ use crate::{
     pool::Reservation,
 };
 use kernel::{
+    alloc::kvec::VVec,
     new_mutex,
     prelude::*,
     sync::{
@@ -40,11 +41,47 @@ const MIGRATION: u32 = uapi::VFIO_PCI_NUM_REGIONS;
 const NUM_REGIONS: u32 = MIGRATION + 1;
 const READ_WRITE: u32 = uapi::VFIO_REGION_INFO_FLAG_READ | uapi::VFIO_REGION_INFO_FLAG_WRITE;
 const MIB: u32 = 1 << 20;
+const ALL_ONES: [u8; 256] = [0xff; 256];
+
+/// A device's memory, BAR2's backing: its units' worth, zeroed when allocated.
+pub(crate) struct Memory(VVec<u8>);
+
+impl Memory {
+    /// Memory for `units` of `unit_mib` MiB.
+    pub(crate) fn new(units: u32, unit_mib: u32) -> Result<Self> {
+        Ok(Self(VVec::from_elem(
+            0,
+            bytes(units, unit_mib),
+            GFP_KERNEL,
+        )?))
+    }
+
+    /// Grows (zero-filled) or shrinks the memory to `units` of `unit_mib` MiB, keeping what
+    /// both sizes share; on failure nothing changes.
+    pub(crate) fn resize(&mut self, units: u32, unit_mib: u32) -> Result {
+        let len = bytes(units, unit_mib);
+        if len > self.0.len() {
+            self.0.resize(len, 0, GFP_KERNEL)?;
+        } else {
+            // Give the memory back, not only the units.
+            let mut smaller = VVec::with_capacity(len, GFP_KERNEL)?;
+            smaller.extend_from_slice(&self.0[..len], GFP_KERNEL)?;
+            self.0 = smaller;
+        }
+        Ok(())
+    }
+}
+
+fn bytes(units: u32, unit_mib: u32) -> usize {
+    // At most 1 GiB: the module parameters bound the pool.
+    (units * unit_mib * MIB) as usize
+}
 
 /// A device's state, shared by its mdev attributes and its VFIO device.
 pub(crate) struct DeviceState {
     /// The device's units: its type's units times `aggregation`.
     pub(crate) reservation: Reservation,
+    pub(crate) memory: Memory,
     pub(crate) aggregation: u32,
     /// Whether a VFIO user has the device open. The aggregation, and BAR2 with it, cannot
     /// change then: the aggregation attribute's store takes this lock too.
@@ -53,7 +90,8 @@ pub(crate) struct DeviceState {
 
 /// The VFIO device of an rmtty mdev.
 ///
-/// Locking: `state` before `config`; user memory is never accessed with a lock held.
+/// Locking: `state` before `config`. BAR2 accesses copy from and to user memory with `state`
+/// held, since the device memory lives under it; nothing takes `state` with mm locks held.
 #[pin_data]
 pub(crate) struct RmttyVfio {
     state: Arc<Mutex<DeviceState>>,
@@ -72,7 +110,15 @@ impl RmttyVfio {
         })
     }
 
-    /// Back to power-on state.
+    /// Checks a BAR2 access of `len` bytes at `offset`; returns the offset and where the backed
+    /// part of the access ends (the offset itself if none of it is backed).
+    fn bar2_range(&self, state: &DeviceState, offset: u64, len: usize) -> Result<(usize, usize)> {
+        let size = bar2_size(state.reservation.units(), self.unit_mib) as usize;
+        let offset = in_region(offset, len, size)?;
+        Ok((offset, state.memory.0.len().clamp(offset, offset + len)))
+    }
+
+    /// Back to power-on state; the device memory is kept.
     fn reset(&self, state: &DeviceState) {
         let bar2_size = bar2_size(state.reservation.units(), self.unit_mib);
         *self.config.lock() = ConfigSpace::new(bar2_size);
@@ -112,6 +158,20 @@ impl vfio::Driver for RmttyVfio {
     fn read(&self, buf: &mut UserSliceWriter, pos: u64) -> Result<usize> {
         let len = buf.len();
         let (index, offset) = vfio::pci::split(pos);
+        if index == u64::from(BAR2) {
+            let state = self.state.lock();
+            let (offset, backed) = self.bar2_range(&state, offset, len)?;
+            let memory = state.memory.0.get(offset..backed).unwrap_or(&[]);
+            buf.write_slice(memory)?;
+            // Past the backed part, up to the BAR's power-of-two size, reads all-ones.
+            let mut ones = len - memory.len();
+            while ones > 0 {
+                let chunk = ones.min(ALL_ONES.len());
+                buf.write_slice(&ALL_ONES[..chunk])?;
+                ones -= chunk;
+            }
+            return Ok(len);
+        }
         if index != u64::from(CONFIG) {
             return Err(EINVAL);
         }
@@ -125,6 +185,15 @@ impl vfio::Driver for RmttyVfio {
     fn write(&self, buf: &mut UserSliceReader, pos: u64) -> Result<usize> {
         let len = buf.len();
         let (index, offset) = vfio::pci::split(pos);
+        if index == u64::from(BAR2) {
+            let mut state = self.state.lock();
+            let (offset, backed) = self.bar2_range(&state, offset, len)?;
+            // Writes past the backed part are ignored.
+            if let Some(memory) = state.memory.0.get_mut(offset..backed) {
+                buf.read_slice(memory)?;
+            }
+            return Ok(len);
+        }
         if index != u64::from(CONFIG) {
             return Err(EINVAL);
         }

@@ -22,7 +22,7 @@ mod pci;
 mod pool;
 mod version;
 
-use device::{DeviceState, RmttyVfio};
+use device::{DeviceState, Memory, RmttyVfio};
 use pool::Pool;
 use version::Shape;
 
@@ -195,6 +195,7 @@ impl mdev::Driver for Rmtty {
             state: Arc::pin_init(
                 new_mutex!(DeviceState {
                     reservation: self.pool.reserve(units)?,
+                    memory: Memory::new(units, self.config.unit_mib)?,
                     aggregation: 1,
                     open: false,
                 }),
@@ -334,12 +335,23 @@ impl Rmtty {
             return Err(EBUSY);
         }
         let units = device.mtype.data().units() * aggregation;
+        let held = state.reservation.units();
         if let Err(e) = state.reservation.resize(units) {
-            let (free, held) = (self.pool.free(), state.reservation.units());
+            let free = self.pool.free();
             dev_warn!(
                 dev.as_ref(),
                 "aggregated_instances: {aggregation} needs {units} units, {held} held and {free} free\n"
             );
+            return Err(e);
+        }
+        if let Err(e) = state.memory.resize(units, self.config.unit_mib) {
+            dev_warn!(
+                dev.as_ref(),
+                "aggregated_instances: no memory for {units} units of {} MiB\n",
+                self.config.unit_mib
+            );
+            // Back to what it held: a reservation always shrinks.
+            let _ = state.reservation.resize(held);
             return Err(e);
         }
         state.aggregation = aggregation;

@@ -17,6 +17,11 @@
 #include "rmtty_util.h"
 
 #define CONFIG_OFFSET	((__u64)VFIO_PCI_CONFIG_REGION_INDEX << 40)
+#define BAR2_OFFSET	((__u64)VFIO_PCI_BAR2_REGION_INDEX << 40)
+/* The fixture's device: rmtty-1 aggregated 3 times, 1 MiB units */
+#define AGGREGATION	3
+#define BACKED		(3u << 20)
+#define BAR2_SIZE	(4u << 20)
 
 FIXTURE(vfio) {
 	unsigned int units, unit_mib;
@@ -103,8 +108,12 @@ FIXTURE_SETUP(vfio)
 	if (!rmtty_ko())
 		SKIP(return, "RMTTY_KO is not set");
 	ASSERT_EQ(0, rmtty_reload(&p, &self->units, &self->unit_mib));
+	char path[256];
+
 	rmtty_uuid(self->uuid, 1);
-	ASSERT_EQ(0, rmtty_create(2, self->uuid));
+	ASSERT_EQ(0, rmtty_create(1, self->uuid));
+	rmtty_device_path(path, sizeof(path), self->uuid, "mdev/aggregated_instances");
+	ASSERT_EQ(0, sysfs_write(path, "3"));
 	if (variant->cdev)
 		open_cdev(_metadata, self);
 	else
@@ -138,10 +147,9 @@ TEST_F(vfio, device_info)
 
 TEST_F(vfio, region_info)
 {
-	/* rmtty-2 of 1 MiB units: 2 MiB of memory, a power of two already */
 	__u64 sizes[VFIO_PCI_NUM_REGIONS + 1] = {
 		[VFIO_PCI_BAR0_REGION_INDEX] = 8,
-		[VFIO_PCI_BAR2_REGION_INDEX] = 2 << 20,
+		[VFIO_PCI_BAR2_REGION_INDEX] = BAR2_SIZE,
 		[VFIO_PCI_CONFIG_REGION_INDEX] = 256,
 	};
 	struct vfio_region_info info;
@@ -214,7 +222,7 @@ TEST_F(vfio, bar_sizing_and_reset)
 	config_write32(_metadata, self->device, 0x10, 0xffffffff);
 	EXPECT_EQ(0xfffffff9, config_read32(_metadata, self->device, 0x10));
 	config_write32(_metadata, self->device, 0x18, 0xffffffff);
-	EXPECT_EQ(~((2u << 20) - 1), config_read32(_metadata, self->device, 0x18));
+	EXPECT_EQ(~(BAR2_SIZE - 1), config_read32(_metadata, self->device, 0x18));
 	/* Unimplemented BARs read 0 whatever is written */
 	config_write32(_metadata, self->device, 0x14, 0xffffffff);
 	EXPECT_EQ(0, config_read32(_metadata, self->device, 0x14));
@@ -236,14 +244,69 @@ TEST_F(vfio, aggregation_busy_while_open)
 	rmtty_device_path(path, sizeof(path), self->uuid, "mdev/aggregated_instances");
 	EXPECT_EQ(-EBUSY, sysfs_write(path, "2"));
 	EXPECT_EQ(1, kmsg_count(kmsg, "the device is open"));
-	EXPECT_EQ(0, sysfs_write(path, "1"));	/* the same value is no change */
-	EXPECT_EQ(self->units / 2 - 1, rmtty_type_long(2, "available_instances"));
+	EXPECT_EQ(0, sysfs_write(path, "3"));	/* the same value is no change */
+	EXPECT_EQ(self->units - AGGREGATION, rmtty_type_long(1, "available_instances"));
 
 	close(self->device);
 	self->device = -1;
 	EXPECT_EQ(0, sysfs_write(path, "2"));
-	EXPECT_EQ(self->units / 2 - 2, rmtty_type_long(2, "available_instances"));
+	EXPECT_EQ(self->units - 2, rmtty_type_long(1, "available_instances"));
 	close(kmsg);
+}
+
+/* Write @width bytes of @value at @offset of BAR2 and read them back. */
+static void memory_round_trip(struct __test_metadata *_metadata, int fd, __u64 offset,
+			      unsigned int width, __u64 value)
+{
+	__u64 back = 0;
+
+	ASSERT_EQ(width, pwrite(fd, &value, width, BAR2_OFFSET + offset));
+	ASSERT_EQ(width, pread(fd, &back, width, BAR2_OFFSET + offset));
+	EXPECT_EQ(0, memcmp(&value, &back, width)) TH_LOG("%u bytes at %#llx", width, offset);
+}
+
+TEST_F(vfio, device_memory)
+{
+	static __u8 bulk[64 << 10], back[64 << 10];
+	const __u64 offsets[] = { 0, 1, 0x1000, 0x123457, BACKED - 8 };
+	const unsigned int widths[] = { 1, 2, 4, 8 };
+	unsigned int i, j;
+	__u64 word;
+	__u8 byte;
+
+	for (i = 0; i < sizeof(offsets) / sizeof(offsets[0]); i++)
+		for (j = 0; j < sizeof(widths) / sizeof(widths[0]); j++)
+			memory_round_trip(_metadata, self->device, offsets[i], widths[j],
+					  0x0123456789abcdefull ^ (i << 8 | j));
+	memory_round_trip(_metadata, self->device, BACKED - 1, 1, 0x5a);
+
+	for (i = 0; i < sizeof(bulk); i++)
+		bulk[i] = i * 7 + (i >> 8);
+	ASSERT_EQ(sizeof(bulk), pwrite(self->device, bulk, sizeof(bulk), BAR2_OFFSET + (1 << 20)));
+	ASSERT_EQ(sizeof(back), pread(self->device, back, sizeof(back), BAR2_OFFSET + (1 << 20)));
+	EXPECT_EQ(0, memcmp(bulk, back, sizeof(bulk)));
+
+	/* Past the backed 3 MiB, up to the 4 MiB BAR: all-ones, writes ignored */
+	word = 0;
+	ASSERT_EQ(8, pwrite(self->device, &word, 8, BAR2_OFFSET + BACKED));
+	ASSERT_EQ(8, pread(self->device, &word, 8, BAR2_OFFSET + BACKED));
+	EXPECT_EQ(~0ull, word);
+	ASSERT_EQ(1, pread(self->device, &byte, 1, BAR2_OFFSET + BAR2_SIZE - 1));
+	EXPECT_EQ(0xff, byte);
+	/* Straddling the backed end: memory, then all-ones */
+	ASSERT_EQ(8, pread(self->device, &word, 8, BAR2_OFFSET + BACKED - 4));
+	EXPECT_EQ(0xffffffff, word >> 32);
+
+	/* Outside the BAR, or straddling its end: refused */
+	EXPECT_EQ(-1, pread(self->device, &byte, 1, BAR2_OFFSET + BAR2_SIZE));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, pwrite(self->device, &word, 8, BAR2_OFFSET + BAR2_SIZE - 4));
+	EXPECT_EQ(EINVAL, errno);
+
+	/* A reset keeps the memory */
+	ASSERT_EQ(0, ioctl(self->device, VFIO_DEVICE_RESET));
+	ASSERT_EQ(sizeof(back), pread(self->device, back, sizeof(back), BAR2_OFFSET + (1 << 20)));
+	EXPECT_EQ(0, memcmp(bulk, back, sizeof(bulk)));
 }
 
 TEST_HARNESS_MAIN
