@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <linux/iommufd.h>
 #include <linux/vfio.h>
@@ -307,6 +308,37 @@ TEST_F(vfio, device_memory)
 	ASSERT_EQ(0, ioctl(self->device, VFIO_DEVICE_RESET));
 	ASSERT_EQ(sizeof(back), pread(self->device, back, sizeof(back), BAR2_OFFSET + (1 << 20)));
 	EXPECT_EQ(0, memcmp(bulk, back, sizeof(bulk)));
+}
+
+/*
+ * Removing a device that userspace holds open waits, in the VFIO core, until
+ * it is closed; then the removal completes and the units come back.
+ */
+TEST_F(vfio, remove_while_open)
+{
+	int status, fds[] = { self->device, self->group, self->container, self->iommufd };
+	unsigned int i;
+	pid_t child;
+
+	child = fork();
+	ASSERT_LE(0, child);
+	if (!child) {
+		for (i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+		_exit(rmtty_remove(self->uuid) ? 1 : 0);
+	}
+
+	sleep(2);
+	EXPECT_EQ(0, waitpid(child, &status, WNOHANG)) TH_LOG("removal did not wait");
+	EXPECT_EQ(self->units - AGGREGATION, rmtty_type_long(1, "available_instances"));
+
+	close(self->device);
+	self->device = -1;
+	ASSERT_EQ(child, waitpid(child, &status, 0));
+	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	EXPECT_FALSE(rmtty_device_exists(self->uuid));
+	EXPECT_EQ(self->units, rmtty_type_long(1, "available_instances"));
 }
 
 TEST_HARNESS_MAIN
