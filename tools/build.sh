@@ -9,8 +9,15 @@ set -euo pipefail
 "$RMTTY_TOP"/tools/kernel.sh
 kernel_paths
 
+# Always from clean (seconds), so that its warnings are seen and recorded for
+# the test command; the compiler's and objtool's warnings follow a file name.
 module() {
-	kmake M="$RMTTY_TOP" CLIPPY=1 modules
+	local out=$RMTTY_BUILD/module.out
+	mkdir -p "$RMTTY_BUILD"
+	kmake M="$RMTTY_TOP" CLIPPY=1 clean
+	kmake M="$RMTTY_TOP" CLIPPY=1 modules 2>&1 | tee "$out"
+	[ "${PIPESTATUS[0]}" = 0 ] || return 1
+	grep -A8 -E '(^|: )(warning|error)' "$out" >"$RMTTY_BUILD/module.warnings" || true
 }
 
 # The kselftest runner comes from the kernel tree; the tests are ours.

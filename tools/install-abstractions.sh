@@ -27,7 +27,7 @@ update() {
 }
 
 # edit REL: start an edit of the tree's file REL from its pristine content;
-# insert_before and append_once then change the working copy $work/REL.
+# insert_before and append then change the working copy $work/REL.
 edit() {
 	if [ ! -e "$pristine/$1" ]; then
 		mkdir -p "$(dirname "$pristine/$1")"
