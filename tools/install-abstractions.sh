@@ -64,6 +64,10 @@ printf '%s\n' "$new_files" >"$manifest"
 
 edited=()
 edit rust/kernel/lib.rs
+insert_before rust/kernel/lib.rs '^pub mod faux;' \
+'#[cfg(CONFIG_EVENTFD)]
+pub mod eventfd;'
+
 insert_before rust/kernel/lib.rs '^pub mod miscdevice;' \
 '#[cfg(CONFIG_RUST_VFIO_MDEV_ABSTRACTIONS)]
 pub mod mdev;'
@@ -73,6 +77,8 @@ insert_before rust/kernel/lib.rs '^pub mod workqueue;' \
 pub mod vfio;'
 
 edit rust/bindings/bindings_helper.h
+insert_before rust/bindings/bindings_helper.h '^#include <linux/ethtool.h>' \
+'#include <linux/eventfd.h>'
 insert_before rust/bindings/bindings_helper.h '^#include <linux/mdio.h>' \
 '#include <linux/mdev.h>'
 insert_before rust/bindings/bindings_helper.h '^#include <linux/wait.h>' \
@@ -104,6 +110,7 @@ append drivers/vfio/mdev/Kconfig \
 	bool "Rust VFIO mediated device abstractions"
 	depends on RUST && VFIO = y
 	select VFIO_MDEV
+	select EVENTFD
 	help
 	  Rust abstractions for emulated VFIO devices and mediated device
 	  (mdev) parent drivers. They select the mdev core and need VFIO

@@ -37,11 +37,19 @@ use core::{
 };
 
 mod info;
+mod irq;
 
 pub use info::{
     DeviceInfo,
     RegionCaps,
-    RegionInfo, //
+    RegionInfo,
+    SparseMmapArea, //
+};
+pub use irq::{
+    IrqAction,
+    IrqData,
+    IrqInfo,
+    IrqSet, //
 };
 
 /// The ops of a VFIO device, implemented by the type of its data.
@@ -75,11 +83,31 @@ pub trait Driver: Send + Sync + Sized + 'static {
     }
 
     /// Handles the device ioctls the VFIO core passes on (`VFIO_DEVICE_GET_INFO`,
-    /// `VFIO_DEVICE_GET_IRQ_INFO`, `VFIO_DEVICE_SET_IRQS`, `VFIO_DEVICE_RESET`, ...); `arg` is
-    /// the ioctl's argument. Unknown commands should fail with `ENOTTY`.
+    /// `VFIO_DEVICE_RESET`, ...); `arg` is the ioctl's argument. Unknown commands should fail
+    /// with `ENOTTY`.
+    ///
+    /// `VFIO_DEVICE_GET_IRQ_INFO` and `VFIO_DEVICE_SET_IRQS` only come here if the driver does
+    /// not implement [`Driver::irq_info`] and [`Driver::set_irqs`].
     fn ioctl(&self, cmd: u32, arg: UserPtr) -> Result<isize> {
         let _ = (cmd, arg);
         Err(ENOTTY)
+    }
+
+    /// Describes interrupt index `index` for `VFIO_DEVICE_GET_IRQ_INFO`; an index the device
+    /// does not have fails with `EINVAL`. `VFIO_DEVICE_SET_IRQS` requests are checked against
+    /// this before they reach [`Driver::set_irqs`].
+    fn irq_info(&self, index: u32) -> Result<IrqInfo> {
+        let _ = index;
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Applies a `VFIO_DEVICE_SET_IRQS` request. The request names vectors [`Driver::irq_info`]
+    /// describes, one action and one kind of data, and its eventfds are valid; what the device
+    /// does not support (masking an edge-triggered vector, say) should fail with `EINVAL`.
+    /// Implementing this requires implementing [`Driver::irq_info`].
+    fn set_irqs(&self, irqs: IrqSet) -> Result {
+        let _ = irqs;
+        build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// Describes region `info.index()` for `VFIO_DEVICE_GET_REGION_INFO`, adding capabilities
@@ -215,11 +243,22 @@ impl<T: Driver> RawDevice<T> {
         cmd: c_uint,
         arg: c_ulong,
     ) -> c_long {
+        const {
+            // The requests are checked against the driver's description of the index.
+            assert!(T::HAS_IRQ_INFO || !T::HAS_SET_IRQS);
+        }
+
         // SAFETY: The core only passes ioctls of open devices.
         let data = unsafe { Self::data(vdev) };
         // `arg` is a user address, by the definition of the ioctls the core passes on.
         let arg = UserPtr::from_addr(arg);
-        from_result(|| data.ioctl(cmd, arg))
+        from_result(|| match cmd {
+            ioctl::DEVICE_GET_IRQ_INFO if T::HAS_IRQ_INFO => IrqInfo::answer(data, arg),
+            ioctl::DEVICE_SET_IRQS if T::HAS_SET_IRQS => {
+                data.set_irqs(IrqSet::read_from(data, arg)?).map(|()| 0)
+            }
+            _ => data.ioctl(cmd, arg),
+        })
     }
 
     extern "C" fn region_info_callback(

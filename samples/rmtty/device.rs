@@ -3,12 +3,14 @@
 //! The VFIO device of an rmtty mdev: a vfio-pci device.
 
 use crate::{
+    interrupts::{self, Interrupts},
     pci::{
         ConfigSpace,
         CONFIG_SIZE,
         IO_BAR_SIZE, //
     },
     pool::Reservation,
+    uart::Uart,
 };
 use kernel::{
     alloc::kvec::VVec,
@@ -28,6 +30,8 @@ use kernel::{
         self,
         pci::region_offset,
         DeviceInfo,
+        IrqInfo,
+        IrqSet,
         RegionCaps,
         RegionInfo, //
     },
@@ -90,14 +94,21 @@ pub(crate) struct DeviceState {
 
 /// The VFIO device of an rmtty mdev.
 ///
-/// Locking: `state` before `config`. BAR2 accesses copy from and to user memory with `state`
-/// held, since the device memory lives under it; nothing takes `state` with mm locks held.
+/// Locking: `state`, then `config` or `uart`, then `interrupts`; `uart` is never taken with
+/// `config` held or the other way round. BAR2 accesses copy from and to user memory with `state`
+/// held, since the device memory lives under it; nothing takes `state` with mm locks held. BAR0
+/// and config accesses copy user memory outside their locks.
 #[pin_data]
 pub(crate) struct RmttyVfio {
     state: Arc<Mutex<DeviceState>>,
     unit_mib: u32,
     #[pin]
     config: Mutex<ConfigSpace>,
+    #[pin]
+    uart: Mutex<Uart>,
+    /// How the UART's interrupt reaches userspace.
+    #[pin]
+    interrupts: Mutex<Interrupts>,
 }
 
 impl RmttyVfio {
@@ -105,6 +116,8 @@ impl RmttyVfio {
         let bar2_size = bar2_size(state.lock().reservation.units(), unit_mib);
         try_pin_init!(Self {
             config <- new_mutex!(ConfigSpace::new(bar2_size)),
+            uart <- new_mutex!(Uart::new()),
+            interrupts <- new_mutex!(Interrupts::None),
             state,
             unit_mib,
         })
@@ -118,10 +131,23 @@ impl RmttyVfio {
         Ok((offset, state.memory.0.len().clamp(offset, offset + len)))
     }
 
-    /// Back to power-on state; the device memory is kept.
+    /// Back to power-on state; the device memory and the interrupt set-up are kept.
     fn reset(&self, state: &DeviceState) {
         let bar2_size = bar2_size(state.reservation.units(), self.unit_mib);
         *self.config.lock() = ConfigSpace::new(bar2_size);
+        *self.uart.lock() = Uart::new();
+    }
+
+    /// Runs `access` on the UART and signals the interrupt if the access made a condition
+    /// pending that was not.
+    fn uart_access<R>(&self, access: impl FnOnce(&mut Uart) -> R) -> R {
+        let mut uart = self.uart.lock();
+        let before = uart.pending();
+        let result = access(&mut uart);
+        if uart.pending() & !before != 0 {
+            self.interrupts.lock().signal();
+        }
+        result
     }
 }
 
@@ -152,7 +178,10 @@ impl vfio::Driver for RmttyVfio {
     }
 
     fn close(&self) {
-        self.state.lock().open = false;
+        let mut state = self.state.lock();
+        // Drops the eventfds: userspace may close them now.
+        *self.interrupts.lock() = Interrupts::None;
+        state.open = false;
     }
 
     fn read(&self, buf: &mut UserSliceWriter, pos: u64) -> Result<usize> {
@@ -170,6 +199,18 @@ impl vfio::Driver for RmttyVfio {
                 buf.write_slice(&ALL_ONES[..chunk])?;
                 ones -= chunk;
             }
+            return Ok(len);
+        }
+        if index == u64::from(BAR0) {
+            let offset = in_region(offset, len, IO_BAR_SIZE as usize)?;
+            let mut bytes = [0; IO_BAR_SIZE as usize];
+            // Wider accesses read consecutive registers, one byte lane each.
+            self.uart_access(|uart| {
+                for (reg, byte) in (offset..).zip(&mut bytes[..len]) {
+                    *byte = uart.read(reg);
+                }
+            });
+            buf.write_slice(&bytes[..len])?;
             return Ok(len);
         }
         if index != u64::from(CONFIG) {
@@ -192,6 +233,17 @@ impl vfio::Driver for RmttyVfio {
             if let Some(memory) = state.memory.0.get_mut(offset..backed) {
                 buf.read_slice(memory)?;
             }
+            return Ok(len);
+        }
+        if index == u64::from(BAR0) {
+            let offset = in_region(offset, len, IO_BAR_SIZE as usize)?;
+            let mut bytes = [0; IO_BAR_SIZE as usize];
+            buf.read_slice(&mut bytes[..len])?;
+            self.uart_access(|uart| {
+                for (reg, &byte) in (offset..).zip(&bytes[..len]) {
+                    uart.write(reg, byte);
+                }
+            });
             return Ok(len);
         }
         if index != u64::from(CONFIG) {
@@ -218,6 +270,15 @@ impl vfio::Driver for RmttyVfio {
             }
             _ => Err(ENOTTY),
         }
+    }
+
+    fn irq_info(&self, index: u32) -> Result<IrqInfo> {
+        interrupts::info(index)
+    }
+
+    fn set_irqs(&self, irqs: IrqSet) -> Result {
+        let uart = self.uart.lock();
+        self.interrupts.lock().set(irqs, || uart.pending() != 0)
     }
 
     fn region_info(&self, info: &mut RegionInfo<'_>, _caps: &mut RegionCaps<'_>) -> Result {

@@ -18,8 +18,10 @@ use kernel::{
 };
 
 mod device;
+mod interrupts;
 mod pci;
 mod pool;
+mod uart;
 mod version;
 
 use device::{DeviceState, Memory, RmttyVfio};

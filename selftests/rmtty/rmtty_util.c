@@ -193,9 +193,11 @@ int kmsg_open(void)
 	return fd;
 }
 
-int kmsg_count(int fd, const char *needle)
+/* Count the records logged since @fd's position that contain any of @needles. */
+static int kmsg_count_any(int fd, const char *const *needles, unsigned int nr)
 {
 	char record[8192];
+	unsigned int i;
 	int count = 0;
 	ssize_t len;
 
@@ -209,8 +211,28 @@ int kmsg_count(int fd, const char *needle)
 		/* The out-of-tree taint notice is logged at most once a boot. */
 		if (strstr(record, "taints kernel"))
 			continue;
-		if (strstr(record, needle))
-			count++;
+		for (i = 0; i < nr; i++) {
+			if (strstr(record, needles[i])) {
+				count++;
+				break;
+			}
+		}
 	}
 	return count;
+}
+
+int kmsg_count(int fd, const char *needle)
+{
+	return kmsg_count_any(fd, &needle, 1);
+}
+
+int kmsg_splats(int fd)
+{
+	/* Lockdep's reports start with "WARNING:" or "INFO:", not its banner. */
+	static const char *const splats[] = {
+		"WARNING:", "BUG:", "Oops", "INFO: possible", "INFO: trying",
+		"refcount_t:", "general protection fault",
+	};
+
+	return kmsg_count_any(fd, splats, sizeof(splats) / sizeof(splats[0]));
 }

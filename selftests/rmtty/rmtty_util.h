@@ -74,5 +74,7 @@ long rmtty_device_long(const char *uuid, const char *attr);
  */
 int kmsg_open(void);
 int kmsg_count(int fd, const char *needle);
+/* Count the records since @fd's position that report a warning, BUG or lockdep splat. */
+int kmsg_splats(int fd);
 
 #endif /* RMTTY_UTIL_H */

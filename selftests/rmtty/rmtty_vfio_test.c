@@ -11,14 +11,12 @@
 #include <sys/ioctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
-#include <linux/iommufd.h>
 #include <linux/vfio.h>
 
 #include "kselftest_harness.h"
 #include "rmtty_util.h"
+#include "rmtty_vfio.h"
 
-#define CONFIG_OFFSET	((__u64)VFIO_PCI_CONFIG_REGION_INDEX << 40)
-#define BAR2_OFFSET	((__u64)VFIO_PCI_BAR2_REGION_INDEX << 40)
 /* The fixture's device: rmtty-1 aggregated 3 times, 1 MiB units */
 #define AGGREGATION	3
 #define BACKED		(3u << 20)
@@ -27,7 +25,7 @@
 FIXTURE(vfio) {
 	unsigned int units, unit_mib;
 	char uuid[UUID_LEN + 1];
-	int container, group, iommufd, device;
+	struct rmtty_vfio v;
 };
 
 FIXTURE_VARIANT(vfio) {
@@ -37,98 +35,25 @@ FIXTURE_VARIANT(vfio) {
 FIXTURE_VARIANT_ADD(vfio, group) { .cdev = false };
 FIXTURE_VARIANT_ADD(vfio, iommufd) { .cdev = true };
 
-/* The number at the end of the link or directory entry @path names. */
-static int trailing_number(const char *path)
-{
-	char buf[256];
-	ssize_t len = readlink(path, buf, sizeof(buf) - 1);
-	const char *p;
-
-	if (len < 0)
-		return -errno;
-	buf[len] = '\0';
-	p = strrchr(buf, '/');
-	return atoi(p ? p + 1 : buf);
-}
-
-static void open_group(struct __test_metadata *_metadata, FIXTURE_DATA(vfio) *self)
-{
-	struct vfio_group_status status = { .argsz = sizeof(status) };
-	char path[256];
-	int group;
-
-	rmtty_device_path(path, sizeof(path), self->uuid, "iommu_group");
-	group = trailing_number(path);
-	ASSERT_LE(0, group);
-	snprintf(path, sizeof(path), "/dev/vfio/%d", group);
-	self->group = open(path, O_RDWR);
-	ASSERT_LE(0, self->group) TH_LOG("%s: %s", path, strerror(errno));
-	ASSERT_EQ(0, ioctl(self->group, VFIO_GROUP_GET_STATUS, &status));
-	ASSERT_TRUE(status.flags & VFIO_GROUP_FLAGS_VIABLE);
-
-	self->container = open("/dev/vfio/vfio", O_RDWR);
-	ASSERT_LE(0, self->container);
-	ASSERT_EQ(0, ioctl(self->group, VFIO_GROUP_SET_CONTAINER, &self->container));
-	ASSERT_EQ(0, ioctl(self->container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU));
-	self->device = ioctl(self->group, VFIO_GROUP_GET_DEVICE_FD, self->uuid);
-	ASSERT_LE(0, self->device) TH_LOG("GET_DEVICE_FD: %s", strerror(errno));
-}
-
-static void open_cdev(struct __test_metadata *_metadata, FIXTURE_DATA(vfio) *self)
-{
-	struct vfio_device_bind_iommufd bind = { .argsz = sizeof(bind) };
-	struct vfio_device_attach_iommufd_pt attach = { .argsz = sizeof(attach) };
-	struct iommu_ioas_alloc alloc = { .size = sizeof(alloc) };
-	char path[256], name[64];
-	FILE *list;
-
-	snprintf(path, sizeof(path), "ls %s/%s/vfio-dev", MDEV_DEVICES, self->uuid);
-	list = popen(path, "r");
-	ASSERT_NE(NULL, list);
-	ASSERT_NE(NULL, fgets(name, sizeof(name), list));
-	pclose(list);
-	name[strcspn(name, "\n")] = '\0';
-	snprintf(path, sizeof(path), "/dev/vfio/devices/%s", name);
-	self->device = open(path, O_RDWR);
-	ASSERT_LE(0, self->device) TH_LOG("%s: %s", path, strerror(errno));
-
-	self->iommufd = open("/dev/iommu", O_RDWR);
-	ASSERT_LE(0, self->iommufd);
-	bind.iommufd = self->iommufd;
-	ASSERT_EQ(0, ioctl(self->device, VFIO_DEVICE_BIND_IOMMUFD, &bind));
-	ASSERT_EQ(0, ioctl(self->iommufd, IOMMU_IOAS_ALLOC, &alloc));
-	attach.pt_id = alloc.out_ioas_id;
-	ASSERT_EQ(0, ioctl(self->device, VFIO_DEVICE_ATTACH_IOMMUFD_PT, &attach));
-}
-
 FIXTURE_SETUP(vfio)
 {
 	struct rmtty_params p = { 0, 0 };
+	char path[256];
 
-	self->container = self->group = self->iommufd = self->device = -1;
+	self->v = (struct rmtty_vfio)RMTTY_VFIO_INIT;
 	if (!rmtty_ko())
 		SKIP(return, "RMTTY_KO is not set");
 	ASSERT_EQ(0, rmtty_reload(&p, &self->units, &self->unit_mib));
-	char path[256];
-
 	rmtty_uuid(self->uuid, 1);
 	ASSERT_EQ(0, rmtty_create(1, self->uuid));
 	rmtty_device_path(path, sizeof(path), self->uuid, "mdev/aggregated_instances");
 	ASSERT_EQ(0, sysfs_write(path, "3"));
-	if (variant->cdev)
-		open_cdev(_metadata, self);
-	else
-		open_group(_metadata, self);
+	ASSERT_EQ(0, rmtty_vfio_open(&self->v, self->uuid, variant->cdev));
 }
 
 FIXTURE_TEARDOWN(vfio)
 {
-	int *fds[] = { &self->device, &self->group, &self->container, &self->iommufd };
-	unsigned int i;
-
-	for (i = 0; i < sizeof(fds) / sizeof(fds[0]); i++)
-		if (*fds[i] >= 0)
-			close(*fds[i]);
+	rmtty_vfio_close(&self->v);
 	rmtty_cleanup();
 }
 
@@ -136,13 +61,13 @@ TEST_F(vfio, device_info)
 {
 	struct vfio_device_info info = { .argsz = sizeof(info) };
 
-	ASSERT_EQ(0, ioctl(self->device, VFIO_DEVICE_GET_INFO, &info));
+	ASSERT_EQ(0, ioctl(self->v.device, VFIO_DEVICE_GET_INFO, &info));
 	EXPECT_EQ(VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET, info.flags);
 	EXPECT_EQ(VFIO_PCI_NUM_REGIONS + 1, info.num_regions);
 	EXPECT_EQ(VFIO_PCI_NUM_IRQS, info.num_irqs);
 
 	info.argsz = 12;	/* up to num_irqs is required */
-	EXPECT_EQ(-1, ioctl(self->device, VFIO_DEVICE_GET_INFO, &info));
+	EXPECT_EQ(-1, ioctl(self->v.device, VFIO_DEVICE_GET_INFO, &info));
 	EXPECT_EQ(EINVAL, errno);
 }
 
@@ -160,7 +85,7 @@ TEST_F(vfio, region_info)
 		memset(&info, 0, sizeof(info));
 		info.argsz = sizeof(info);
 		info.index = i;
-		ASSERT_EQ(0, ioctl(self->device, VFIO_DEVICE_GET_REGION_INFO, &info))
+		ASSERT_EQ(0, ioctl(self->v.device, VFIO_DEVICE_GET_REGION_INFO, &info))
 			TH_LOG("region %u: %s", i, strerror(errno));
 		EXPECT_EQ(sizes[i], info.size) TH_LOG("region %u", i);
 		EXPECT_EQ((__u64)i << 40, info.offset) TH_LOG("region %u", i);
@@ -171,11 +96,11 @@ TEST_F(vfio, region_info)
 	memset(&info, 0, sizeof(info));
 	info.argsz = sizeof(info);
 	info.index = VFIO_PCI_NUM_REGIONS + 1;
-	EXPECT_EQ(-1, ioctl(self->device, VFIO_DEVICE_GET_REGION_INFO, &info));
+	EXPECT_EQ(-1, ioctl(self->v.device, VFIO_DEVICE_GET_REGION_INFO, &info));
 	EXPECT_EQ(EINVAL, errno);
 	info.index = 0;
 	info.argsz = 16;
-	EXPECT_EQ(-1, ioctl(self->device, VFIO_DEVICE_GET_REGION_INFO, &info));
+	EXPECT_EQ(-1, ioctl(self->v.device, VFIO_DEVICE_GET_REGION_INFO, &info));
 	EXPECT_EQ(EINVAL, errno);
 }
 
@@ -198,41 +123,41 @@ TEST_F(vfio, config_space)
 	__u32 word = 0;
 	__u8 byte;
 
-	EXPECT_EQ(0x32534348, config_read32(_metadata, self->device, 0x00));
-	EXPECT_EQ(0x07000210, config_read32(_metadata, self->device, 0x08));
-	EXPECT_EQ(0x32534348, config_read32(_metadata, self->device, 0x2c));
-	EXPECT_EQ(1, pread(self->device, &byte, 1, CONFIG_OFFSET + 0x3d));
+	EXPECT_EQ(0x32534348, config_read32(_metadata, self->v.device, 0x00));
+	EXPECT_EQ(0x07000210, config_read32(_metadata, self->v.device, 0x08));
+	EXPECT_EQ(0x32534348, config_read32(_metadata, self->v.device, 0x2c));
+	EXPECT_EQ(1, pread(self->v.device, &byte, 1, CONFIG_OFFSET + 0x3d));
 	EXPECT_EQ(1, byte);
 
 	/* Read-only fields stay; the interrupt line is writable. */
-	config_write32(_metadata, self->device, 0x00, 0);
-	EXPECT_EQ(0x32534348, config_read32(_metadata, self->device, 0x00));
+	config_write32(_metadata, self->v.device, 0x00, 0);
+	EXPECT_EQ(0x32534348, config_read32(_metadata, self->v.device, 0x00));
 	byte = 11;
-	EXPECT_EQ(1, pwrite(self->device, &byte, 1, CONFIG_OFFSET + 0x3c));
-	EXPECT_EQ(0x010b, config_read32(_metadata, self->device, 0x3c) & 0xffff);
+	EXPECT_EQ(1, pwrite(self->v.device, &byte, 1, CONFIG_OFFSET + 0x3c));
+	EXPECT_EQ(0x010b, config_read32(_metadata, self->v.device, 0x3c) & 0xffff);
 
 	/* Past the end, or straddling it */
-	EXPECT_EQ(-1, pread(self->device, &byte, 1, CONFIG_OFFSET + 256));
+	EXPECT_EQ(-1, pread(self->v.device, &byte, 1, CONFIG_OFFSET + 256));
 	EXPECT_EQ(EINVAL, errno);
-	EXPECT_EQ(-1, pwrite(self->device, &word, 4, CONFIG_OFFSET + 254));
+	EXPECT_EQ(-1, pwrite(self->v.device, &word, 4, CONFIG_OFFSET + 254));
 	EXPECT_EQ(EINVAL, errno);
 }
 
 TEST_F(vfio, bar_sizing_and_reset)
 {
-	config_write32(_metadata, self->device, 0x10, 0xffffffff);
-	EXPECT_EQ(0xfffffff9, config_read32(_metadata, self->device, 0x10));
-	config_write32(_metadata, self->device, 0x18, 0xffffffff);
-	EXPECT_EQ(~(BAR2_SIZE - 1), config_read32(_metadata, self->device, 0x18));
+	config_write32(_metadata, self->v.device, 0x10, 0xffffffff);
+	EXPECT_EQ(0xfffffff9, config_read32(_metadata, self->v.device, 0x10));
+	config_write32(_metadata, self->v.device, 0x18, 0xffffffff);
+	EXPECT_EQ(~(BAR2_SIZE - 1), config_read32(_metadata, self->v.device, 0x18));
 	/* Unimplemented BARs read 0 whatever is written */
-	config_write32(_metadata, self->device, 0x14, 0xffffffff);
-	EXPECT_EQ(0, config_read32(_metadata, self->device, 0x14));
-	config_write32(_metadata, self->device, 0x10, 0xc000);
-	EXPECT_EQ(0xc001, config_read32(_metadata, self->device, 0x10));
+	config_write32(_metadata, self->v.device, 0x14, 0xffffffff);
+	EXPECT_EQ(0, config_read32(_metadata, self->v.device, 0x14));
+	config_write32(_metadata, self->v.device, 0x10, 0xc000);
+	EXPECT_EQ(0xc001, config_read32(_metadata, self->v.device, 0x10));
 
-	ASSERT_EQ(0, ioctl(self->device, VFIO_DEVICE_RESET));
-	EXPECT_EQ(1, config_read32(_metadata, self->device, 0x10));
-	EXPECT_EQ(0, config_read32(_metadata, self->device, 0x18));
+	ASSERT_EQ(0, ioctl(self->v.device, VFIO_DEVICE_RESET));
+	EXPECT_EQ(1, config_read32(_metadata, self->v.device, 0x10));
+	EXPECT_EQ(0, config_read32(_metadata, self->v.device, 0x18));
 }
 
 /* The aggregation cannot change while a VFIO user holds the device. */
@@ -248,8 +173,8 @@ TEST_F(vfio, aggregation_busy_while_open)
 	EXPECT_EQ(0, sysfs_write(path, "3"));	/* the same value is no change */
 	EXPECT_EQ(self->units - AGGREGATION, rmtty_type_long(1, "available_instances"));
 
-	close(self->device);
-	self->device = -1;
+	close(self->v.device);
+	self->v.device = -1;
 	EXPECT_EQ(0, sysfs_write(path, "2"));
 	EXPECT_EQ(self->units - 2, rmtty_type_long(1, "available_instances"));
 	close(kmsg);
@@ -277,36 +202,36 @@ TEST_F(vfio, device_memory)
 
 	for (i = 0; i < sizeof(offsets) / sizeof(offsets[0]); i++)
 		for (j = 0; j < sizeof(widths) / sizeof(widths[0]); j++)
-			memory_round_trip(_metadata, self->device, offsets[i], widths[j],
+			memory_round_trip(_metadata, self->v.device, offsets[i], widths[j],
 					  0x0123456789abcdefull ^ (i << 8 | j));
-	memory_round_trip(_metadata, self->device, BACKED - 1, 1, 0x5a);
+	memory_round_trip(_metadata, self->v.device, BACKED - 1, 1, 0x5a);
 
 	for (i = 0; i < sizeof(bulk); i++)
 		bulk[i] = i * 7 + (i >> 8);
-	ASSERT_EQ(sizeof(bulk), pwrite(self->device, bulk, sizeof(bulk), BAR2_OFFSET + (1 << 20)));
-	ASSERT_EQ(sizeof(back), pread(self->device, back, sizeof(back), BAR2_OFFSET + (1 << 20)));
+	ASSERT_EQ(sizeof(bulk), pwrite(self->v.device, bulk, sizeof(bulk), BAR2_OFFSET + (1 << 20)));
+	ASSERT_EQ(sizeof(back), pread(self->v.device, back, sizeof(back), BAR2_OFFSET + (1 << 20)));
 	EXPECT_EQ(0, memcmp(bulk, back, sizeof(bulk)));
 
 	/* Past the backed 3 MiB, up to the 4 MiB BAR: all-ones, writes ignored */
 	word = 0;
-	ASSERT_EQ(8, pwrite(self->device, &word, 8, BAR2_OFFSET + BACKED));
-	ASSERT_EQ(8, pread(self->device, &word, 8, BAR2_OFFSET + BACKED));
+	ASSERT_EQ(8, pwrite(self->v.device, &word, 8, BAR2_OFFSET + BACKED));
+	ASSERT_EQ(8, pread(self->v.device, &word, 8, BAR2_OFFSET + BACKED));
 	EXPECT_EQ(~0ull, word);
-	ASSERT_EQ(1, pread(self->device, &byte, 1, BAR2_OFFSET + BAR2_SIZE - 1));
+	ASSERT_EQ(1, pread(self->v.device, &byte, 1, BAR2_OFFSET + BAR2_SIZE - 1));
 	EXPECT_EQ(0xff, byte);
 	/* Straddling the backed end: memory, then all-ones */
-	ASSERT_EQ(8, pread(self->device, &word, 8, BAR2_OFFSET + BACKED - 4));
+	ASSERT_EQ(8, pread(self->v.device, &word, 8, BAR2_OFFSET + BACKED - 4));
 	EXPECT_EQ(0xffffffff, word >> 32);
 
 	/* Outside the BAR, or straddling its end: refused */
-	EXPECT_EQ(-1, pread(self->device, &byte, 1, BAR2_OFFSET + BAR2_SIZE));
+	EXPECT_EQ(-1, pread(self->v.device, &byte, 1, BAR2_OFFSET + BAR2_SIZE));
 	EXPECT_EQ(EINVAL, errno);
-	EXPECT_EQ(-1, pwrite(self->device, &word, 8, BAR2_OFFSET + BAR2_SIZE - 4));
+	EXPECT_EQ(-1, pwrite(self->v.device, &word, 8, BAR2_OFFSET + BAR2_SIZE - 4));
 	EXPECT_EQ(EINVAL, errno);
 
 	/* A reset keeps the memory */
-	ASSERT_EQ(0, ioctl(self->device, VFIO_DEVICE_RESET));
-	ASSERT_EQ(sizeof(back), pread(self->device, back, sizeof(back), BAR2_OFFSET + (1 << 20)));
+	ASSERT_EQ(0, ioctl(self->v.device, VFIO_DEVICE_RESET));
+	ASSERT_EQ(sizeof(back), pread(self->v.device, back, sizeof(back), BAR2_OFFSET + (1 << 20)));
 	EXPECT_EQ(0, memcmp(bulk, back, sizeof(bulk)));
 }
 
@@ -316,7 +241,7 @@ TEST_F(vfio, device_memory)
  */
 TEST_F(vfio, remove_while_open)
 {
-	int status, fds[] = { self->device, self->group, self->container, self->iommufd };
+	int status, fds[] = { self->v.device, self->v.group, self->v.container, self->v.iommufd };
 	unsigned int i;
 	pid_t child;
 
@@ -333,8 +258,8 @@ TEST_F(vfio, remove_while_open)
 	EXPECT_EQ(0, waitpid(child, &status, WNOHANG)) TH_LOG("removal did not wait");
 	EXPECT_EQ(self->units - AGGREGATION, rmtty_type_long(1, "available_instances"));
 
-	close(self->device);
-	self->device = -1;
+	close(self->v.device);
+	self->v.device = -1;
 	ASSERT_EQ(child, waitpid(child, &status, 0));
 	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	EXPECT_FALSE(rmtty_device_exists(self->uuid));

@@ -1,0 +1,58 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Eventfd contexts.
+//!
+//! An eventfd is a counter behind a file descriptor: userspace waits on it, the kernel signals it.
+//! Drivers that notify userspace of events (a VFIO device's interrupts, for instance) take the
+//! context of a descriptor userspace passed in and signal it.
+//!
+//! C header: [`include/linux/eventfd.h`](srctree/include/linux/eventfd.h)
+
+use crate::{
+    bindings,
+    error::from_err_ptr,
+    prelude::*, //
+};
+use core::ptr::NonNull;
+
+/// A reference to the context of an eventfd.
+///
+/// The context stays valid while this reference lives, even if userspace closes the descriptor it
+/// came from.
+///
+/// # Invariants
+///
+/// `self.0` points to a valid `struct eventfd_ctx`, of which this object owns one reference.
+pub struct EventFd(NonNull<bindings::eventfd_ctx>);
+
+// SAFETY: The reference may be put on any thread: the context's reference count is atomic.
+unsafe impl Send for EventFd {}
+
+// SAFETY: `&EventFd` only allows signalling, which the context's wait queue lock serializes.
+unsafe impl Sync for EventFd {}
+
+impl EventFd {
+    /// Takes a reference to the context of the current task's file descriptor `fd`.
+    ///
+    /// Fails with `EBADF` if `fd` is not open and with `EINVAL` if it is not an eventfd.
+    pub fn from_fd(fd: i32) -> Result<Self> {
+        // SAFETY: Any descriptor value may be passed; the function looks it up.
+        let ctx = from_err_ptr(unsafe { bindings::eventfd_ctx_fdget(fd) })?;
+        // INVARIANT: On success, `eventfd_ctx_fdget()` returns a context with a new reference.
+        NonNull::new(ctx).map(Self).ok_or(EINVAL)
+    }
+
+    /// Adds one to the counter, waking up whoever waits on the eventfd.
+    pub fn signal(&self) {
+        // SAFETY: By the type invariant the context is valid. The function may be called from
+        // any context.
+        unsafe { bindings::eventfd_signal_mask(self.0.as_ptr(), 0) }
+    }
+}
+
+impl Drop for EventFd {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant we own a reference to the context; this releases it.
+        unsafe { bindings::eventfd_ctx_put(self.0.as_ptr()) }
+    }
+}

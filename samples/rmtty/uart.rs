@@ -1,0 +1,318 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The UART at BAR0: one 16550A-compatible port whose line is looped back, as mtty's.
+//!
+//! There is no outside line: what is transmitted is received, as if a loopback plug were on the
+//! connector (TX to RX, RTS to CTS, DTR to DSR and DCD). The transmitter and the receiver share
+//! one FIFO, so the transmitter is empty exactly when everything sent has been read back; a byte
+//! sent into a full FIFO is lost and flags an overrun. With `MCR[LOOP]` set, the modem outputs
+//! loop back inside the chip instead, as on a 16550 (RTS to CTS, DTR to DSR, OUT1 to RI, OUT2 to
+//! DCD), which is what the 8250 driver's loopback probe looks for.
+//!
+//! Interrupts are level conditions, each enabled by its `IER` bit; [`Uart::pending`] gives them.
+//! The device signals an interrupt when an access makes a condition pending that was not: the
+//! receive FIFO reaching its trigger level, an overrun, the transmitter becoming empty (or its
+//! interrupt being enabled while it is), a modem input changing. Those are the events mtty
+//! signals.
+
+/// Depth of the FIFO.
+const FIFO_SIZE: usize = 16;
+
+// Registers, by offset in BAR0.
+const RBR_THR: usize = 0; // with LCR[DLAB]: divisor latch, low byte
+const IER: usize = 1; // with LCR[DLAB]: divisor latch, high byte
+const IIR_FCR: usize = 2;
+const LCR: usize = 3;
+const MCR: usize = 4;
+const LSR: usize = 5;
+const MSR: usize = 6;
+const SCR: usize = 7;
+
+// Interrupt enables, also the bits of `Uart::pending()`.
+const IER_RDI: u8 = 0x01;
+const IER_THRI: u8 = 0x02;
+const IER_RLSI: u8 = 0x04;
+const IER_MSI: u8 = 0x08;
+const IER_MASK: u8 = 0x0f;
+
+const IIR_NO_INT: u8 = 0x01;
+const IIR_MSI: u8 = 0x00;
+const IIR_THRI: u8 = 0x02;
+const IIR_RDI: u8 = 0x04;
+const IIR_RLSI: u8 = 0x06;
+const IIR_FIFOS_ENABLED: u8 = 0xc0;
+
+const FCR_ENABLE_FIFO: u8 = 0x01;
+const FCR_CLEAR_RCVR: u8 = 0x02;
+const FCR_CLEAR_XMIT: u8 = 0x04;
+const FCR_TRIGGER_SHIFT: u8 = 6;
+/// Receive FIFO trigger levels, by `FCR[7:6]`.
+const TRIGGER_LEVELS: [usize; 4] = [1, 4, 8, 14];
+
+const LCR_DLAB: u8 = 0x80;
+
+const MCR_DTR: u8 = 0x01;
+const MCR_RTS: u8 = 0x02;
+const MCR_OUT1: u8 = 0x04;
+const MCR_OUT2: u8 = 0x08;
+const MCR_LOOP: u8 = 0x10;
+const MCR_MASK: u8 = 0x1f;
+
+const LSR_DR: u8 = 0x01;
+const LSR_OE: u8 = 0x02;
+const LSR_THRE: u8 = 0x20;
+const LSR_TEMT: u8 = 0x40;
+
+const MSR_DCTS: u8 = 0x01;
+const MSR_DDSR: u8 = 0x02;
+const MSR_TERI: u8 = 0x04;
+const MSR_DDCD: u8 = 0x08;
+const MSR_DELTAS: u8 = 0x0f;
+const MSR_CTS: u8 = 0x10;
+const MSR_DSR: u8 = 0x20;
+const MSR_RI: u8 = 0x40;
+const MSR_DCD: u8 = 0x80;
+
+/// The state of the port: registers, divisor latch and FIFO.
+///
+/// # Invariants
+///
+/// `len <= self.capacity()` and `head < FIFO_SIZE`; `ier`, `mcr` and `fcr` hold only their
+/// defined bits.
+pub(crate) struct Uart {
+    fifo: [u8; FIFO_SIZE],
+    /// Index of the oldest byte in `fifo`.
+    head: usize,
+    /// Number of bytes in `fifo`.
+    len: usize,
+    /// A byte was lost since `LSR` was last read.
+    overrun: bool,
+    divisor: u16,
+    ier: u8,
+    /// `FCR` as written: FIFO enable and trigger level; the clear bits self-clear.
+    fcr: u8,
+    lcr: u8,
+    mcr: u8,
+    /// Modem status: the inputs, and what changed since `MSR` was last read.
+    msr: u8,
+    scr: u8,
+}
+
+impl Uart {
+    /// The port at power-on: FIFO off and empty, interrupts disabled, modem outputs low.
+    pub(crate) const fn new() -> Self {
+        // INVARIANT: Empty FIFO, all registers zero.
+        Self {
+            fifo: [0; FIFO_SIZE],
+            head: 0,
+            len: 0,
+            overrun: false,
+            divisor: 0,
+            ier: 0,
+            fcr: 0,
+            lcr: 0,
+            mcr: 0,
+            msr: 0,
+            scr: 0,
+        }
+    }
+
+    fn fifo_enabled(&self) -> bool {
+        self.fcr & FCR_ENABLE_FIFO != 0
+    }
+
+    /// 16 bytes with the FIFO enabled, one (a 16450's holding register) without.
+    fn capacity(&self) -> usize {
+        if self.fifo_enabled() {
+            FIFO_SIZE
+        } else {
+            1
+        }
+    }
+
+    fn trigger_level(&self) -> usize {
+        if self.fifo_enabled() {
+            TRIGGER_LEVELS[usize::from(self.fcr >> FCR_TRIGGER_SHIFT)]
+        } else {
+            1
+        }
+    }
+
+    fn dlab(&self) -> bool {
+        self.lcr & LCR_DLAB != 0
+    }
+
+    /// The interrupt conditions that are enabled and true, as `IER` bits.
+    pub(crate) fn pending(&self) -> u8 {
+        let mut conditions = 0;
+        if self.overrun {
+            conditions |= IER_RLSI;
+        }
+        if self.len >= self.trigger_level() {
+            conditions |= IER_RDI;
+        }
+        if self.len == 0 {
+            conditions |= IER_THRI;
+        }
+        if self.msr & MSR_DELTAS != 0 {
+            conditions |= IER_MSI;
+        }
+        conditions & self.ier
+    }
+
+    /// `IIR`: the pending interrupt of highest priority, and whether the FIFOs are enabled.
+    fn iir(&self) -> u8 {
+        let pending = self.pending();
+        let id = if pending & IER_RLSI != 0 {
+            IIR_RLSI
+        } else if pending & IER_RDI != 0 {
+            IIR_RDI
+        } else if pending & IER_THRI != 0 {
+            IIR_THRI
+        } else if pending & IER_MSI != 0 {
+            IIR_MSI
+        } else {
+            IIR_NO_INT
+        };
+        if self.fifo_enabled() {
+            id | IIR_FIFOS_ENABLED
+        } else {
+            id
+        }
+    }
+
+    fn lsr(&self) -> u8 {
+        let mut lsr = 0;
+        if self.len > 0 {
+            lsr |= LSR_DR;
+        } else {
+            lsr |= LSR_THRE | LSR_TEMT;
+        }
+        if self.overrun {
+            lsr |= LSR_OE;
+        }
+        lsr
+    }
+
+    fn transmit(&mut self, byte: u8) {
+        if self.len < self.capacity() {
+            self.fifo[(self.head + self.len) % FIFO_SIZE] = byte;
+            self.len += 1;
+        } else {
+            self.overrun = true;
+        }
+    }
+
+    fn receive(&mut self) -> u8 {
+        if self.len == 0 {
+            return 0;
+        }
+        let byte = self.fifo[self.head];
+        self.head = (self.head + 1) % FIFO_SIZE;
+        self.len -= 1;
+        byte
+    }
+
+    fn clear_fifo(&mut self) {
+        self.head = 0;
+        self.len = 0;
+    }
+
+    fn write_fcr(&mut self, value: u8) {
+        let fcr = value & (FCR_ENABLE_FIFO | 3 << FCR_TRIGGER_SHIFT);
+        // Switching the FIFO on or off empties it, as does either clear bit: the receiver and
+        // the transmitter share it.
+        if (fcr ^ self.fcr) & FCR_ENABLE_FIFO != 0
+            || value & (FCR_CLEAR_RCVR | FCR_CLEAR_XMIT) != 0
+        {
+            self.clear_fifo();
+        }
+        self.fcr = fcr;
+    }
+
+    fn write_mcr(&mut self, value: u8) {
+        self.mcr = value & MCR_MASK;
+        let old = self.msr;
+        let new = modem_inputs(self.mcr);
+        let changed = old ^ new;
+        let mut deltas = old & MSR_DELTAS;
+        if changed & MSR_CTS != 0 {
+            deltas |= MSR_DCTS;
+        }
+        if changed & MSR_DSR != 0 {
+            deltas |= MSR_DDSR;
+        }
+        // Ring is signalled on its trailing edge only.
+        if old & MSR_RI != 0 && new & MSR_RI == 0 {
+            deltas |= MSR_TERI;
+        }
+        if changed & MSR_DCD != 0 {
+            deltas |= MSR_DDCD;
+        }
+        self.msr = new | deltas;
+    }
+
+    /// Reads register `reg`, with its side effects: a read of `RBR` takes a byte from the FIFO,
+    /// of `LSR` clears the overrun, of `MSR` clears the deltas.
+    pub(crate) fn read(&mut self, reg: usize) -> u8 {
+        match reg {
+            RBR_THR if self.dlab() => self.divisor.to_le_bytes()[0],
+            RBR_THR => self.receive(),
+            IER if self.dlab() => self.divisor.to_le_bytes()[1],
+            IER => self.ier,
+            IIR_FCR => self.iir(),
+            LCR => self.lcr,
+            MCR => self.mcr,
+            LSR => {
+                let lsr = self.lsr();
+                self.overrun = false;
+                lsr
+            }
+            MSR => {
+                let msr = self.msr;
+                self.msr &= !MSR_DELTAS;
+                msr
+            }
+            SCR => self.scr,
+            _ => 0xff,
+        }
+    }
+
+    /// Writes `value` to register `reg`. `LSR` and `MSR` are read-only.
+    pub(crate) fn write(&mut self, reg: usize, value: u8) {
+        match reg {
+            RBR_THR if self.dlab() => self.divisor = self.divisor & 0xff00 | u16::from(value),
+            RBR_THR => self.transmit(value),
+            IER if self.dlab() => self.divisor = self.divisor & 0x00ff | u16::from(value) << 8,
+            IER => self.ier = value & IER_MASK,
+            IIR_FCR => self.write_fcr(value),
+            LCR => self.lcr = value,
+            MCR => self.write_mcr(value),
+            SCR => self.scr = value,
+            _ => {}
+        }
+    }
+}
+
+/// The modem inputs (`MSR[7:4]`) that the modem outputs `mcr` produce.
+fn modem_inputs(mcr: u8) -> u8 {
+    let mut inputs = 0;
+    if mcr & MCR_RTS != 0 {
+        inputs |= MSR_CTS;
+    }
+    if mcr & MCR_DTR != 0 {
+        inputs |= MSR_DSR;
+    }
+    if mcr & MCR_LOOP != 0 {
+        if mcr & MCR_OUT1 != 0 {
+            inputs |= MSR_RI;
+        }
+        if mcr & MCR_OUT2 != 0 {
+            inputs |= MSR_DCD;
+        }
+    } else if mcr & MCR_DTR != 0 {
+        // The loopback plug wires DTR to both DSR and DCD.
+        inputs |= MSR_DCD;
+    }
+    inputs
+}

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Opening an rmtty device through either VFIO front door, and accessing its
+ * regions.
+ */
+#ifndef RMTTY_VFIO_H
+#define RMTTY_VFIO_H
+
+#include <stdbool.h>
+#include <linux/types.h>
+#include <linux/vfio.h>
+
+#define REGION_OFFSET(index)	((__u64)(index) << 40)
+#define CONFIG_OFFSET	REGION_OFFSET(VFIO_PCI_CONFIG_REGION_INDEX)
+#define BAR0_OFFSET	REGION_OFFSET(VFIO_PCI_BAR0_REGION_INDEX)
+#define BAR2_OFFSET	REGION_OFFSET(VFIO_PCI_BAR2_REGION_INDEX)
+
+/* An open device and what holds it: a group and container, or an iommufd. */
+struct rmtty_vfio {
+	int container, group, iommufd, device;
+};
+
+#define RMTTY_VFIO_INIT { -1, -1, -1, -1 }
+
+/*
+ * Open device @uuid through the iommufd cdev (@cdev) or its group with a
+ * type1 container; 0 or -errno, with what failed logged.
+ */
+int rmtty_vfio_open(struct rmtty_vfio *v, const char *uuid, bool cdev);
+/* Close whatever of @v is open. */
+void rmtty_vfio_close(struct rmtty_vfio *v);
+
+/* One UART register at BAR0: the value read, or -errno. */
+int bar0_read(int device, unsigned int reg);
+/* Write one UART register; 0 or -errno. */
+int bar0_write(int device, unsigned int reg, __u8 value);
+
+#endif /* RMTTY_VFIO_H */
