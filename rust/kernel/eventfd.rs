@@ -13,7 +13,10 @@ use crate::{
     error::from_err_ptr,
     prelude::*, //
 };
-use core::ptr::NonNull;
+use core::{
+    fmt,
+    ptr::NonNull, //
+};
 
 /// A reference to the context of an eventfd.
 ///
@@ -35,6 +38,7 @@ impl EventFd {
     /// Takes a reference to the context of the current task's file descriptor `fd`.
     ///
     /// Fails with `EBADF` if `fd` is not open and with `EINVAL` if it is not an eventfd.
+    #[inline]
     pub fn from_fd(fd: i32) -> Result<Self> {
         // SAFETY: Any descriptor value may be passed; the function looks it up.
         let ctx = from_err_ptr(unsafe { bindings::eventfd_ctx_fdget(fd) })?;
@@ -43,10 +47,19 @@ impl EventFd {
     }
 
     /// Adds one to the counter, waking up whoever waits on the eventfd.
+    ///
+    /// May be called in atomic context. A signal from within the wake-up of another eventfd
+    /// (see `eventfd_signal_allowed()`) is dropped with a warning, since it could recurse.
+    #[inline]
     pub fn signal(&self) {
-        // SAFETY: By the type invariant the context is valid. The function may be called from
-        // any context.
+        // SAFETY: By the type invariant the context is valid.
         unsafe { bindings::eventfd_signal_mask(self.0.as_ptr(), 0) }
+    }
+}
+
+impl fmt::Debug for EventFd {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("EventFd { .. }")
     }
 }
 

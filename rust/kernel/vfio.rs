@@ -87,7 +87,7 @@ pub trait Driver: Send + Sync + Sized + 'static {
     /// with `ENOTTY`.
     ///
     /// `VFIO_DEVICE_GET_IRQ_INFO` and `VFIO_DEVICE_SET_IRQS` only come here if the driver does
-    /// not implement [`Driver::irq_info`] and [`Driver::set_irqs`].
+    /// not implement [`Driver::irq_info`] and [`Driver::set_irqs`], which go together.
     fn ioctl(&self, cmd: u32, arg: UserPtr) -> Result<isize> {
         let _ = (cmd, arg);
         Err(ENOTTY)
@@ -95,16 +95,17 @@ pub trait Driver: Send + Sync + Sized + 'static {
 
     /// Describes interrupt index `index` for `VFIO_DEVICE_GET_IRQ_INFO`; an index the device
     /// does not have fails with `EINVAL`. `VFIO_DEVICE_SET_IRQS` requests are checked against
-    /// this before they reach [`Driver::set_irqs`].
+    /// this before they reach [`Driver::set_irqs`]; it is called without any lock of the
+    /// driver held, so a driver whose vector counts change must check again there.
     fn irq_info(&self, index: u32) -> Result<IrqInfo> {
         let _ = index;
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
-    /// Applies a `VFIO_DEVICE_SET_IRQS` request. The request names vectors [`Driver::irq_info`]
-    /// describes, one action and one kind of data, and its eventfds are valid; what the device
-    /// does not support (masking an edge-triggered vector, say) should fail with `EINVAL`.
-    /// Implementing this requires implementing [`Driver::irq_info`].
+    /// Applies a `VFIO_DEVICE_SET_IRQS` request, which names vectors [`Driver::irq_info`]
+    /// describes and an action and data their flags allow, with valid eventfds. A request that
+    /// does not fit the device's state (triggering vectors that are not set up, say) should
+    /// fail with `EINVAL` and change nothing. Goes together with [`Driver::irq_info`].
     fn set_irqs(&self, irqs: IrqSet) -> Result {
         let _ = irqs;
         build_error!(VTABLE_DEFAULT_ERROR)
@@ -245,7 +246,7 @@ impl<T: Driver> RawDevice<T> {
     ) -> c_long {
         const {
             // The requests are checked against the driver's description of the index.
-            assert!(T::HAS_IRQ_INFO || !T::HAS_SET_IRQS);
+            assert!(T::HAS_IRQ_INFO == T::HAS_SET_IRQS);
         }
 
         // SAFETY: The core only passes ioctls of open devices.
@@ -254,7 +255,7 @@ impl<T: Driver> RawDevice<T> {
         let arg = UserPtr::from_addr(arg);
         from_result(|| match cmd {
             ioctl::DEVICE_GET_IRQ_INFO if T::HAS_IRQ_INFO => IrqInfo::answer(data, arg),
-            ioctl::DEVICE_SET_IRQS if T::HAS_SET_IRQS => {
+            ioctl::DEVICE_SET_IRQS if T::HAS_IRQ_INFO => {
                 data.set_irqs(IrqSet::read_from(data, arg)?).map(|()| 0)
             }
             _ => data.ioctl(cmd, arg),
@@ -371,7 +372,7 @@ impl<T: Driver> Drop for Registration<T> {
     }
 }
 
-/// Numbers of the device ioctls that reach [`Driver::ioctl`].
+/// Numbers of the device ioctls the VFIO core passes to drivers.
 pub mod ioctl {
     use crate::{ioctl::_IO, uapi};
 

@@ -281,9 +281,18 @@ impl vfio::Driver for RmttyVfio {
         self.interrupts.lock().set(irqs, || uart.pending() != 0)
     }
 
-    fn region_info(&self, info: &mut RegionInfo<'_>, _caps: &mut RegionCaps<'_>) -> Result {
+    fn region_info(&self, info: &mut RegionInfo<'_>, caps: &mut RegionCaps<'_>) -> Result {
         let index = info.index();
         let (size, flags) = match index {
+            // Already typed as the v1 migration region, so that userspace finds it; it has no
+            // bytes until the migration protocols implement it.
+            MIGRATION => {
+                caps.add_type(
+                    uapi::VFIO_REGION_TYPE_MIGRATION_DEPRECATED,
+                    uapi::VFIO_REGION_SUBTYPE_MIGRATION_DEPRECATED,
+                )?;
+                (0, 0)
+            }
             BAR0 => (IO_BAR_SIZE, READ_WRITE),
             BAR2 => {
                 let units = self.state.lock().reservation.units();

@@ -37,26 +37,36 @@ pub(crate) fn info(index: u32) -> Result<IrqInfo> {
     }
 }
 
-/// How the device signals its interrupt.
+/// How the device signals its interrupt, as userspace set it up: the vfio-pci semantics.
 pub(crate) enum Interrupts {
     /// Not at all.
     None,
-    /// Through INTx, which the device masks when it signals it, until userspace unmasks it.
-    Intx { eventfd: EventFd, masked: bool },
+    /// Through INTx, a level-triggered line: the device masks it when it signals it, until
+    /// userspace unmasks it. Enabled even without an eventfd to signal.
+    Intx {
+        trigger: Option<EventFd>,
+        masked: bool,
+    },
     /// Through the MSI vector.
-    Msi { eventfd: EventFd },
+    Msi { trigger: Option<EventFd> },
 }
 
 impl Interrupts {
-    /// Signals the interrupt, unless INTx is masked.
+    /// Signals the device's interrupt, unless INTx is masked; masks INTx.
     pub(crate) fn signal(&mut self) {
         match self {
             Self::None | Self::Intx { masked: true, .. } => {}
-            Self::Intx { eventfd, masked } => {
-                eventfd.signal();
+            Self::Intx { trigger, masked } => {
                 *masked = true;
+                if let Some(trigger) = trigger {
+                    trigger.signal();
+                }
             }
-            Self::Msi { eventfd } => eventfd.signal(),
+            Self::Msi { trigger } => {
+                if let Some(trigger) = trigger {
+                    trigger.signal();
+                }
+            }
         }
     }
 
@@ -68,52 +78,70 @@ impl Interrupts {
         }
     }
 
-    /// Applies `set`, a request [`info`] has checked: one vector of INTx or MSI, or none.
+    /// Signals the eventfd of the set-up index whatever its mask: a loopback trigger.
+    fn fire(&self) {
+        if let Self::Intx {
+            trigger: Some(trigger),
+            ..
+        }
+        | Self::Msi {
+            trigger: Some(trigger),
+        } = self
+        {
+            trigger.signal();
+        }
+    }
+
+    /// Applies `irqs`, a request [`info`] has checked: of INTx or MSI, one vector or none.
     ///
-    /// Only one of the two can be set up at a time. `pending` tells whether the device has an
-    /// interrupt pending, which unmasking INTx signals again, as a level-triggered line would.
-    /// A request that cannot apply fails with `EINVAL` and changes nothing.
-    pub(crate) fn set(&mut self, set: IrqSet, pending: impl FnOnce() -> bool) -> Result {
-        let active = self.index() == Some(set.index);
-        // The vector, if the request names it: always for data, for no data if `count` is 1.
-        let applies = match &set.data {
-            IrqData::None => set.count == 1,
+    /// One of the two can be set up at a time; tearing it down takes a trigger of no vectors
+    /// without data. `pending` tells whether the device has an interrupt pending: enabling or
+    /// unmasking INTx then signals it, as a level-triggered line would. A request that does
+    /// not fit fails with `EINVAL` and changes nothing.
+    pub(crate) fn set(&mut self, irqs: IrqSet, pending: impl FnOnce() -> bool) -> Result {
+        let index = irqs.index();
+        let active = self.index() == Some(index);
+        if !active && self.index().is_some() {
+            return Err(EINVAL);
+        }
+        let applies = match irqs.data() {
             IrqData::Bool(flags) => flags.first() == Some(&true),
-            IrqData::EventFd(_) => true,
+            IrqData::None | IrqData::EventFd(_) => true,
         };
-        match (set.action, set.data) {
-            // Tearing down the index, which needs no vector.
-            (IrqAction::Trigger, IrqData::None) if set.count == 0 => {
-                if active {
-                    *self = Self::None;
-                }
-            }
-            (IrqAction::Trigger, IrqData::EventFd(mut eventfds)) => {
-                if self.index().is_some() && !active {
+        match irqs.action() {
+            IrqAction::Trigger if irqs.vectors().is_empty() => {
+                if !active || !matches!(irqs.data(), IrqData::None) {
                     return Err(EINVAL);
                 }
-                *self = match (set.index, eventfds.pop().flatten()) {
-                    (_, None) => Self::None,
-                    (INTX, Some(eventfd)) => Self::Intx {
-                        eventfd,
-                        masked: false,
-                    },
-                    (_, Some(eventfd)) => Self::Msi { eventfd },
-                };
+                *self = Self::None;
             }
-            // A loopback trigger, as if the device had raised the interrupt.
-            (IrqAction::Trigger, _) if active => {
-                if applies {
-                    self.signal();
+            IrqAction::Trigger => match irqs.into_data() {
+                IrqData::EventFd(mut eventfds) => {
+                    let new = eventfds.pop().flatten();
+                    match self {
+                        Self::Intx { trigger, .. } | Self::Msi { trigger } => *trigger = new,
+                        Self::None if index == INTX => {
+                            *self = Self::Intx {
+                                trigger: new,
+                                masked: false,
+                            };
+                            if pending() {
+                                self.signal();
+                            }
+                        }
+                        Self::None => *self = Self::Msi { trigger: new },
+                    }
                 }
-            }
-            (IrqAction::Mask | IrqAction::Unmask, IrqData::EventFd(_)) => return Err(EINVAL),
-            // Only INTx is maskable, and only while it is set up.
-            (action @ (IrqAction::Mask | IrqAction::Unmask), _) => {
+                _ if !active => return Err(EINVAL),
+                _ if applies => self.fire(),
+                _ => {}
+            },
+            // Only INTx is maskable (the abstraction refuses the others), and only while set up.
+            action @ (IrqAction::Mask | IrqAction::Unmask) => {
                 let Self::Intx { masked, .. } = self else {
                     return Err(EINVAL);
                 };
-                if set.index != INTX || set.count != 1 {
+                if irqs.vectors() != (0..1) {
                     return Err(EINVAL);
                 }
                 if applies {
@@ -123,7 +151,6 @@ impl Interrupts {
                     }
                 }
             }
-            _ => return Err(EINVAL),
         }
         Ok(())
     }

@@ -3,16 +3,20 @@
 //! The UART at BAR0: one 16550A-compatible port whose line is looped back, as mtty's.
 //!
 //! There is no outside line: what is transmitted is received, as if a loopback plug were on the
-//! connector (TX to RX, RTS to CTS, DTR to DSR and DCD). The transmitter and the receiver share
-//! one FIFO, so the transmitter is empty exactly when everything sent has been read back; a byte
-//! sent into a full FIFO is lost and flags an overrun. With `MCR[LOOP]` set, the modem outputs
-//! loop back inside the chip instead, as on a 16550 (RTS to CTS, DTR to DSR, OUT1 to RI, OUT2 to
-//! DCD), which is what the 8250 driver's loopback probe looks for.
+//! connector (TX to RX, RTS to CTS, DTR to DSR and DCD). The line is infinitely fast: a byte
+//! written to `THR` is in the receive FIFO at once and the transmitter is always empty, so a
+//! driver never waits to transmit (mtty instead holds `THRE` until the byte is read back, which
+//! stalls the 8250 driver's polled console writes). A byte received into a full FIFO is lost;
+//! without the FIFO it replaces the unread one. Either way it flags an overrun. With
+//! `MCR[LOOP]` set, the modem outputs loop back inside the chip instead, as on a 16550 (RTS to
+//! CTS, DTR to DSR, OUT1 to RI, OUT2 to DCD), which is what the 8250 driver's loopback probe
+//! looks for.
 //!
 //! Interrupts are level conditions, each enabled by its `IER` bit; [`Uart::pending`] gives them.
-//! The device signals an interrupt when an access makes a condition pending that was not: the
-//! receive FIFO reaching its trigger level, an overrun, the transmitter becoming empty (or its
-//! interrupt being enabled while it is), a modem input changing. Those are the events mtty
+//! The device signals an interrupt when an access makes a condition pending that was not: data
+//! received (the FIFO reaching its trigger level, or below it the character timeout, which on
+//! this line has always elapsed), an overrun, the transmitter becoming empty (after each byte,
+//! or when its interrupt is enabled), a modem input changing. Those are the events mtty
 //! signals.
 
 /// Depth of the FIFO.
@@ -40,11 +44,11 @@ const IIR_MSI: u8 = 0x00;
 const IIR_THRI: u8 = 0x02;
 const IIR_RDI: u8 = 0x04;
 const IIR_RLSI: u8 = 0x06;
+const IIR_RX_TIMEOUT: u8 = 0x0c;
 const IIR_FIFOS_ENABLED: u8 = 0xc0;
 
 const FCR_ENABLE_FIFO: u8 = 0x01;
 const FCR_CLEAR_RCVR: u8 = 0x02;
-const FCR_CLEAR_XMIT: u8 = 0x04;
 const FCR_TRIGGER_SHIFT: u8 = 6;
 /// Receive FIFO trigger levels, by `FCR[7:6]`.
 const TRIGGER_LEVELS: [usize; 4] = [1, 4, 8, 14];
@@ -87,6 +91,9 @@ pub(crate) struct Uart {
     len: usize,
     /// A byte was lost since `LSR` was last read.
     overrun: bool,
+    /// The transmitter-empty interrupt: set when the transmitter empties, cleared when `IIR`
+    /// reports it.
+    thre_interrupt: bool,
     divisor: u16,
     ier: u8,
     /// `FCR` as written: FIFO enable and trigger level; the clear bits self-clear.
@@ -107,6 +114,7 @@ impl Uart {
             head: 0,
             len: 0,
             overrun: false,
+            thre_interrupt: false,
             divisor: 0,
             ier: 0,
             fcr: 0,
@@ -148,10 +156,10 @@ impl Uart {
         if self.overrun {
             conditions |= IER_RLSI;
         }
-        if self.len >= self.trigger_level() {
+        if self.len > 0 {
             conditions |= IER_RDI;
         }
-        if self.len == 0 {
+        if self.thre_interrupt {
             conditions |= IER_THRI;
         }
         if self.msr & MSR_DELTAS != 0 {
@@ -161,13 +169,17 @@ impl Uart {
     }
 
     /// `IIR`: the pending interrupt of highest priority, and whether the FIFOs are enabled.
-    fn iir(&self) -> u8 {
+    /// Reporting the transmitter-empty interrupt clears it.
+    fn iir(&mut self) -> u8 {
         let pending = self.pending();
         let id = if pending & IER_RLSI != 0 {
             IIR_RLSI
-        } else if pending & IER_RDI != 0 {
+        } else if pending & IER_RDI != 0 && self.len >= self.trigger_level() {
             IIR_RDI
+        } else if pending & IER_RDI != 0 {
+            IIR_RX_TIMEOUT
         } else if pending & IER_THRI != 0 {
+            self.thre_interrupt = false;
             IIR_THRI
         } else if pending & IER_MSI != 0 {
             IIR_MSI
@@ -182,11 +194,9 @@ impl Uart {
     }
 
     fn lsr(&self) -> u8 {
-        let mut lsr = 0;
+        let mut lsr = LSR_THRE | LSR_TEMT;
         if self.len > 0 {
             lsr |= LSR_DR;
-        } else {
-            lsr |= LSR_THRE | LSR_TEMT;
         }
         if self.overrun {
             lsr |= LSR_OE;
@@ -194,13 +204,18 @@ impl Uart {
         lsr
     }
 
+    /// Sends `byte`, which the loopback receives at once.
     fn transmit(&mut self, byte: u8) {
         if self.len < self.capacity() {
             self.fifo[(self.head + self.len) % FIFO_SIZE] = byte;
             self.len += 1;
+        } else if self.fifo_enabled() {
+            self.overrun = true;
         } else {
+            self.fifo[self.head] = byte;
             self.overrun = true;
         }
+        self.thre_interrupt = true;
     }
 
     fn receive(&mut self) -> u8 {
@@ -220,11 +235,9 @@ impl Uart {
 
     fn write_fcr(&mut self, value: u8) {
         let fcr = value & (FCR_ENABLE_FIFO | 3 << FCR_TRIGGER_SHIFT);
-        // Switching the FIFO on or off empties it, as does either clear bit: the receiver and
-        // the transmitter share it.
-        if (fcr ^ self.fcr) & FCR_ENABLE_FIFO != 0
-            || value & (FCR_CLEAR_RCVR | FCR_CLEAR_XMIT) != 0
-        {
+        // Switching the FIFO on or off empties it. The transmit FIFO is always empty, so
+        // clearing it changes nothing.
+        if (fcr ^ self.fcr) & FCR_ENABLE_FIFO != 0 || value & FCR_CLEAR_RCVR != 0 {
             self.clear_fifo();
         }
         self.fcr = fcr;
@@ -284,7 +297,13 @@ impl Uart {
             RBR_THR if self.dlab() => self.divisor = self.divisor & 0xff00 | u16::from(value),
             RBR_THR => self.transmit(value),
             IER if self.dlab() => self.divisor = self.divisor & 0x00ff | u16::from(value) << 8,
-            IER => self.ier = value & IER_MASK,
+            IER => {
+                // Enabling the transmitter interrupt raises it: the transmitter is empty.
+                if value & !self.ier & IER_THRI != 0 {
+                    self.thre_interrupt = true;
+                }
+                self.ier = value & IER_MASK;
+            }
             IIR_FCR => self.write_fcr(value),
             LCR => self.lcr = value,
             MCR => self.write_mcr(value),

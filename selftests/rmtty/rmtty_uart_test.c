@@ -155,13 +155,15 @@ TEST_F(uart, set_irqs_refused)
 	/* A descriptor that is not open, one that is not an eventfd */
 	EXPECT_EQ(-EBADF, set_eventfd(self->device, intx, 1000));
 	EXPECT_EQ(-EINVAL, set_eventfd(self->device, intx, self->device));
-	/* MSI is not maskable, nor is anything through an eventfd */
-	EXPECT_EQ(-EINVAL, irq_action(self->device, msi, VFIO_IRQ_SET_ACTION_MASK));
-	EXPECT_EQ(-EINVAL, set_irqs(self->device, VFIO_IRQ_SET_DATA_EVENTFD |
+	/* MSI is not maskable, and nothing is unmasked through an eventfd */
+	EXPECT_EQ(-ENOTTY, irq_action(self->device, msi, VFIO_IRQ_SET_ACTION_MASK));
+	EXPECT_EQ(-ENOTTY, set_irqs(self->device, VFIO_IRQ_SET_DATA_EVENTFD |
 				    VFIO_IRQ_SET_ACTION_UNMASK, intx, 0, 1, fds, 4));
-	/* A loopback trigger of an index that is not set up */
+	/* A loopback trigger or a teardown of an index that is not set up */
 	EXPECT_EQ(-EINVAL, set_irqs(self->device, VFIO_IRQ_SET_DATA_BOOL |
 				    VFIO_IRQ_SET_ACTION_TRIGGER, msi, 0, 1, &yes, 1));
+	EXPECT_EQ(-EINVAL, set_irqs(self->device, VFIO_IRQ_SET_DATA_NONE |
+				    VFIO_IRQ_SET_ACTION_TRIGGER, msi, 0, 0, NULL, 0));
 
 	/* INTx still signals the eventfd */
 	EXPECT_EQ(0, fired(self->eventfd));
@@ -188,9 +190,10 @@ TEST_F(uart, loopback_and_line_status)
 				UART_FCR_CLEAR_RCVR | UART_FCR_CLEAR_XMIT));
 	EXPECT_EQ(IIR_FIFO | UART_IIR_NO_INT, bar0_read(self->device, UART_IIR));
 
+	/* The transmitter stays empty: the line takes each byte at once */
 	for (i = 0; i < sizeof(text) - 1; i++)
 		ASSERT_EQ(0, bar0_write(self->device, UART_TX, text[i]));
-	EXPECT_EQ(UART_LSR_DR, bar0_read(self->device, UART_LSR));
+	EXPECT_EQ(LSR_IDLE | UART_LSR_DR, bar0_read(self->device, UART_LSR));
 	for (i = 0; i < sizeof(text) - 1; i++)
 		EXPECT_EQ(text[i], bar0_read(self->device, UART_RX));
 	EXPECT_EQ(LSR_IDLE, bar0_read(self->device, UART_LSR));
@@ -211,11 +214,11 @@ TEST_F(uart, fifo_overrun_and_clear)
 	ASSERT_EQ(0, bar0_write(self->device, UART_FCR, UART_FCR_ENABLE_FIFO));
 	for (i = 0; i < FIFO_SIZE; i++)
 		ASSERT_EQ(0, bar0_write(self->device, UART_TX, i));
-	EXPECT_EQ(UART_LSR_DR, bar0_read(self->device, UART_LSR));
+	EXPECT_EQ(LSR_IDLE | UART_LSR_DR, bar0_read(self->device, UART_LSR));
 	/* One more is lost and flags an overrun, which reading LSR clears */
 	ASSERT_EQ(0, bar0_write(self->device, UART_TX, 0xee));
-	EXPECT_EQ(UART_LSR_DR | UART_LSR_OE, bar0_read(self->device, UART_LSR));
-	EXPECT_EQ(UART_LSR_DR, bar0_read(self->device, UART_LSR));
+	EXPECT_EQ(LSR_IDLE | UART_LSR_DR | UART_LSR_OE, bar0_read(self->device, UART_LSR));
+	EXPECT_EQ(LSR_IDLE | UART_LSR_DR, bar0_read(self->device, UART_LSR));
 	for (i = 0; i < FIFO_SIZE; i++)
 		EXPECT_EQ(i, bar0_read(self->device, UART_RX));
 	EXPECT_EQ(LSR_IDLE, bar0_read(self->device, UART_LSR));
@@ -227,12 +230,12 @@ TEST_F(uart, fifo_overrun_and_clear)
 				UART_FCR_CLEAR_RCVR));
 	EXPECT_EQ(LSR_IDLE, bar0_read(self->device, UART_LSR));
 
-	/* Without the FIFO, the port holds one byte */
+	/* Without the FIFO, the port holds one byte: a new one replaces it */
 	ASSERT_EQ(0, bar0_write(self->device, UART_FCR, 0));
 	ASSERT_EQ(0, bar0_write(self->device, UART_TX, 'a'));
 	ASSERT_EQ(0, bar0_write(self->device, UART_TX, 'b'));
-	EXPECT_EQ(UART_LSR_DR | UART_LSR_OE, bar0_read(self->device, UART_LSR));
-	EXPECT_EQ('a', bar0_read(self->device, UART_RX));
+	EXPECT_EQ(LSR_IDLE | UART_LSR_DR | UART_LSR_OE, bar0_read(self->device, UART_LSR));
+	EXPECT_EQ('b', bar0_read(self->device, UART_RX));
 	EXPECT_EQ(LSR_IDLE, bar0_read(self->device, UART_LSR));
 }
 
@@ -286,7 +289,10 @@ TEST_F(uart, modem_control_and_status)
 	EXPECT_EQ(0x1f, bar0_read(self->device, UART_MCR));
 }
 
-/* Receive data at the trigger level raises INTx, which the device masks. */
+/*
+ * Each UART event raises INTx, which the device then masks: a level-triggered
+ * line that stays asserted while an interrupt is pending.
+ */
 TEST_F(uart, intx_events)
 {
 	const __u32 intx = VFIO_PCI_INTX_IRQ_INDEX;
@@ -296,29 +302,34 @@ TEST_F(uart, intx_events)
 	ASSERT_EQ(0, bar0_write(self->device, UART_FCR, UART_FCR_ENABLE_FIFO |
 				UART_FCR_TRIGGER_4));
 	ASSERT_EQ(0, bar0_write(self->device, UART_IER, UART_IER_RDI));
-	for (i = 0; i < 3; i++)
-		ASSERT_EQ(0, bar0_write(self->device, UART_TX, i));
-	EXPECT_EQ(0, fired(self->eventfd));
-	ASSERT_EQ(0, bar0_write(self->device, UART_TX, 3));
+	/* Below the trigger level, the character timeout (which has elapsed) */
+	ASSERT_EQ(0, bar0_write(self->device, UART_TX, 0));
 	EXPECT_EQ(1, fired(self->eventfd));
+	EXPECT_EQ(IIR_FIFO | UART_IIR_RX_TIMEOUT, bar0_read(self->device, UART_IIR));
+	for (i = 1; i < 4; i++)
+		ASSERT_EQ(0, bar0_write(self->device, UART_TX, i));
 	EXPECT_EQ(IIR_FIFO | UART_IIR_RDI, bar0_read(self->device, UART_IIR));
-
-	/* Masked until unmasked; unmasking with data still pending signals again */
-	ASSERT_EQ(0, bar0_write(self->device, UART_FCR, UART_FCR_ENABLE_FIFO |
-				UART_FCR_TRIGGER_4 | UART_FCR_CLEAR_RCVR));
-	for (i = 0; i < 4; i++)
-		ASSERT_EQ(0, bar0_write(self->device, UART_TX, i));
+	/* Masked since; replacing the eventfd keeps the mask */
+	ASSERT_EQ(0, set_eventfd(self->device, intx, self->eventfd));
 	EXPECT_EQ(0, fired(self->eventfd));
+	/* Unmasking with data still pending signals again */
 	ASSERT_EQ(0, irq_action(self->device, intx, VFIO_IRQ_SET_ACTION_UNMASK));
 	EXPECT_EQ(1, fired(self->eventfd));
 	for (i = 0; i < 4; i++)
-		bar0_read(self->device, UART_RX);
+		EXPECT_EQ(i, bar0_read(self->device, UART_RX));
+	EXPECT_EQ(IIR_FIFO | UART_IIR_NO_INT, bar0_read(self->device, UART_IIR));
 	ASSERT_EQ(0, irq_action(self->device, intx, VFIO_IRQ_SET_ACTION_UNMASK));
 	EXPECT_EQ(0, fired(self->eventfd));
 
-	/* The transmitter interrupt, enabled while the transmitter is empty */
+	/* The transmitter interrupt: when enabled, and after each byte sent */
 	ASSERT_EQ(0, bar0_write(self->device, UART_IER, UART_IER_THRI));
 	EXPECT_EQ(1, fired(self->eventfd));
+	EXPECT_EQ(IIR_FIFO | UART_IIR_THRI, bar0_read(self->device, UART_IIR));
+	EXPECT_EQ(IIR_FIFO | UART_IIR_NO_INT, bar0_read(self->device, UART_IIR));
+	ASSERT_EQ(0, irq_action(self->device, intx, VFIO_IRQ_SET_ACTION_UNMASK));
+	ASSERT_EQ(0, bar0_write(self->device, UART_TX, 'x'));
+	EXPECT_EQ(1, fired(self->eventfd));
+	EXPECT_EQ('x', bar0_read(self->device, UART_RX));
 	EXPECT_EQ(IIR_FIFO | UART_IIR_THRI, bar0_read(self->device, UART_IIR));
 
 	/* An overrun */
@@ -346,6 +357,10 @@ TEST_F(uart, intx_events)
 	bar0_read(self->device, UART_MSR);
 	ASSERT_EQ(0, bar0_write(self->device, UART_MCR, 0));
 	EXPECT_EQ(0, fired(self->eventfd));
+
+	/* Set up again while an interrupt is pending: the line is already asserted */
+	ASSERT_EQ(0, set_eventfd(self->device, intx, self->eventfd));
+	EXPECT_EQ(1, fired(self->eventfd));
 }
 
 /* MSI is signalled on every event, with no masking. */
@@ -365,11 +380,14 @@ TEST_F(uart, msi_events)
 	ASSERT_EQ(0, irq_action(self->device, msi, VFIO_IRQ_SET_ACTION_TRIGGER));
 	EXPECT_EQ(1, fired(self->eventfd));
 
-	/* Stopped with descriptor -1; then INTx may be set up */
+	/* Descriptor -1 unassigns the eventfd; MSI stays set up until torn down */
 	ASSERT_EQ(0, set_eventfd(self->device, msi, -1));
 	EXPECT_EQ('b', bar0_read(self->device, UART_RX));
 	ASSERT_EQ(0, bar0_write(self->device, UART_TX, 'c'));
 	EXPECT_EQ(0, fired(self->eventfd));
+	EXPECT_EQ(-EINVAL, set_eventfd(self->device, VFIO_PCI_INTX_IRQ_INDEX, self->eventfd));
+	ASSERT_EQ(0, set_irqs(self->device, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER,
+			      msi, 0, 0, NULL, 0));
 	EXPECT_EQ(0, set_eventfd(self->device, VFIO_PCI_INTX_IRQ_INDEX, self->eventfd));
 }
 

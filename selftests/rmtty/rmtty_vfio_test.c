@@ -78,6 +78,10 @@ TEST_F(vfio, region_info)
 		[VFIO_PCI_BAR2_REGION_INDEX] = BAR2_SIZE,
 		[VFIO_PCI_CONFIG_REGION_INDEX] = 256,
 	};
+	struct {
+		struct vfio_region_info info;
+		struct vfio_region_info_cap_type type;
+	} full = { .info = { .argsz = sizeof(full), .index = VFIO_PCI_NUM_REGIONS } };
 	struct vfio_region_info info;
 	__u32 i;
 
@@ -89,9 +93,28 @@ TEST_F(vfio, region_info)
 			TH_LOG("region %u: %s", i, strerror(errno));
 		EXPECT_EQ(sizes[i], info.size) TH_LOG("region %u", i);
 		EXPECT_EQ((__u64)i << 40, info.offset) TH_LOG("region %u", i);
-		EXPECT_EQ(sizes[i] ? VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE : 0,
+		EXPECT_EQ(sizes[i] ? VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE :
+			  i == VFIO_PCI_NUM_REGIONS ? VFIO_REGION_INFO_FLAG_CAPS : 0,
 			  info.flags) TH_LOG("region %u", i);
 	}
+
+	/*
+	 * The migration region has a type capability: with room for the
+	 * region info alone, the size needed comes back.
+	 */
+	memset(&info, 0, sizeof(info));
+	info.argsz = sizeof(info);
+	info.index = VFIO_PCI_NUM_REGIONS;
+	ASSERT_EQ(0, ioctl(self->v.device, VFIO_DEVICE_GET_REGION_INFO, &info));
+	EXPECT_EQ(sizeof(info) + sizeof(struct vfio_region_info_cap_type), info.argsz);
+	EXPECT_EQ(0, info.cap_offset);
+	ASSERT_EQ(0, ioctl(self->v.device, VFIO_DEVICE_GET_REGION_INFO, &full));
+	EXPECT_EQ(sizeof(full.info), full.info.cap_offset);
+	EXPECT_EQ(VFIO_REGION_INFO_CAP_TYPE, full.type.header.id);
+	EXPECT_EQ(1, full.type.header.version);
+	EXPECT_EQ(0, full.type.header.next);
+	EXPECT_EQ(VFIO_REGION_TYPE_MIGRATION_DEPRECATED, full.type.type);
+	EXPECT_EQ(VFIO_REGION_SUBTYPE_MIGRATION_DEPRECATED, full.type.subtype);
 
 	memset(&info, 0, sizeof(info));
 	info.argsz = sizeof(info);

@@ -84,6 +84,15 @@ impl<'a> RegionInfo<'a> {
     }
 }
 
+/// A part of a region that userspace may map, for [`RegionCaps::add_sparse_mmap`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SparseMmapArea {
+    /// Where the area starts, from the start of the region; page aligned.
+    pub offset: u64,
+    /// Its size in bytes; page aligned, and the area inside the region.
+    pub size: u64,
+}
+
 /// The capability chain of a `VFIO_DEVICE_GET_REGION_INFO` answer.
 ///
 /// # Invariants
@@ -113,29 +122,21 @@ impl<'a> RegionCaps<'a> {
             bindings::vfio_info_add_capability(self.0, &mut cap.header, size_of_val(&cap))
         })
     }
-}
 
-/// A part of a region that userspace may map, for [`RegionCaps::add_sparse_mmap`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SparseMmapArea {
-    /// Where the area starts, from the start of the region.
-    pub offset: u64,
-    /// Its size in bytes.
-    pub size: u64,
-}
-
-impl RegionCaps<'_> {
     /// Adds a `VFIO_REGION_INFO_CAP_SPARSE_MMAP` capability: of a region flagged
-    /// `VFIO_REGION_INFO_FLAG_MMAP`, only `areas` may be mapped; the rest is accessed through
+    /// `VFIO_REGION_INFO_FLAG_MMAP`, only `areas` may be mapped, and the rest is accessed through
     /// reads and writes.
     pub fn add_sparse_mmap(&mut self, areas: &[SparseMmapArea]) -> Result {
+        type Cap = bindings::vfio_region_info_cap_sparse_mmap;
+        type Area = bindings::vfio_region_sparse_mmap_area;
+
         let nr_areas = u32::try_from(areas.len()).map_err(|_| EINVAL)?;
-        let size = size_of::<bindings::vfio_region_sparse_mmap_area>()
+        let size = size_of::<Area>()
             .checked_mul(areas.len())
-            .and_then(|areas| areas.checked_add(size_of::<bindings::vfio_region_info_cap_sparse_mmap>()))
+            .and_then(|size| size.checked_add(size_of::<Cap>()))
             .ok_or(EINVAL)?;
         // SAFETY: By the type invariant `self.0` is valid. The core appends a zeroed capability
-        // of `size` bytes, with its header filled in, to the chain.
+        // of at least `size` bytes, aligned to 8, with its header filled in.
         let header = from_err_ptr(unsafe {
             bindings::vfio_info_cap_add(
                 self.0,
@@ -144,14 +145,14 @@ impl RegionCaps<'_> {
                 1,
             )
         })?;
-        let cap = header.cast::<bindings::vfio_region_info_cap_sparse_mmap>();
-        // SAFETY: `cap` is valid for writes of `size` bytes: the fixed part and `nr_areas`
-        // areas. The chain packs capabilities one after the other, so the writes are unaligned.
+        let cap = header.cast::<Cap>();
+        // SAFETY: `cap` is aligned and valid for writes of `size` bytes: the fixed part and
+        // `nr_areas` areas after it.
         unsafe {
-            (&raw mut (*cap).nr_areas).write_unaligned(nr_areas);
-            let first = (&raw mut (*cap).areas).cast::<bindings::vfio_region_sparse_mmap_area>();
+            (*cap).nr_areas = nr_areas;
+            let first = (&raw mut (*cap).areas).cast::<Area>();
             for (i, area) in areas.iter().enumerate() {
-                first.add(i).write_unaligned(bindings::vfio_region_sparse_mmap_area {
+                first.add(i).write(Area {
                     offset: area.offset,
                     size: area.size,
                 });

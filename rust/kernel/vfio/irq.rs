@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! Interrupts of VFIO devices: `VFIO_DEVICE_GET_IRQ_INFO` and `VFIO_DEVICE_SET_IRQS`, checked
-//! against what the driver describes before the driver sees them.
+//! against the driver's description of the interrupt index before the driver sees them.
 
 use super::Driver;
 use crate::{
@@ -15,20 +15,33 @@ use crate::{
         UserSlice, //
     },
 };
-use core::mem::size_of;
+use core::{
+    mem::size_of,
+    ops::Range, //
+};
 
 /// What a device has at one interrupt index, the answer to `VFIO_DEVICE_GET_IRQ_INFO`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct IrqInfo {
     /// `VFIO_IRQ_INFO_*`, e.g. `VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_MASKABLE`.
+    ///
+    /// `VFIO_DEVICE_SET_IRQS` requests that mask or unmask an index without
+    /// `VFIO_IRQ_INFO_MASKABLE`, or pass eventfds to one without `VFIO_IRQ_INFO_EVENTFD`, fail
+    /// with `ENOTTY` before they reach the driver.
     pub flags: u32,
-    /// The number of vectors; `VFIO_DEVICE_SET_IRQS` requests must stay within them.
+    /// The number of vectors, at most [`IrqInfo::MAX_COUNT`]; `VFIO_DEVICE_SET_IRQS` requests
+    /// must stay within them.
     pub count: u32,
 }
 
 impl IrqInfo {
     /// An index the device's API defines but the device does not implement: no vectors.
     pub const NONE: Self = Self { flags: 0, count: 0 };
+
+    /// The most vectors an index may have: those of MSI-X, the largest PCI interrupt index. It
+    /// bounds what a request makes the kernel allocate; requests for an index described with
+    /// more fail with `EINVAL`.
+    pub const MAX_COUNT: u32 = 2048;
 
     /// `argsz`, `flags`, `index` and `count`, each a `u32`: what every caller must provide.
     const MINSZ: usize = 4 * size_of::<u32>();
@@ -57,50 +70,74 @@ pub enum IrqAction {
     Mask,
     /// Signal the vectors again, including what became pending while they were masked.
     Unmask,
-    /// Set up, tear down or fire the signalling of the vectors, depending on the data.
+    /// Set up or tear down the signalling of the vectors, or fire them, depending on the data.
     Trigger,
 }
 
 /// The data of a `VFIO_DEVICE_SET_IRQS` request (`VFIO_IRQ_SET_DATA_*`), one entry per vector
-/// from the request's first.
+/// of the request, in order.
+#[derive(Debug)]
 pub enum IrqData {
-    /// No data: the action applies to every vector of the range. A `Trigger` with no vectors
-    /// (`count` 0) tears down the signalling of the whole index.
+    /// No data: the action applies to every vector of the request. A `Trigger` of no vectors
+    /// tears down the signalling of the whole index.
     None,
     /// Per vector, whether the action applies to it.
     Bool(KVec<bool>),
-    /// Per vector, the eventfd to signal it through, or `None` (a negative descriptor) to stop
-    /// signalling it.
+    /// Per vector, the eventfd to signal it through, or `None` (a negative descriptor) to
+    /// unassign the one it has. Only with [`IrqAction::Trigger`]: eventfds that unmask (irqfds)
+    /// are not supported, and such requests fail with `ENOTTY`.
     EventFd(KVec<Option<EventFd>>),
 }
 
 /// A `VFIO_DEVICE_SET_IRQS` request, checked against the [`IrqInfo`] of its index.
 ///
-/// The vectors it names, `start..start + count`, exist, the flags name one action and one data
-/// type, and eventfds are resolved to their contexts: an invalid descriptor fails the request
-/// before the driver sees it.
+/// # Invariants
+///
+/// The vectors `vectors` exist at `index`, the index supports `action` with `data` as its
+/// [`IrqInfo::flags`] say, and `data` has one entry per vector unless it is [`IrqData::None`].
+#[derive(Debug)]
 pub struct IrqSet {
-    /// The interrupt index.
-    pub index: u32,
-    /// The first vector.
-    pub start: u32,
-    /// The number of vectors.
-    pub count: u32,
-    /// What to do to them.
-    pub action: IrqAction,
-    /// With what.
-    pub data: IrqData,
+    index: u32,
+    vectors: Range<u32>,
+    action: IrqAction,
+    data: IrqData,
 }
 
 impl IrqSet {
     /// `argsz`, `flags`, `index`, `start` and `count`, each a `u32`: the header before the data.
     const MINSZ: usize = 5 * size_of::<u32>();
 
+    /// The interrupt index.
+    pub fn index(&self) -> u32 {
+        self.index
+    }
+
+    /// The vectors the request is about, possibly none.
+    pub fn vectors(&self) -> Range<u32> {
+        self.vectors.clone()
+    }
+
+    /// What to do to them.
+    pub fn action(&self) -> IrqAction {
+        self.action
+    }
+
+    /// With what, one entry per vector.
+    pub fn data(&self) -> &IrqData {
+        &self.data
+    }
+
+    /// Takes the data, to keep its eventfds.
+    pub fn into_data(self) -> IrqData {
+        self.data
+    }
+
     /// Reads and checks the `struct vfio_irq_set` at `arg` for the device `driver`.
     ///
     /// Fails with `EINVAL` for an index `driver` does not describe, vectors it does not have,
-    /// unknown or conflicting flags, or an `argsz` too small for the data; with `EBADF` or
-    /// `EINVAL` for a descriptor that is not an eventfd.
+    /// unknown or conflicting flags, or an `argsz` too small for the data; with `ENOTTY` for an
+    /// action or data the index does not support; with `EBADF` or `EINVAL` for a descriptor
+    /// that is not an eventfd.
     pub(super) fn read_from<T: Driver>(driver: &T, arg: UserPtr) -> Result<Self> {
         let mut reader = UserSlice::new(arg, Self::MINSZ).reader();
         let mut hdr = bindings::vfio_irq_set {
@@ -113,14 +150,16 @@ impl IrqSet {
         };
 
         let info = driver.irq_info(hdr.index)?;
-        let vectors = c_int::try_from(info.count).map_err(|_| EINVAL)?;
+        if info.count > IrqInfo::MAX_COUNT {
+            return Err(EINVAL);
+        }
         let mut data_size = 0;
         // SAFETY: `hdr` and `data_size` are valid for the call. The index was checked against
-        // the driver above, so any bound on it will do.
+        // the driver above, so any bound on it will do. The count fits an `int`.
         to_result(unsafe {
             bindings::vfio_set_irqs_validate_and_prepare(
                 &mut hdr,
-                vectors,
+                info.count as c_int,
                 c_int::MAX,
                 &mut data_size,
             )
@@ -132,21 +171,39 @@ impl IrqSet {
             bindings::VFIO_IRQ_SET_ACTION_TRIGGER => IrqAction::Trigger,
             _ => return Err(EINVAL),
         };
-        let mut reader = UserSlice::new(arg.wrapping_byte_add(Self::MINSZ), data_size).reader();
-        // The core checked that the data type is exactly one of these, and sized the data.
-        let data = match hdr.flags & bindings::VFIO_IRQ_SET_DATA_TYPE_MASK {
-            bindings::VFIO_IRQ_SET_DATA_BOOL => {
-                let mut flags = KVec::with_capacity(data_size, GFP_KERNEL)?;
-                for _ in 0..data_size {
-                    flags.push(reader.read::<u8>()? != 0, GFP_KERNEL)?;
+        // The core checked that the data type is exactly one of these.
+        let data_type = hdr.flags & bindings::VFIO_IRQ_SET_DATA_TYPE_MASK;
+        let maskable = info.flags & bindings::VFIO_IRQ_INFO_MASKABLE != 0;
+        let eventfds = info.flags & bindings::VFIO_IRQ_INFO_EVENTFD != 0;
+        match (action, data_type) {
+            (IrqAction::Mask | IrqAction::Unmask, _) if !maskable => return Err(ENOTTY),
+            (IrqAction::Mask | IrqAction::Unmask, bindings::VFIO_IRQ_SET_DATA_EVENTFD) => {
+                return Err(ENOTTY)
+            }
+            (IrqAction::Trigger, bindings::VFIO_IRQ_SET_DATA_EVENTFD) if !eventfds => {
+                return Err(ENOTTY)
+            }
+            _ => {}
+        }
+
+        // The core bounded the data by the vectors, at most `MAX_COUNT` of at most 4 bytes.
+        let mut bytes = KVec::from_elem(0u8, data_size, GFP_KERNEL)?;
+        UserSlice::new(arg.wrapping_byte_add(Self::MINSZ), data_size)
+            .reader()
+            .read_slice(&mut bytes)?;
+        let count = hdr.count as usize;
+        let data = match data_type {
+            bindings::VFIO_IRQ_SET_DATA_BOOL if bytes.len() == count => {
+                let mut flags = KVec::with_capacity(count, GFP_KERNEL)?;
+                for &byte in bytes.iter() {
+                    flags.push(byte != 0, GFP_KERNEL)?;
                 }
                 IrqData::Bool(flags)
             }
-            bindings::VFIO_IRQ_SET_DATA_EVENTFD => {
-                let count = data_size / size_of::<i32>();
+            bindings::VFIO_IRQ_SET_DATA_EVENTFD if bytes.len() == count * size_of::<i32>() => {
                 let mut eventfds = KVec::with_capacity(count, GFP_KERNEL)?;
-                for _ in 0..count {
-                    let fd: i32 = reader.read()?;
+                for fd in bytes.chunks_exact(size_of::<i32>()) {
+                    let fd = i32::from_ne_bytes(fd.try_into().map_err(|_| EINVAL)?);
                     let eventfd = if fd < 0 {
                         None
                     } else {
@@ -156,13 +213,15 @@ impl IrqSet {
                 }
                 IrqData::EventFd(eventfds)
             }
-            _ => IrqData::None,
+            bindings::VFIO_IRQ_SET_DATA_NONE => IrqData::None,
+            _ => return Err(EINVAL),
         };
 
+        // INVARIANT: The core checked the vectors and the flags, the index's flags were checked
+        // above, and the data has `count` entries.
         Ok(Self {
             index: hdr.index,
-            start: hdr.start,
-            count: hdr.count,
+            vectors: hdr.start..hdr.start + hdr.count,
             action,
             data,
         })
