@@ -102,6 +102,24 @@ static __u64 fired(int eventfd)
 	return read(eventfd, &count, sizeof(count)) == sizeof(count) ? count : 0;
 }
 
+/* The UART's power-on state: FIFO off, nothing received or pending, lines low. */
+static void expect_power_on(struct __test_metadata *_metadata, int device)
+{
+	const __u8 zero[] = { UART_IER, UART_LCR, UART_MCR, UART_MSR, UART_SCR };
+	unsigned int i, reg;
+
+	EXPECT_EQ(LSR_IDLE, bar0_read(device, UART_LSR));
+	EXPECT_EQ(UART_IIR_NO_INT, bar0_read(device, UART_IIR));
+	for (i = 0; i < sizeof(zero); i++) {
+		reg = zero[i];
+		EXPECT_EQ(0, bar0_read(device, reg)) TH_LOG("register %u", reg);
+	}
+	ASSERT_EQ(0, bar0_write(device, UART_LCR, UART_LCR_DLAB));
+	EXPECT_EQ(0, bar0_read(device, UART_DLL));
+	EXPECT_EQ(0, bar0_read(device, UART_DLM));
+	ASSERT_EQ(0, bar0_write(device, UART_LCR, 0));
+}
+
 TEST_F(uart, irq_info)
 {
 	const struct { __u32 flags, count; } expected[VFIO_PCI_NUM_IRQS] = {
@@ -178,13 +196,7 @@ TEST_F(uart, loopback_and_line_status)
 	__u8 regs[8];
 	unsigned int i;
 
-	/* Power-on: FIFO off, nothing pending, transmitter empty */
-	EXPECT_EQ(LSR_IDLE, bar0_read(self->device, UART_LSR));
-	EXPECT_EQ(UART_IIR_NO_INT, bar0_read(self->device, UART_IIR));
-	EXPECT_EQ(0, bar0_read(self->device, UART_IER));
-	EXPECT_EQ(0, bar0_read(self->device, UART_LCR));
-	EXPECT_EQ(0, bar0_read(self->device, UART_MCR));
-	EXPECT_EQ(0, bar0_read(self->device, UART_MSR));
+	expect_power_on(_metadata, self->device);
 
 	ASSERT_EQ(0, bar0_write(self->device, UART_FCR, UART_FCR_ENABLE_FIFO |
 				UART_FCR_CLEAR_RCVR | UART_FCR_CLEAR_XMIT));
@@ -404,15 +416,7 @@ TEST_F(uart, reset)
 	ASSERT_EQ(0, bar0_write(self->device, UART_TX, 'z'));
 
 	ASSERT_EQ(0, ioctl(self->device, VFIO_DEVICE_RESET));
-	EXPECT_EQ(LSR_IDLE, bar0_read(self->device, UART_LSR));
-	EXPECT_EQ(UART_IIR_NO_INT, bar0_read(self->device, UART_IIR));
-	EXPECT_EQ(0, bar0_read(self->device, UART_LCR));
-	EXPECT_EQ(0, bar0_read(self->device, UART_MCR));
-	EXPECT_EQ(0, bar0_read(self->device, UART_MSR));
-	EXPECT_EQ(0, bar0_read(self->device, UART_SCR));
-	ASSERT_EQ(0, bar0_write(self->device, UART_LCR, UART_LCR_DLAB));
-	EXPECT_EQ(0, bar0_read(self->device, UART_DLL));
-	ASSERT_EQ(0, bar0_write(self->device, UART_LCR, 0));
+	expect_power_on(_metadata, self->device);
 
 	ASSERT_EQ(0, bar0_write(self->device, UART_IER, UART_IER_THRI));
 	EXPECT_EQ(1, fired(self->eventfd));
