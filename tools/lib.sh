@@ -69,9 +69,10 @@ sh_quote() {
 
 # guest_env: the environment every guest command starts with.
 guest_env() {
-	printf 'export RMTTY_TOP=%s RMTTY_KO=%s RMTTY_COMPAT=%s RMTTY_KHDR=%s RMTTY_KSFT=%s; cd %s\n' \
+	printf 'export RMTTY_TOP=%s RMTTY_KO=%s RMTTY_COMPAT=%s RMTTY_KHDR=%s RMTTY_KSFT=%s RMTTY_BZIMAGE=%s; cd %s\n' \
 		"$(sh_quote "$RMTTY_TOP")" "$(sh_quote "$RMTTY_KO")" "$(sh_quote "$RMTTY_COMPAT")" \
-		"$(sh_quote "$KOUT/usr/include")" "$(sh_quote "$RMTTY_BUILD/ksft")" "$(sh_quote "$RMTTY_TOP")"
+		"$(sh_quote "$KOUT/usr/include")" "$(sh_quote "$RMTTY_BUILD/ksft")" \
+		"$(sh_quote "$KOUT/arch/x86/boot/bzImage")" "$(sh_quote "$RMTTY_TOP")"
 }
 
 # run_guest CMD: boot the test kernel in a virtme-ng guest (TCG: this

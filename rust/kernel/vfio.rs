@@ -55,7 +55,8 @@ pub use irq::{
 /// The ops of a VFIO device, implemented by the type of its data.
 ///
 /// Callbacks run concurrently, from any userspace thread holding the device open; the data is
-/// shared (`&self`), so its mutable state needs locks.
+/// shared (`&self`), so its mutable state needs locks. Optional ops a driver does not implement
+/// are not in the table the VFIO core sees, so it answers for them as it does for C drivers.
 #[vtable]
 pub trait Driver: Send + Sync + Sized + 'static {
     /// The name of the device's ops, for diagnostics.

@@ -1,0 +1,70 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# Linux's own 8250_pci driver on an rmtty device: a nested QEMU guest booted on
+# the test kernel, with the device assigned through vfio-pci, must bind it as a
+# 16550A, read back what it writes to the port, and take the port's interrupts.
+#
+# The nested guest runs under TCG inside a TCG guest: its boot takes minutes.
+
+. "$(dirname "$0")/rmtty_lib.sh"
+
+QEMU_TIMEOUT=600
+MESSAGE=rmtty-8250-loopback
+
+ktap_print_header
+command -v qemu-system-x86_64 >/dev/null || ktap_skip_all "QEMU is not installed"
+busybox=$(command -v busybox) || ktap_skip_all "busybox is not installed"
+[ -r "${RMTTY_BZIMAGE:-}" ] || ktap_skip_all "RMTTY_BZIMAGE is not set"
+rmtty_reload
+ktap_set_plan 5
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+dev=$(rmtty_create 1 1) || ktap_exit_fail_msg "creating the device failed"
+
+# The nested guest's init: the rmtty port is the PCI one after the ISA ttyS0.
+# It keeps the port open while it counts the port's interrupts.
+mkdir -p "$tmp/root/bin"
+cp "$busybox" "$tmp/root/bin/busybox"
+cat >"$tmp/root/init" <<EOF
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t devtmpfs dev /dev
+mount -t proc proc /proc
+echo "rmtty-8250: probe: \$(dmesg | grep -E 'ttyS1 at I/O .* is a')"
+stty -F /dev/ttyS1 raw -echo 115200
+exec 3<>/dev/ttyS1
+(sleep 1; printf '%s' $MESSAGE >&3) &
+echo "rmtty-8250: read: \$(timeout 60 head -c ${#MESSAGE} <&3)"
+echo "rmtty-8250: interrupts: \$(grep ttyS1 /proc/interrupts)"
+exec 3<&-
+poweroff -f
+EOF
+chmod +x "$tmp/root/init"
+(cd "$tmp/root" && find . | busybox cpio -o -H newc 2>/dev/null) | gzip >"$tmp/initramfs.gz"
+
+out=$(timeout "$QEMU_TIMEOUT" qemu-system-x86_64 -nodefaults -display none -serial stdio \
+	-m 256 -no-reboot -kernel "$RMTTY_BZIMAGE" -initrd "$tmp/initramfs.gz" \
+	-append "console=ttyS0 panic=-1 kmemleak=off" \
+	-device "vfio-pci,sysfsdev=$dev" 2>&1)
+rc=$?
+field() { sed -n "s/^rmtty-8250: $1: //p" <<<"$out" | tr -d '\r'; }
+
+[ "$rc" = 0 ]
+result "the nested guest booted and powered off (QEMU status $rc)"
+[ "$rc" = 0 ] || printf '%s\n' "$out" | tail -n 40 | sed 's/^/# /'
+
+grep -q 'ttyS1 at I/O 0x[0-9a-f]* (irq = [0-9]*, base_baud = 115200) is a 16550A' <<<"$(field probe)"
+result "8250_pci binds the device as a 16550A"
+
+[ "$(field read)" = "$MESSAGE" ]
+result "what the guest writes to the port reads back"
+
+irqs=$(field interrupts | awk '{ print $2 }')
+[ "${irqs:-0}" -gt 0 ] 2>/dev/null
+result "the port's interrupts reach the guest ($irqs)"
+
+! grep -qE 'WARNING:|BUG:|Oops|INFO: possible' <<<"$out" && echo 1 >"$dev/remove"
+result "no splat in the nested guest, and the device is removable after"
+
+ktap_finished
