@@ -38,6 +38,8 @@ exec 3<>/dev/ttyS1
 echo "rmtty-8250: read: \$(timeout 60 head -c ${#MESSAGE} <&3)"
 echo "rmtty-8250: interrupts: \$(grep ttyS1 /proc/interrupts)"
 exec 3<&-
+# Let the console drain before the power goes.
+sleep 2
 poweroff -f
 EOF
 chmod +x "$tmp/root/init"
