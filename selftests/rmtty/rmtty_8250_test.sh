@@ -24,7 +24,7 @@ dev=$(rmtty_create 1 1) || ktap_exit_fail_msg "creating the device failed"
 
 # The nested guest's init: the rmtty port is the PCI one after the ISA ttyS0.
 # It keeps the port open while it counts the port's interrupts.
-mkdir -p "$tmp/root/bin"
+mkdir -p "$tmp/root/bin" "$tmp/root/dev" "$tmp/root/proc"
 cp "$busybox" "$tmp/root/bin/busybox"
 cat >"$tmp/root/init" <<EOF
 #!/bin/busybox sh
@@ -51,6 +51,8 @@ out=$(timeout "$QEMU_TIMEOUT" qemu-system-x86_64 -nodefaults -display none -seri
 	-device "vfio-pci,sysfsdev=$dev" 2>&1)
 rc=$?
 field() { sed -n "s/^rmtty-8250: $1: //p" <<<"$out" | tr -d '\r'; }
+# What the nested guest reported, for the log.
+grep -a '^rmtty-8250: ' <<<"$out" | tr -d '\r' | sed 's/^/# /'
 
 [ "$rc" = 0 ]
 result "the nested guest booted and powered off (QEMU status $rc)"
