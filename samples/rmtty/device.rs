@@ -140,14 +140,13 @@ impl RmttyVfio {
 
     /// Runs `access` on the UART and signals the interrupt if the access made a condition
     /// pending that was not.
-    fn uart_access<R>(&self, access: impl FnOnce(&mut Uart) -> R) -> R {
+    fn uart_access(&self, access: impl FnOnce(&mut Uart)) {
         let mut uart = self.uart.lock();
         let before = uart.pending();
-        let result = access(&mut uart);
+        access(&mut uart);
         if uart.pending() & !before != 0 {
             self.interrupts.lock().signal();
         }
-        result
     }
 }
 
