@@ -72,6 +72,9 @@ insert_before rust/kernel/lib.rs '^pub mod miscdevice;' \
 '#[cfg(CONFIG_RUST_VFIO_MDEV_ABSTRACTIONS)]
 pub mod mdev;'
 
+insert_before rust/kernel/lib.rs '^pub mod rbtree;' \
+'pub mod ratelimit;'
+
 insert_before rust/kernel/lib.rs '^pub mod workqueue;' \
 '#[cfg(CONFIG_RUST_VFIO_MDEV_ABSTRACTIONS)]
 pub mod vfio;'
@@ -81,6 +84,8 @@ insert_before rust/bindings/bindings_helper.h '^#include <linux/ethtool.h>' \
 '#include <linux/eventfd.h>'
 insert_before rust/bindings/bindings_helper.h '^#include <linux/mdio.h>' \
 '#include <linux/mdev.h>'
+insert_before rust/bindings/bindings_helper.h '^#include <linux/refcount.h>' \
+'#include <linux/ratelimit.h>'
 insert_before rust/bindings/bindings_helper.h '^#include <linux/wait.h>' \
 '#include <linux/vfio.h>'
 
@@ -88,6 +93,8 @@ edit rust/uapi/uapi_helper.h
 append rust/uapi/uapi_helper.h '#include <uapi/linux/vfio.h>'
 
 edit rust/helpers/helpers.c
+insert_before rust/helpers/helpers.c '^#include "rbtree.c"' \
+'#include "ratelimit.c"'
 insert_before rust/helpers/helpers.c '^#include "task.c"' \
 '#include "sysfs.c"'
 insert_before rust/helpers/helpers.c '^#include "vmalloc.c"' \

@@ -23,6 +23,7 @@ use crate::{
         VTABLE_DEFAULT_ERROR, //
     },
     prelude::*,
+    ratelimit::RateLimit,
     types::Opaque,
     uaccess::{
         UserPtr,
@@ -38,6 +39,7 @@ use core::{
 
 mod info;
 mod irq;
+mod request;
 
 pub use info::{
     DeviceInfo,
@@ -51,12 +53,20 @@ pub use irq::{
     IrqInfo,
     IrqSet, //
 };
+use irq::{
+    IrqQuery,
+    IrqSetHeader, //
+};
+use request::Request;
 
 /// The ops of a VFIO device, implemented by the type of its data.
 ///
 /// Callbacks run concurrently, from any userspace thread holding the device open; the data is
 /// shared (`&self`), so its mutable state needs locks. Optional ops a driver does not implement
 /// are not in the table the VFIO core sees, so it answers for them as it does for C drivers.
+///
+/// An error a callback returns reaches userspace, and the device logs it, rate limited, with
+/// what userspace asked: drivers need not log their refusals.
 #[vtable]
 pub trait Driver: Send + Sync + Sized + 'static {
     /// The name of the device's ops, for diagnostics.
@@ -127,30 +137,55 @@ pub trait Driver: Send + Sync + Sized + 'static {
 }
 
 /// The allocation the VFIO core makes for a device: the `struct vfio_device` first, as the core
-/// requires, then the driver's data.
+/// requires, then the rate limit of the device's refusal messages and the driver's data.
 ///
 /// # Invariants
 ///
-/// `data` is initialized if and only if `initialized` is true.
+/// `data` is initialized if and only if `initialized` is true. A `&RawDevice<T>` only exists for
+/// a registered device, whose `refusals` and `data` are initialized.
 #[repr(C)]
 struct RawDevice<T> {
     vdev: Opaque<bindings::vfio_device>,
+    refusals: MaybeUninit<RateLimit>,
     initialized: bool,
     data: MaybeUninit<T>,
 }
 
 impl<T: Driver> RawDevice<T> {
-    /// Returns the driver's data of `vdev`.
+    /// Returns the device of `vdev`.
     ///
     /// # Safety
     ///
     /// `vdev` must be a device of a live [`Registration<T>`], or of a live file descriptor of one.
-    unsafe fn data<'a>(vdev: *mut bindings::vfio_device) -> &'a T {
+    unsafe fn from_vdev<'a>(vdev: *mut bindings::vfio_device) -> &'a Self {
         // CAST: `vdev` is the first field of the `repr(C)` `RawDevice<T>` the core allocated.
-        let raw = vdev.cast::<Self>();
-        // SAFETY: By the safety requirements the device is live, and a registered device's data
-        // is initialized; it is only dropped by `release_callback`, once all users are gone.
-        unsafe { (*raw).data.assume_init_ref() }
+        // INVARIANT: By the safety requirements the device is registered.
+        // SAFETY: By the safety requirements the allocation is live; every field is valid for
+        // what the core and `Registration::new` wrote there.
+        unsafe { &*vdev.cast::<Self>() }
+    }
+
+    /// Returns the driver's data.
+    fn data(&self) -> &T {
+        // SAFETY: By the type invariant the device is registered, so its data is initialized;
+        // it is only dropped by `release_callback`, once all users are gone.
+        unsafe { self.data.assume_init_ref() }
+    }
+
+    /// Logs that the device refused `request` with `err`, unless the device's refusals are over
+    /// their rate limit; returns `err`.
+    ///
+    /// Userspace can repeat bad requests at will, so their log lines are rate limited.
+    fn refuse(&self, request: Request, err: Error) -> Error {
+        // SAFETY: By the type invariant the device is registered, so `refusals` is initialized.
+        let refusals = unsafe { self.refusals.assume_init_ref() };
+        if refusals.allow() {
+            // SAFETY: `dev` is the parent the device was allocated with; the registered device
+            // holds a reference to it, its driver core parent.
+            let dev: &device::Device = unsafe { device::Device::from_raw((*self.vdev.get()).dev) };
+            dev_warn!(dev, "{request} refused: {err:?}\n");
+        }
+        err
     }
 
     const VTABLE: bindings::vfio_device_ops = bindings::vfio_device_ops {
@@ -201,13 +236,18 @@ impl<T: Driver> RawDevice<T> {
 
     extern "C" fn open_callback(vdev: *mut bindings::vfio_device) -> c_int {
         // SAFETY: The core only opens registered devices.
-        let data = unsafe { Self::data(vdev) };
-        from_result(|| data.open().map(|()| 0))
+        let raw = unsafe { Self::from_vdev(vdev) };
+        from_result(|| {
+            raw.data()
+                .open()
+                .map_err(|e| raw.refuse(Request::Open, e))?;
+            Ok(0)
+        })
     }
 
     extern "C" fn close_callback(vdev: *mut bindings::vfio_device) {
         // SAFETY: The core only closes opened devices.
-        unsafe { Self::data(vdev) }.close();
+        unsafe { Self::from_vdev(vdev) }.data().close();
     }
 
     extern "C" fn read_callback(
@@ -217,10 +257,13 @@ impl<T: Driver> RawDevice<T> {
         ppos: *mut bindings::loff_t,
     ) -> isize {
         // SAFETY: The core only reads from open devices, passing a valid position.
-        let (data, pos) = unsafe { (Self::data(vdev), *ppos) };
+        let (raw, pos) = unsafe { (Self::from_vdev(vdev), *ppos) };
         let mut writer = UserSlice::new(UserPtr::from_ptr(buf.cast()), count).writer();
         from_result(|| {
-            let done = data.read(&mut writer, u64::try_from(pos).map_err(|_| EINVAL)?)?;
+            let done = u64::try_from(pos)
+                .map_err(|_| EINVAL)
+                .and_then(|offset| raw.data().read(&mut writer, offset))
+                .map_err(|e| raw.refuse(Request::Read { len: count, pos }, e))?;
             isize::try_from(done).map_err(|_| EINVAL)
         })
     }
@@ -232,10 +275,13 @@ impl<T: Driver> RawDevice<T> {
         ppos: *mut bindings::loff_t,
     ) -> isize {
         // SAFETY: The core only writes to open devices, passing a valid position.
-        let (data, pos) = unsafe { (Self::data(vdev), *ppos) };
+        let (raw, pos) = unsafe { (Self::from_vdev(vdev), *ppos) };
         let mut reader = UserSlice::new(UserPtr::from_ptr(buf.cast_mut().cast()), count).reader();
         from_result(|| {
-            let done = data.write(&mut reader, u64::try_from(pos).map_err(|_| EINVAL)?)?;
+            let done = u64::try_from(pos)
+                .map_err(|_| EINVAL)
+                .and_then(|offset| raw.data().write(&mut reader, offset))
+                .map_err(|e| raw.refuse(Request::Write { len: count, pos }, e))?;
             isize::try_from(done).map_err(|_| EINVAL)
         })
     }
@@ -251,16 +297,34 @@ impl<T: Driver> RawDevice<T> {
         }
 
         // SAFETY: The core only passes ioctls of open devices.
-        let data = unsafe { Self::data(vdev) };
+        let raw = unsafe { Self::from_vdev(vdev) };
         // `arg` is a user address, by the definition of the ioctls the core passes on.
         let arg = UserPtr::from_addr(arg);
-        from_result(|| match cmd {
-            ioctl::DEVICE_GET_IRQ_INFO if T::HAS_IRQ_INFO => IrqInfo::answer(data, arg),
-            ioctl::DEVICE_SET_IRQS if T::HAS_IRQ_INFO => {
-                data.set_irqs(IrqSet::read_from(data, arg)?).map(|()| 0)
+        from_result(|| raw.ioctl(cmd, arg))
+    }
+
+    /// Handles ioctl `cmd`, logging a refusal with as much of the request as was read.
+    fn ioctl(&self, cmd: u32, arg: UserPtr) -> Result<isize> {
+        let data = self.data();
+        match cmd {
+            ioctl::DEVICE_GET_IRQ_INFO if T::HAS_IRQ_INFO => {
+                let query =
+                    IrqQuery::read_from(arg).map_err(|e| self.refuse(Request::Ioctl(cmd), e))?;
+                IrqInfo::answer(data, query, arg)
+                    .map_err(|e| self.refuse(Request::IrqInfo(query.index), e))
             }
-            _ => data.ioctl(cmd, arg),
-        })
+            ioctl::DEVICE_SET_IRQS if T::HAS_IRQ_INFO => {
+                let header = IrqSetHeader::read_from(arg)
+                    .map_err(|e| self.refuse(Request::Ioctl(cmd), e))?;
+                IrqSet::read_from(data, header, arg)
+                    .and_then(|irqs| data.set_irqs(irqs))
+                    .map(|()| 0)
+                    .map_err(|e| self.refuse(Request::SetIrqs(header), e))
+            }
+            _ => data
+                .ioctl(cmd, arg)
+                .map_err(|e| self.refuse(Request::Ioctl(cmd), e)),
+        }
     }
 
     extern "C" fn region_info_callback(
@@ -270,19 +334,25 @@ impl<T: Driver> RawDevice<T> {
     ) -> c_int {
         // SAFETY: The core only asks open devices, with a region info it copied in (argsz, index
         // and the rest zeroed) and its capability chain, both valid for the call.
-        let (data, mut info, mut caps) = unsafe {
+        let (raw, mut info, mut caps) = unsafe {
             (
-                Self::data(vdev),
+                Self::from_vdev(vdev),
                 RegionInfo::from_raw(info),
                 RegionCaps::from_raw(caps),
             )
         };
-        from_result(|| data.region_info(&mut info, &mut caps).map(|()| 0))
+        let index = info.index();
+        from_result(|| {
+            raw.data()
+                .region_info(&mut info, &mut caps)
+                .map_err(|e| raw.refuse(Request::RegionInfo(index), e))?;
+            Ok(0)
+        })
     }
 
     extern "C" fn request_callback(vdev: *mut bindings::vfio_device, count: c_uint) {
         // SAFETY: The core only sends requests for registered devices.
-        unsafe { Self::data(vdev) }.request(count);
+        unsafe { Self::from_vdev(vdev) }.data().request(count);
     }
 }
 
@@ -290,8 +360,8 @@ impl<T: Driver> RawDevice<T> {
 ///
 /// # Invariants
 ///
-/// `raw` is a `RawDevice<T>` allocated by `_vfio_alloc_device()` with initialized data,
-/// registered with `vfio_register_emulated_iommu_dev()`, and this registration holds the
+/// `raw` is a `RawDevice<T>` allocated by `_vfio_alloc_device()` with initialized data and rate
+/// limit, registered with `vfio_register_emulated_iommu_dev()`, and this registration holds the
 /// reference of its allocation.
 pub struct Registration<T: Driver> {
     raw: NonNull<RawDevice<T>>,
@@ -327,6 +397,14 @@ impl<T: Driver> Registration<T> {
             )
         })?;
         let raw = NonNull::new(vdev.cast::<RawDevice<T>>()).ok_or(ENOMEM)?;
+
+        // SAFETY: The allocation is not yet shared; the slot is valid for writes and never
+        // moves, since the core owns the allocation.
+        let refusals = unsafe { (&raw mut (*raw.as_ptr()).refusals).cast::<RateLimit>() };
+        // SAFETY: `refusals` is valid for writes and pinned.
+        if let Err(never) = unsafe { RateLimit::new(T::NAME).__pinned_init(refusals) } {
+            match never {}
+        }
         let put = || {
             // SAFETY: `vdev` was allocated above and is not registered; this drops our reference,
             // and `release_callback` only drops the data if it was initialized.
@@ -356,8 +434,8 @@ impl<T: Driver> Registration<T> {
 
     /// The device's data.
     pub fn data(&self) -> &T {
-        // SAFETY: By the type invariant the device is registered and its data initialized.
-        unsafe { RawDevice::<T>::data(self.raw.as_ptr().cast()) }
+        // SAFETY: By the type invariant the device is registered.
+        unsafe { RawDevice::<T>::from_vdev(self.raw.as_ptr().cast()) }.data()
     }
 }
 

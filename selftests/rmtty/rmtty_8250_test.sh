@@ -16,7 +16,7 @@ command -v qemu-system-x86_64 >/dev/null || ktap_skip_all "QEMU is not installed
 busybox=$(command -v busybox) || ktap_skip_all "busybox is not installed"
 [ -r "${RMTTY_BZIMAGE:-}" ] || ktap_skip_all "RMTTY_BZIMAGE is not set"
 rmtty_reload
-ktap_set_plan 5
+ktap_set_plan 6
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -67,6 +67,12 @@ result "what the guest writes to the port reads back"
 irqs=$(field interrupts | awk '{ print $2 }')
 [ "${irqs:-0}" -gt 0 ] 2>/dev/null
 result "the port's interrupts reach the guest ($irqs)"
+
+# The device logs each request it refuses: QEMU's use of it should have none.
+refusals=$(dmesg | grep -F "$(basename "$dev"): " | grep -F ' refused: ')
+[ -z "$refusals" ]
+result "QEMU's requests to the device were all answered"
+[ -z "$refusals" ] || printf '%s\n' "$refusals" | sed 's/^/# /'
 
 ! grep -qE 'WARNING:|BUG:|Oops|INFO: possible' <<<"$out" && echo 1 >"$dev/remove"
 result "no splat in the nested guest, and the device is removable after"

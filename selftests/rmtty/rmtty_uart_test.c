@@ -65,35 +65,6 @@ FIXTURE_TEARDOWN(uart)
 	rmtty_cleanup();
 }
 
-/* VFIO_DEVICE_SET_IRQS with @size bytes of @data; 0 or -errno. */
-static int set_irqs(int device, __u32 flags, __u32 index, __u32 start, __u32 count,
-		    const void *data, size_t size)
-{
-	__u64 buf[(sizeof(struct vfio_irq_set) + 16) / sizeof(__u64)] = { 0 };
-	struct vfio_irq_set *set = (struct vfio_irq_set *)buf;
-
-	set->argsz = sizeof(*set) + size;
-	set->flags = flags;
-	set->index = index;
-	set->start = start;
-	set->count = count;
-	memcpy(set->data, data, size);
-	return ioctl(device, VFIO_DEVICE_SET_IRQS, set) ? -errno : 0;
-}
-
-/* Signal vector 0 of @index through eventfd @fd (-1: stop). */
-static int set_eventfd(int device, __u32 index, __s32 fd)
-{
-	return set_irqs(device, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
-			index, 0, 1, &fd, sizeof(fd));
-}
-
-/* @action on vector 0 of @index, with no data. */
-static int irq_action(int device, __u32 index, __u32 action)
-{
-	return set_irqs(device, VFIO_IRQ_SET_DATA_NONE | action, index, 0, 1, NULL, 0);
-}
-
 /* How many times @eventfd was signalled since last asked. */
 static __u64 fired(int eventfd)
 {

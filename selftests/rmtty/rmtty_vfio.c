@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Opening an rmtty device through either VFIO front door.
+ * Opening an rmtty device through either VFIO front door, and what the tests
+ * ask of it: region accesses, interrupt set-up, the log of its refusals.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -143,4 +144,39 @@ int bar0_write(int device, unsigned int reg, __u8 value)
 	if (pwrite(device, &value, 1, BAR0_OFFSET + reg) != 1)
 		return -errno;
 	return 0;
+}
+
+int set_irqs(int device, __u32 flags, __u32 index, __u32 start, __u32 count,
+	     const void *data, size_t size)
+{
+	__u64 buf[(sizeof(struct vfio_irq_set) + 16) / sizeof(__u64)] = { 0 };
+	struct vfio_irq_set *set = (struct vfio_irq_set *)buf;
+
+	set->argsz = sizeof(*set) + size;
+	set->flags = flags;
+	set->index = index;
+	set->start = start;
+	set->count = count;
+	if (size)
+		memcpy(set->data, data, size);
+	return ioctl(device, VFIO_DEVICE_SET_IRQS, set) ? -errno : 0;
+}
+
+int set_eventfd(int device, __u32 index, __s32 fd)
+{
+	return set_irqs(device, VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+			index, 0, 1, &fd, sizeof(fd));
+}
+
+int irq_action(int device, __u32 index, __u32 action)
+{
+	return set_irqs(device, VFIO_IRQ_SET_DATA_NONE | action, index, 0, 1, NULL, 0);
+}
+
+int refusals_logged(int kmsg, const char *uuid, const char *refusal)
+{
+	char needle[256];
+
+	snprintf(needle, sizeof(needle), "%s: %s", uuid, refusal);
+	return kmsg_count(kmsg, needle);
 }

@@ -7,6 +7,7 @@
 #define RMTTY_VFIO_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <linux/types.h>
 #include <linux/vfio.h>
 
@@ -34,5 +35,19 @@ void rmtty_vfio_close(struct rmtty_vfio *v);
 int bar0_read(int device, unsigned int reg);
 /* Write one UART register; 0 or -errno. */
 int bar0_write(int device, unsigned int reg, __u8 value);
+
+/* VFIO_DEVICE_SET_IRQS with @size bytes (at most 16) of @data; 0 or -errno. */
+int set_irqs(int device, __u32 flags, __u32 index, __u32 start, __u32 count,
+	     const void *data, size_t size);
+/* Signal vector 0 of @index through eventfd @fd (-1: stop). */
+int set_eventfd(int device, __u32 index, __s32 fd);
+/* @action on vector 0 of @index, with no data. */
+int irq_action(int device, __u32 index, __u32 action);
+
+/*
+ * The kernel log records since the last look at @kmsg in which device @uuid
+ * logs @refusal ("<request> refused: <errno name>").
+ */
+int refusals_logged(int kmsg, const char *uuid, const char *refusal);
 
 #endif /* RMTTY_VFIO_H */

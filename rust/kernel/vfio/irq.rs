@@ -46,20 +46,63 @@ impl IrqInfo {
     /// `argsz`, `flags`, `index` and `count`, each a `u32`: what every caller must provide.
     const MINSZ: usize = 4 * size_of::<u32>();
 
-    /// Answers the `struct vfio_irq_info` at `arg` with what `T` has at the index it names.
-    pub(super) fn answer<T: Driver>(driver: &T, arg: UserPtr) -> Result<isize> {
-        let (mut reader, mut writer) = UserSlice::new(arg, Self::MINSZ).reader_writer();
-        let argsz: u32 = reader.read()?;
-        let _flags: u32 = reader.read()?;
-        let index: u32 = reader.read()?;
-        if (argsz as usize) < Self::MINSZ {
+    /// Answers the `struct vfio_irq_info` at `arg`, whose header was `query`, with what `T` has
+    /// at the index it names.
+    pub(super) fn answer<T: Driver>(driver: &T, query: IrqQuery, arg: UserPtr) -> Result<isize> {
+        if (query.argsz as usize) < Self::MINSZ {
             return Err(EINVAL);
         }
-        let info = driver.irq_info(index)?;
-        for field in [argsz, info.flags, index, info.count] {
+        let info = driver.irq_info(query.index)?;
+        let mut writer = UserSlice::new(arg, Self::MINSZ).writer();
+        for field in [query.argsz, info.flags, query.index, info.count] {
             writer.write(&field)?;
         }
         Ok(0)
+    }
+}
+
+/// The header of a `VFIO_DEVICE_GET_IRQ_INFO` request.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct IrqQuery {
+    pub(super) argsz: u32,
+    pub(super) index: u32,
+}
+
+impl IrqQuery {
+    /// Reads the header of the `struct vfio_irq_info` at `arg`.
+    pub(super) fn read_from(arg: UserPtr) -> Result<Self> {
+        let mut reader = UserSlice::new(arg, IrqInfo::MINSZ).reader();
+        let argsz = reader.read()?;
+        let _flags: u32 = reader.read()?;
+        let index = reader.read()?;
+        Ok(Self { argsz, index })
+    }
+}
+
+/// The header of a `VFIO_DEVICE_SET_IRQS` request, before its data.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct IrqSetHeader {
+    pub(super) argsz: u32,
+    pub(super) flags: u32,
+    pub(super) index: u32,
+    pub(super) start: u32,
+    pub(super) count: u32,
+}
+
+impl IrqSetHeader {
+    /// `argsz`, `flags`, `index`, `start` and `count`, each a `u32`.
+    const SIZE: usize = 5 * size_of::<u32>();
+
+    /// Reads the header of the `struct vfio_irq_set` at `arg`.
+    pub(super) fn read_from(arg: UserPtr) -> Result<Self> {
+        let mut reader = UserSlice::new(arg, Self::SIZE).reader();
+        Ok(Self {
+            argsz: reader.read()?,
+            flags: reader.read()?,
+            index: reader.read()?,
+            start: reader.read()?,
+            count: reader.read()?,
+        })
     }
 }
 
@@ -104,9 +147,6 @@ pub struct IrqSet {
 }
 
 impl IrqSet {
-    /// `argsz`, `flags`, `index`, `start` and `count`, each a `u32`: the header before the data.
-    const MINSZ: usize = 5 * size_of::<u32>();
-
     /// The interrupt index.
     pub fn index(&self) -> u32 {
         self.index
@@ -132,20 +172,24 @@ impl IrqSet {
         self.data
     }
 
-    /// Reads and checks the `struct vfio_irq_set` at `arg` for the device `driver`.
+    /// Checks the `struct vfio_irq_set` at `arg`, whose header was `header`, for the device
+    /// `driver`, and reads its data.
     ///
     /// Fails with `EINVAL` for an index `driver` does not describe, vectors it does not have,
     /// unknown or conflicting flags, or an `argsz` too small for the data; with `ENOTTY` for an
     /// action or data the index does not support; with `EBADF` or `EINVAL` for a descriptor
     /// that is not an eventfd.
-    pub(super) fn read_from<T: Driver>(driver: &T, arg: UserPtr) -> Result<Self> {
-        let mut reader = UserSlice::new(arg, Self::MINSZ).reader();
+    pub(super) fn read_from<T: Driver>(
+        driver: &T,
+        header: IrqSetHeader,
+        arg: UserPtr,
+    ) -> Result<Self> {
         let mut hdr = bindings::vfio_irq_set {
-            argsz: reader.read()?,
-            flags: reader.read()?,
-            index: reader.read()?,
-            start: reader.read()?,
-            count: reader.read()?,
+            argsz: header.argsz,
+            flags: header.flags,
+            index: header.index,
+            start: header.start,
+            count: header.count,
             data: bindings::__IncompleteArrayField::new(),
         };
 
@@ -188,7 +232,7 @@ impl IrqSet {
 
         // The core bounded the data by the vectors, at most `MAX_COUNT` of at most 4 bytes.
         let mut bytes = KVec::from_elem(0u8, data_size, GFP_KERNEL)?;
-        UserSlice::new(arg.wrapping_byte_add(Self::MINSZ), data_size)
+        UserSlice::new(arg.wrapping_byte_add(IrqSetHeader::SIZE), data_size)
             .reader()
             .read_slice(&mut bytes)?;
         let count = hdr.count as usize;
