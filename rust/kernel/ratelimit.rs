@@ -45,6 +45,7 @@ unsafe impl Sync for RateLimit {}
 
 impl RateLimit {
     /// A rate limit whose suppression reports are prefixed with `name`.
+    #[inline]
     pub fn new(name: &'static CStr) -> impl PinInit<Self> {
         pin_init!(Self {
             // INVARIANT: Initialized here.
@@ -57,6 +58,7 @@ impl RateLimit {
 
     /// Returns whether one more event is allowed now, counting it; an event that is not is
     /// counted as suppressed.
+    #[inline]
     pub fn allow(&self) -> bool {
         // SAFETY: By the type invariant `state` is initialized; `name` is a static C string.
         unsafe { bindings::___ratelimit(self.state.get(), self.name.as_char_ptr()) != 0 }

@@ -24,6 +24,7 @@ use crate::{
     },
     prelude::*,
     ratelimit::RateLimit,
+    sync::aref::ARef,
     types::Opaque,
     uaccess::{
         UserPtr,
@@ -141,8 +142,9 @@ pub trait Driver: Send + Sync + Sized + 'static {
 ///
 /// # Invariants
 ///
-/// `data` is initialized if and only if `initialized` is true. A `&RawDevice<T>` only exists for
-/// a registered device, whose `refusals` and `data` are initialized.
+/// `data` is initialized if and only if `initialized` is true. A `&RawDevice<T>` only exists
+/// while its [`Registration`] does: `refusals` and `data` are initialized, and the registration
+/// holds a reference to the device's parent.
 #[repr(C)]
 struct RawDevice<T> {
     vdev: Opaque<bindings::vfio_device>,
@@ -156,10 +158,12 @@ impl<T: Driver> RawDevice<T> {
     ///
     /// # Safety
     ///
-    /// `vdev` must be a device of a live [`Registration<T>`], or of a live file descriptor of one.
+    /// `vdev` must be the device of a live [`Registration<T>`], and `'a` must not outlive the
+    /// registration. The core's callbacks qualify: it calls them between registration and the
+    /// return of `vfio_unregister_group_dev()`, which [`Registration`]'s `drop` waits for.
     unsafe fn from_vdev<'a>(vdev: *mut bindings::vfio_device) -> &'a Self {
         // CAST: `vdev` is the first field of the `repr(C)` `RawDevice<T>` the core allocated.
-        // INVARIANT: By the safety requirements the device is registered.
+        // INVARIANT: By the safety requirements the registration, and so the device, is live.
         // SAFETY: By the safety requirements the allocation is live; every field is valid for
         // what the core and `Registration::new` wrote there.
         unsafe { &*vdev.cast::<Self>() }
@@ -167,8 +171,8 @@ impl<T: Driver> RawDevice<T> {
 
     /// Returns the driver's data.
     fn data(&self) -> &T {
-        // SAFETY: By the type invariant the device is registered, so its data is initialized;
-        // it is only dropped by `release_callback`, once all users are gone.
+        // SAFETY: By the type invariant the registration is live, so the data is initialized; it
+        // is only dropped by `release_callback`, after the registration is gone.
         unsafe { self.data.assume_init_ref() }
     }
 
@@ -177,11 +181,11 @@ impl<T: Driver> RawDevice<T> {
     ///
     /// Userspace can repeat bad requests at will, so their log lines are rate limited.
     fn refuse(&self, request: Request, err: Error) -> Error {
-        // SAFETY: By the type invariant the device is registered, so `refusals` is initialized.
+        // SAFETY: By the type invariant the registration is live, so `refusals` is initialized.
         let refusals = unsafe { self.refusals.assume_init_ref() };
         if refusals.allow() {
-            // SAFETY: `dev` is the parent the device was allocated with; the registered device
-            // holds a reference to it, its driver core parent.
+            // SAFETY: `dev` is the parent the device was allocated with, which the live
+            // registration holds a reference to (by the type invariant).
             let dev: &device::Device = unsafe { device::Device::from_raw((*self.vdev.get()).dev) };
             dev_warn!(dev, "{request} refused: {err:?}\n");
         }
@@ -362,9 +366,13 @@ impl<T: Driver> RawDevice<T> {
 ///
 /// `raw` is a `RawDevice<T>` allocated by `_vfio_alloc_device()` with initialized data and rate
 /// limit, registered with `vfio_register_emulated_iommu_dev()`, and this registration holds the
-/// reference of its allocation.
+/// reference of its allocation. `_parent` is the device's parent.
 pub struct Registration<T: Driver> {
     raw: NonNull<RawDevice<T>>,
+    // Unregistration drops the core's reference to the parent before it waits for userspace to
+    // close the device, and callbacks meanwhile may log through the parent. Fields drop after
+    // `drop()` returns, so this reference outlives every callback.
+    _parent: ARef<device::Device>,
 }
 
 // SAFETY: The registration only gives `&T` (`T: Sync`) and may be dropped on any thread: the VFIO
@@ -377,7 +385,7 @@ unsafe impl<T: Driver> Sync for Registration<T> {}
 impl<T: Driver> Registration<T> {
     /// Creates and registers a VFIO device of `parent` whose data is `data`.
     ///
-    /// The VFIO core keeps a reference to `parent` for the life of the device.
+    /// The registration keeps a reference to `parent` until the device is unregistered.
     pub fn new(
         parent: &device::Device<device::Bound>,
         data: impl PinInit<T, Error>,
@@ -428,13 +436,16 @@ impl<T: Driver> Registration<T> {
             return Err(e);
         }
 
-        // INVARIANT: Allocated, initialized and registered above.
-        Ok(Self { raw })
+        // INVARIANT: Allocated, initialized and registered above, with `parent` as the parent.
+        Ok(Self {
+            raw,
+            _parent: parent.into(),
+        })
     }
 
     /// The device's data.
     pub fn data(&self) -> &T {
-        // SAFETY: By the type invariant the device is registered.
+        // SAFETY: `self` is the device's live registration, and the result borrows from it.
         unsafe { RawDevice::<T>::from_vdev(self.raw.as_ptr().cast()) }.data()
     }
 }

@@ -45,6 +45,10 @@ EOF
 chmod +x "$tmp/root/init"
 (cd "$tmp/root" && find . | busybox cpio -o -H newc 2>/dev/null) | gzip >"$tmp/initramfs.gz"
 
+# Earlier tests refuse requests of a device of this name on purpose: only the
+# kernel log after this mark is QEMU's.
+LOG_MARK="rmtty_8250_test: QEMU starts with $(basename "$dev")"
+echo "$LOG_MARK" >/dev/kmsg
 out=$(timeout "$QEMU_TIMEOUT" qemu-system-x86_64 -nodefaults -display none -serial stdio \
 	-m 256 -no-reboot -kernel "$RMTTY_BZIMAGE" -initrd "$tmp/initramfs.gz" \
 	-append "console=ttyS0 panic=-1 kmemleak=off" \
@@ -69,7 +73,7 @@ irqs=$(field interrupts | awk '{ print $2 }')
 result "the port's interrupts reach the guest ($irqs)"
 
 # The device logs each request it refuses: QEMU's use of it should have none.
-refusals=$(dmesg | grep -F "$(basename "$dev"): " | grep -F ' refused: ')
+refusals=$(dmesg | sed -n "/$LOG_MARK/,\$p" | grep -F "$(basename "$dev"): " | grep -F ' refused: ')
 [ -z "$refusals" ]
 result "QEMU's requests to the device were all answered"
 [ -z "$refusals" ] || printf '%s\n' "$refusals" | sed 's/^/# /'

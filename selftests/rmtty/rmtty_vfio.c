@@ -149,9 +149,11 @@ int bar0_write(int device, unsigned int reg, __u8 value)
 int set_irqs(int device, __u32 flags, __u32 index, __u32 start, __u32 count,
 	     const void *data, size_t size)
 {
-	__u64 buf[(sizeof(struct vfio_irq_set) + 16) / sizeof(__u64)] = { 0 };
+	__u64 buf[(sizeof(struct vfio_irq_set) + SET_IRQS_DATA_MAX + 7) / sizeof(__u64)] = { 0 };
 	struct vfio_irq_set *set = (struct vfio_irq_set *)buf;
 
+	if (size > SET_IRQS_DATA_MAX)
+		return -E2BIG;
 	set->argsz = sizeof(*set) + size;
 	set->flags = flags;
 	set->index = index;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Opening an rmtty device through either VFIO front door, and accessing its
- * regions.
+ * Opening an rmtty device through either VFIO front door, and what the tests
+ * ask of it: region accesses, interrupt set-up, the log of its refusals.
  */
 #ifndef RMTTY_VFIO_H
 #define RMTTY_VFIO_H
@@ -36,7 +36,10 @@ int bar0_read(int device, unsigned int reg);
 /* Write one UART register; 0 or -errno. */
 int bar0_write(int device, unsigned int reg, __u8 value);
 
-/* VFIO_DEVICE_SET_IRQS with @size bytes (at most 16) of @data; 0 or -errno. */
+/* The most data set_irqs() sends: four eventfds. */
+#define SET_IRQS_DATA_MAX	16
+
+/* VFIO_DEVICE_SET_IRQS with @size bytes (at most SET_IRQS_DATA_MAX) of @data; 0 or -errno. */
 int set_irqs(int device, __u32 flags, __u32 index, __u32 start, __u32 count,
 	     const void *data, size_t size);
 /* Signal vector 0 of @index through eventfd @fd (-1: stop). */

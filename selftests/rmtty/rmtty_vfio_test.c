@@ -4,8 +4,8 @@
  * container, and the iommufd character device.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -262,9 +262,16 @@ TEST_F(vfio, device_memory)
 /* The kernel's default rate limit for messages: a burst of 10 in 5 seconds. */
 #define LOG_BURST	10
 
-/* Expect one kernel log record, since the last look, of device @uuid refusing what @fmt says. */
-static void __attribute__((format(printf, 4, 5)))
-expect_refusal_logged(struct __test_metadata *_metadata, int kmsg, const char *uuid,
+/* The kernel log of one device's refusals, and how many were logged so far. */
+struct refusal_log {
+	int kmsg;
+	const char *uuid;
+	int logged;
+};
+
+/* Expect one kernel log record, since the last look, of the refusal @fmt says. */
+static void __printf(3, 4)
+expect_refusal_logged(struct __test_metadata *_metadata, struct refusal_log *log,
 		      const char *fmt, ...)
 {
 	char refusal[128];
@@ -273,7 +280,8 @@ expect_refusal_logged(struct __test_metadata *_metadata, int kmsg, const char *u
 	va_start(args, fmt);
 	vsnprintf(refusal, sizeof(refusal), fmt, args);
 	va_end(args);
-	EXPECT_EQ(1, refusals_logged(kmsg, uuid, refusal)) TH_LOG("%s", refusal);
+	EXPECT_EQ(1, refusals_logged(log->kmsg, log->uuid, refusal)) TH_LOG("%s", refusal);
+	log->logged++;
 }
 
 /*
@@ -286,49 +294,47 @@ TEST_F(vfio, refusals_logged)
 	struct vfio_region_info region = { .argsz = sizeof(region) };
 	struct vfio_irq_info irq = { .argsz = sizeof(irq) };
 	struct vfio_device_info info = { .argsz = sizeof(info) };
-	int device = self->v.device, kmsg = kmsg_open(), i;
+	struct refusal_log log = { .uuid = self->uuid };
+	int device = self->v.device, i;
 	__u64 word = 0;
 
-	ASSERT_LE(0, kmsg);
+	log.kmsg = kmsg_open();
+	ASSERT_LE(0, log.kmsg);
 	ASSERT_EQ(0, ioctl(device, VFIO_DEVICE_GET_INFO, &info));
 	ASSERT_EQ(0, ioctl(device, VFIO_DEVICE_GET_REGION_INFO, &region));
 	ASSERT_EQ(0, ioctl(device, VFIO_DEVICE_GET_IRQ_INFO, &irq));
 	ASSERT_EQ(8, pread(device, &word, 8, CONFIG_OFFSET));
 	ASSERT_EQ(8, pwrite(device, &word, 8, BAR2_OFFSET));
-	EXPECT_EQ(0, kmsg_count(kmsg, self->uuid));
+	EXPECT_EQ(0, kmsg_count(log.kmsg, self->uuid));
 
 	EXPECT_EQ(-1, pread(device, &word, 8, BAR0_OFFSET + 4));
-	expect_refusal_logged(_metadata, kmsg, self->uuid,
-			      "8-byte read at %#llx refused: EINVAL", BAR0_OFFSET + 4);
+	expect_refusal_logged(_metadata, &log, "8-byte read at %#llx refused: EINVAL",
+			      BAR0_OFFSET + 4);
 	EXPECT_EQ(-1, pwrite(device, &word, 4, BAR2_OFFSET + BAR2_SIZE - 2));
-	expect_refusal_logged(_metadata, kmsg, self->uuid,
-			      "4-byte write at %#llx refused: EINVAL",
+	expect_refusal_logged(_metadata, &log, "4-byte write at %#llx refused: EINVAL",
 			      BAR2_OFFSET + BAR2_SIZE - 2);
 	region.index = VFIO_PCI_NUM_REGIONS + 1;
 	EXPECT_EQ(-1, ioctl(device, VFIO_DEVICE_GET_REGION_INFO, &region));
-	expect_refusal_logged(_metadata, kmsg, self->uuid,
+	expect_refusal_logged(_metadata, &log,
 			      "VFIO_DEVICE_GET_REGION_INFO of index %u refused: EINVAL",
 			      region.index);
 	irq.index = VFIO_PCI_NUM_IRQS;
 	EXPECT_EQ(-1, ioctl(device, VFIO_DEVICE_GET_IRQ_INFO, &irq));
-	expect_refusal_logged(_metadata, kmsg, self->uuid,
-			      "VFIO_DEVICE_GET_IRQ_INFO of index %u refused: EINVAL",
-			      irq.index);
+	expect_refusal_logged(_metadata, &log,
+			      "VFIO_DEVICE_GET_IRQ_INFO of index %u refused: EINVAL", irq.index);
 	EXPECT_EQ(-ENOTTY, irq_action(device, VFIO_PCI_MSI_IRQ_INDEX, VFIO_IRQ_SET_ACTION_MASK));
-	expect_refusal_logged(_metadata, kmsg, self->uuid,
+	expect_refusal_logged(_metadata, &log,
 			      "VFIO_DEVICE_SET_IRQS of index %u, start 0, count 1, flags %#x refused: ENOTTY",
-			      VFIO_PCI_MSI_IRQ_INDEX,
-			      VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_MASK);
+			      VFIO_PCI_MSI_IRQ_INDEX, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_MASK);
 	EXPECT_EQ(-1, ioctl(device, unknown_ioctl, NULL));
 	EXPECT_EQ(ENOTTY, errno);
-	expect_refusal_logged(_metadata, kmsg, self->uuid,
-			      "ioctl %#x refused: ENOTTY", unknown_ioctl);
+	expect_refusal_logged(_metadata, &log, "ioctl %#x refused: ENOTTY", unknown_ioctl);
 
-	/* Six of the burst are used: of many more, the rest of it is logged. */
+	/* Of many more refusals, the rest of the burst is logged. */
 	for (i = 0; i < 2 * LOG_BURST; i++)
 		EXPECT_EQ(-1, pread(device, &word, 1, BAR2_OFFSET + BAR2_SIZE));
-	EXPECT_EQ(LOG_BURST - 6, refusals_logged(kmsg, self->uuid, "1-byte read at"));
-	close(kmsg);
+	EXPECT_EQ(LOG_BURST - log.logged, refusals_logged(log.kmsg, self->uuid, "1-byte read at"));
+	close(log.kmsg);
 }
 
 /*
