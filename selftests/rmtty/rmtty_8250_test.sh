@@ -21,6 +21,7 @@ ktap_set_plan 6
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 dev=$(rmtty_create 1 1) || ktap_exit_fail_msg "creating the device failed"
+uuid=$(basename "$dev")
 
 # The nested guest's init: the rmtty port is the PCI one after the ISA ttyS0.
 # It keeps the port open while it counts the port's interrupts.
@@ -47,7 +48,7 @@ chmod +x "$tmp/root/init"
 
 # Earlier tests refuse requests of a device of this name on purpose: only the
 # kernel log after this mark is QEMU's.
-LOG_MARK="rmtty_8250_test: QEMU starts with $(basename "$dev")"
+LOG_MARK="rmtty_8250_test: QEMU starts with $uuid"
 echo "$LOG_MARK" >/dev/kmsg
 out=$(timeout "$QEMU_TIMEOUT" qemu-system-x86_64 -nodefaults -display none -serial stdio \
 	-m 256 -no-reboot -kernel "$RMTTY_BZIMAGE" -initrd "$tmp/initramfs.gz" \
@@ -73,7 +74,7 @@ irqs=$(field interrupts | awk '{ print $2 }')
 result "the port's interrupts reach the guest ($irqs)"
 
 # The device logs each request it refuses: QEMU's use of it should have none.
-refusals=$(dmesg | sed -n "/$LOG_MARK/,\$p" | grep -F "$(basename "$dev"): " | grep -F ' refused: ')
+refusals=$(dmesg | sed -n "/$LOG_MARK/,\$p" | grep -F "$uuid: " | grep -F ' refused: ')
 [ -z "$refusals" ]
 result "QEMU's requests to the device were all answered"
 [ -z "$refusals" ] || printf '%s\n' "$refusals" | sed 's/^/# /'
