@@ -24,7 +24,10 @@ use crate::{
     },
     prelude::*,
     ratelimit::RateLimit,
-    sync::aref::ARef,
+    sync::{
+        aref::ARef,
+        Completion, //
+    },
     types::Opaque,
     uaccess::{
         UserPtr,
@@ -137,20 +140,58 @@ pub trait Driver: Send + Sync + Sized + 'static {
     }
 }
 
-/// The allocation the VFIO core makes for a device: the `struct vfio_device` first, as the core
-/// requires, then the rate limit of the device's refusal messages and the driver's data.
+/// The part of a device's allocation that does not depend on the driver's data type.
+///
+/// The device's final release runs through [`release_device`], which only knows this part. That
+/// function is not generic, so it is compiled into the kernel image and not into the driver's
+/// module: the module may be unloaded as soon as the release has dropped the driver's data and
+/// signalled [`DeviceHead::released`], while the VFIO core still finishes its own release.
 ///
 /// # Invariants
 ///
-/// `data` is initialized if and only if `initialized` is true. A `&RawDevice<T>` only exists
-/// while its [`Registration`] does: `refusals` and `data` are initialized, and the registration
-/// holds a reference to the device's parent.
+/// `drop_data` is `Some` if and only if the data after this head is initialized, and then drops
+/// it. `released` points to the [`Completion`] of the device's [`Registration`], or its
+/// `Registration::new` while it runs; it outlives the device's release.
 #[repr(C)]
-struct RawDevice<T> {
+struct DeviceHead {
     vdev: Opaque<bindings::vfio_device>,
     refusals: MaybeUninit<RateLimit>,
-    initialized: bool,
+    drop_data: Option<unsafe fn(*mut bindings::vfio_device)>,
+    released: *const Completion,
+}
+
+/// The allocation the VFIO core makes for a device: the `struct vfio_device` first, as the core
+/// requires, then the rest of the [`DeviceHead`] and the driver's data.
+///
+/// # Invariants
+///
+/// `data` is initialized if and only if `head.drop_data` is `Some`. A `&RawDevice<T>` only exists
+/// while its [`Registration`] does: `head.refusals` and `data` are initialized, and the
+/// registration holds a reference to the device's parent.
+#[repr(C)]
+struct RawDevice<T> {
+    head: DeviceHead,
     data: MaybeUninit<T>,
+}
+
+/// The device's `release` op: drops the driver's data and tells the device's registration that the
+/// release is done.
+///
+/// Not generic and never inlined into another crate, so the code that runs after the driver's data
+/// is dropped is in the kernel image: the registration waits for this before the driver may go.
+#[inline(never)]
+extern "C" fn release_device(vdev: *mut bindings::vfio_device) {
+    // CAST: `vdev` is the first field of the `repr(C)` `DeviceHead` that starts the allocation.
+    let head = vdev.cast::<DeviceHead>();
+    // SAFETY: The core calls release once, when the last reference is gone, and frees the
+    // allocation after it returns. By the type invariant `drop_data` drops the data iff it is
+    // initialized, and `released` points to a live completion.
+    unsafe {
+        if let Some(drop_data) = (*head).drop_data {
+            drop_data(vdev);
+        }
+        (*(*head).released).complete_all();
+    }
 }
 
 impl<T: Driver> RawDevice<T> {
@@ -159,8 +200,9 @@ impl<T: Driver> RawDevice<T> {
     /// # Safety
     ///
     /// `vdev` must be the device of a live [`Registration<T>`], and `'a` must not outlive the
-    /// registration. The core's callbacks qualify: it calls them between registration and the
-    /// return of `vfio_unregister_group_dev()`, which [`Registration`]'s `drop` waits for.
+    /// registration. The core's callbacks other than `release` qualify: it calls them between
+    /// registration and the return of `vfio_unregister_group_dev()`, which [`Registration`]'s
+    /// `drop` waits for.
     unsafe fn from_vdev<'a>(vdev: *mut bindings::vfio_device) -> &'a Self {
         // CAST: `vdev` is the first field of the `repr(C)` `RawDevice<T>` the core allocated.
         // INVARIANT: By the safety requirements the registration, and so the device, is live.
@@ -172,7 +214,7 @@ impl<T: Driver> RawDevice<T> {
     /// Returns the driver's data.
     fn data(&self) -> &T {
         // SAFETY: By the type invariant the registration is live, so the data is initialized; it
-        // is only dropped by `release_callback`, after the registration is gone.
+        // is only dropped by `release_device`, after the registration is gone.
         unsafe { self.data.assume_init_ref() }
     }
 
@@ -182,11 +224,12 @@ impl<T: Driver> RawDevice<T> {
     /// Userspace can repeat bad requests at will, so their log lines are rate limited.
     fn refuse(&self, request: Request, err: Error) -> Error {
         // SAFETY: By the type invariant the registration is live, so `refusals` is initialized.
-        let refusals = unsafe { self.refusals.assume_init_ref() };
+        let refusals = unsafe { self.head.refusals.assume_init_ref() };
         if refusals.allow() {
             // SAFETY: `dev` is the parent the device was allocated with, which the live
             // registration holds a reference to (by the type invariant).
-            let dev: &device::Device = unsafe { device::Device::from_raw((*self.vdev.get()).dev) };
+            let dev: &device::Device =
+                unsafe { device::Device::from_raw((*self.head.vdev.get()).dev) };
             dev_warn!(dev, "{request} refused: {err:?}\n");
         }
         err
@@ -194,7 +237,7 @@ impl<T: Driver> RawDevice<T> {
 
     const VTABLE: bindings::vfio_device_ops = bindings::vfio_device_ops {
         name: crate::str::as_char_ptr_in_const_context(T::NAME).cast_mut(),
-        release: Some(Self::release_callback),
+        release: Some(release_device),
         // With IOMMUFD, registration requires these; the emulated ones track the iommufd
         // context for the device's DMA through `vfio_pin_pages()`/`vfio_dma_rw()`.
         #[cfg(CONFIG_IOMMUFD)]
@@ -227,15 +270,17 @@ impl<T: Driver> RawDevice<T> {
         ..pin_init::zeroed()
     };
 
-    extern "C" fn release_callback(vdev: *mut bindings::vfio_device) {
+    /// Drops the data of the device `vdev`, for [`release_device`].
+    ///
+    /// # Safety
+    ///
+    /// `vdev` must be the device of a `RawDevice<T>` with initialized data that nothing uses any
+    /// more; the data must not be used after this.
+    unsafe fn drop_data(vdev: *mut bindings::vfio_device) {
+        // CAST: `vdev` starts the `repr(C)` `RawDevice<T>`.
         let raw = vdev.cast::<Self>();
-        // SAFETY: The core calls release once, when the last reference is gone; the allocation
-        // is freed right after. By the type invariant, `data` is initialized iff `initialized`.
-        unsafe {
-            if (*raw).initialized {
-                (*raw).data.assume_init_drop();
-            }
-        }
+        // SAFETY: By the safety requirements the data is initialized and unused.
+        unsafe { (*raw).data.assume_init_drop() };
     }
 
     extern "C" fn open_callback(vdev: *mut bindings::vfio_device) -> c_int {
@@ -267,6 +312,7 @@ impl<T: Driver> RawDevice<T> {
             let done = u64::try_from(pos)
                 .map_err(|_| EINVAL)
                 .and_then(|offset| raw.data().read(&mut writer, offset))
+                .and_then(|done| at_most(done, count))
                 .map_err(|e| raw.refuse(Request::Read { len: count, pos }, e))?;
             isize::try_from(done).map_err(|_| EINVAL)
         })
@@ -285,6 +331,7 @@ impl<T: Driver> RawDevice<T> {
             let done = u64::try_from(pos)
                 .map_err(|_| EINVAL)
                 .and_then(|offset| raw.data().write(&mut reader, offset))
+                .and_then(|done| at_most(done, count))
                 .map_err(|e| raw.refuse(Request::Write { len: count, pos }, e))?;
             isize::try_from(done).map_err(|_| EINVAL)
         })
@@ -336,8 +383,8 @@ impl<T: Driver> RawDevice<T> {
         info: *mut bindings::vfio_region_info,
         caps: *mut bindings::vfio_info_cap,
     ) -> c_int {
-        // SAFETY: The core only asks open devices, with a region info it copied in (argsz, index
-        // and the rest zeroed) and its capability chain, both valid for the call.
+        // SAFETY: The core only asks open devices, with its copy of the user's region info and
+        // its capability chain, both valid for the call.
         let (raw, mut info, mut caps) = unsafe {
             (
                 Self::from_vdev(vdev),
@@ -349,6 +396,7 @@ impl<T: Driver> RawDevice<T> {
         from_result(|| {
             raw.data()
                 .region_info(&mut info, &mut caps)
+                .and_then(|()| info.check_described())
                 .map_err(|e| raw.refuse(Request::RegionInfo(index), e))?;
             Ok(0)
         })
@@ -360,15 +408,31 @@ impl<T: Driver> RawDevice<T> {
     }
 }
 
+/// Checks a driver's claim to have read or written `done` bytes of the `count` asked for: more
+/// than that is a driver bug, which userspace sees as `EIO` instead of a count past its buffer.
+fn at_most(done: usize, count: usize) -> Result<usize> {
+    if done > count {
+        pr_err!("VFIO driver claimed {done} bytes of a {count}-byte access\n");
+        return Err(EIO);
+    }
+    Ok(done)
+}
+
 /// A registered VFIO device with an emulated IOMMU, whose data is a `T`.
+///
+/// Dropping the registration unregisters the device and returns once the device is gone: when
+/// userspace has closed it and the data has been dropped, so that whatever the data holds is back
+/// and the driver's module may be unloaded.
 ///
 /// # Invariants
 ///
 /// `raw` is a `RawDevice<T>` allocated by `_vfio_alloc_device()` with initialized data and rate
 /// limit, registered with `vfio_register_emulated_iommu_dev()`, and this registration holds the
-/// reference of its allocation. `_parent` is the device's parent.
+/// reference of its allocation. `released` is the completion its head points to. `_parent` is the
+/// device's parent.
 pub struct Registration<T: Driver> {
     raw: NonNull<RawDevice<T>>,
+    released: Pin<KBox<Completion>>,
     // Unregistration drops the core's reference to the parent before it waits for userspace to
     // close the device, and callbacks meanwhile may log through the parent. Fields drop after
     // `drop()` returns, so this reference outlives every callback.
@@ -376,7 +440,7 @@ pub struct Registration<T: Driver> {
 }
 
 // SAFETY: The registration only gives `&T` (`T: Sync`) and may be dropped on any thread: the VFIO
-// core's unregistration and reference counting are thread safe.
+// core's unregistration and reference counting are thread safe, and so is its completion.
 unsafe impl<T: Driver> Send for Registration<T> {}
 
 // SAFETY: `&Registration` only gives `&T`, and `T: Sync`.
@@ -395,6 +459,7 @@ impl<T: Driver> Registration<T> {
             assert!(core::mem::align_of::<RawDevice<T>>() <= 8);
         }
 
+        let released = KBox::pin_init(Completion::new(), GFP_KERNEL)?;
         // SAFETY: The size covers a `RawDevice<T>`, whose first field is the `struct vfio_device`;
         // the ops table is static; `parent` is a valid device.
         let vdev = from_err_ptr(unsafe {
@@ -405,30 +470,35 @@ impl<T: Driver> Registration<T> {
             )
         })?;
         let raw = NonNull::new(vdev.cast::<RawDevice<T>>()).ok_or(ENOMEM)?;
+        // SAFETY: The allocation is zeroed (`drop_data` is `None`) and not yet shared. `released`
+        // lives until the device's release: it is dropped by this function only after the
+        // release `put` runs synchronously below, or else by the registration's `drop`, which
+        // waits for the release.
+        unsafe { (*raw.as_ptr()).head.released = &raw const *released };
 
         // SAFETY: The allocation is not yet shared; the slot is valid for writes and never
         // moves, since the core owns the allocation.
-        let refusals = unsafe { (&raw mut (*raw.as_ptr()).refusals).cast::<RateLimit>() };
+        let refusals = unsafe { (&raw mut (*raw.as_ptr()).head.refusals).cast::<RateLimit>() };
         // SAFETY: `refusals` is valid for writes and pinned.
         if let Err(never) = unsafe { RateLimit::new(T::NAME).__pinned_init(refusals) } {
             match never {}
         }
         let put = || {
-            // SAFETY: `vdev` was allocated above and is not registered; this drops our reference,
-            // and `release_callback` only drops the data if it was initialized.
+            // SAFETY: `vdev` was allocated above and is not registered, so ours is the last
+            // reference: this releases the device, dropping the data only if it was initialized.
             unsafe { bindings::vfio_put_device(vdev) }
         };
 
-        // SAFETY: The allocation is zeroed (`initialized` is false) and not yet shared; the data
-        // slot is valid for writes and never moves, since the core owns the allocation.
+        // SAFETY: The allocation is not yet shared; the data slot is valid for writes and never
+        // moves, since the core owns the allocation.
         let slot = unsafe { (&raw mut (*raw.as_ptr()).data).cast::<T>() };
         // SAFETY: `slot` is valid for writes and pinned; on error nothing was initialized.
         if let Err(e) = unsafe { data.__pinned_init(slot) } {
             put();
             return Err(e);
         }
-        // SAFETY: As above; the data is initialized now.
-        unsafe { (*raw.as_ptr()).initialized = true };
+        // SAFETY: As above; the data is initialized now, and `drop_data` drops it.
+        unsafe { (*raw.as_ptr()).head.drop_data = Some(RawDevice::<T>::drop_data) };
 
         // SAFETY: `vdev` is an initialized device with emulated-IOMMU-capable ops.
         if let Err(e) = to_result(unsafe { bindings::vfio_register_emulated_iommu_dev(vdev) }) {
@@ -436,9 +506,11 @@ impl<T: Driver> Registration<T> {
             return Err(e);
         }
 
-        // INVARIANT: Allocated, initialized and registered above, with `parent` as the parent.
+        // INVARIANT: Allocated, initialized and registered above, with `parent` as the parent
+        // and `released` as the completion of the head.
         Ok(Self {
             raw,
+            released,
             _parent: parent.into(),
         })
     }
@@ -459,6 +531,12 @@ impl<T: Driver> Drop for Registration<T> {
             bindings::vfio_unregister_group_dev(vdev);
             bindings::vfio_put_device(vdev);
         }
+        // Ours need not be the last reference. A device file opened through the iommufd
+        // character device is released (which ends the wait above) before the VFS drops the
+        // character device's reference to the device, in the closing task. Wait for that final
+        // release: until it ran, the data, and whatever it holds, is not back, and the release
+        // must not run after the module is gone.
+        self.released.wait_for_completion();
     }
 }
 

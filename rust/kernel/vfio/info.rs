@@ -54,12 +54,18 @@ impl DeviceInfo {
 
 /// The region `VFIO_DEVICE_GET_REGION_INFO` asks about, for the driver to describe.
 ///
-/// The VFIO core has checked `argsz` and copies the answer and the capabilities back.
+/// The VFIO core has checked `argsz` and copies the answer and the capabilities back. The core's
+/// copy of the user's struct holds whatever the user put in its other fields: they are cleared
+/// before the driver sees them, and an answer the driver did not [`set`](Self::set) is refused.
 ///
 /// # Invariants
 ///
-/// `self.0` is the core's copy of the user's `struct vfio_region_info`.
-pub struct RegionInfo<'a>(&'a mut bindings::vfio_region_info);
+/// `info` is the core's copy of the user's `struct vfio_region_info`. `described` is true iff
+/// [`RegionInfo::set`] wrote its flags, size and offset.
+pub struct RegionInfo<'a> {
+    info: &'a mut bindings::vfio_region_info,
+    described: bool,
+}
 
 impl<'a> RegionInfo<'a> {
     /// # Safety
@@ -67,20 +73,40 @@ impl<'a> RegionInfo<'a> {
     /// `info` must be valid and exclusively ours for `'a`.
     pub(super) unsafe fn from_raw(info: *mut bindings::vfio_region_info) -> Self {
         // SAFETY: By the safety requirements.
-        Self(unsafe { &mut *info })
+        let info = unsafe { &mut *info };
+        info.flags = 0;
+        info.cap_offset = 0;
+        info.size = 0;
+        info.offset = 0;
+        // INVARIANT: Nothing is described yet.
+        Self {
+            info,
+            described: false,
+        }
     }
 
     /// The index of the region asked about.
     pub fn index(&self) -> u32 {
-        self.0.index
+        self.info.index
     }
 
     /// Describes the region: where it is in the device file, its size, and its
     /// `VFIO_REGION_INFO_FLAG_*` flags.
     pub fn set(&mut self, offset: u64, size: u64, flags: u32) {
-        self.0.offset = offset;
-        self.0.size = size;
-        self.0.flags = flags;
+        self.info.offset = offset;
+        self.info.size = size;
+        self.info.flags = flags;
+        self.described = true;
+    }
+
+    /// Fails with `EIO` if the driver answered without describing the region.
+    pub(super) fn check_described(&self) -> Result {
+        if self.described {
+            Ok(())
+        } else {
+            pr_err!("VFIO driver described region {} without setting it\n", self.index());
+            Err(EIO)
+        }
     }
 }
 
