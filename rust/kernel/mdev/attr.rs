@@ -103,7 +103,8 @@ impl<Id> AttributeGroup<Id> {
 /// negative errno.
 ///
 /// Like `sysfs_emit()`, it writes at most `PAGE_SIZE - 1` bytes: sysfs warns about a show that
-/// returns a whole page.
+/// returns a whole page. A show that formatted more than that fails with `EFBIG`, even if it
+/// ignored the formatter's error and returned `Ok`.
 ///
 /// # Safety
 ///
@@ -112,15 +113,31 @@ pub(super) unsafe fn show_into(
     buf: *mut c_char,
     show: impl FnOnce(&mut Formatter<'_>) -> Result,
 ) -> isize {
+    const CAPACITY: usize = PAGE_SIZE - 1;
     // SAFETY: By the safety requirements `buf` is valid for `PAGE_SIZE` bytes, for the whole
     // life of `f`.
-    let mut f = unsafe { Formatter::from_buffer(buf.cast(), PAGE_SIZE - 1) };
+    let mut f = unsafe { Formatter::from_buffer(buf.cast(), CAPACITY) };
 
-    match show(&mut f) {
-        // CAST: At most `PAGE_SIZE` bytes were written.
-        Ok(()) => f.bytes_written() as isize,
+    match show(&mut f).and_then(|()| fitted(&f, CAPACITY)) {
+        // CAST: At most `CAPACITY` bytes were written.
+        Ok(len) => len as isize,
         Err(e) => e.to_errno() as isize,
     }
+}
+
+/// The length of what `f` holds, or `EFBIG` if what was formatted into it did not fit in its
+/// `capacity`.
+///
+/// The formatter keeps counting past its end (while it fails each write that goes there), so a
+/// show that ignores a failed write and returns `Ok` would otherwise make sysfs read past the
+/// buffer.
+fn fitted(f: &Formatter<'_>, capacity: usize) -> Result<usize> {
+    let len = f.bytes_written();
+    if len > capacity {
+        pr_err!("an mdev attribute's value of {len} bytes does not fit in {capacity}\n");
+        return Err(EFBIG);
+    }
+    Ok(len)
 }
 
 /// Returns what userspace wrote, as a slice.
@@ -454,11 +471,17 @@ extern "C" fn read_type_attribute<T: Driver>(
     if let Err(e) = page.resize(PAGE_SIZE, 0, GFP_KERNEL) {
         return Error::from(e).to_errno() as isize;
     }
-    let mut f = Formatter::new(&mut page);
-    if let Err(e) = parent.data().show_type_attribute(mtype, id, &mut f) {
-        return e.to_errno() as isize;
-    }
-    let len = f.bytes_written();
+    // Like a regular attribute's page, at most `PAGE_SIZE - 1` bytes of text.
+    let capacity = PAGE_SIZE - 1;
+    let mut f = Formatter::new(&mut page[..capacity]);
+    let len = match parent
+        .data()
+        .show_type_attribute(mtype, id, &mut f)
+        .and_then(|()| fitted(&f, capacity))
+    {
+        Ok(len) => len,
+        Err(e) => return e.to_errno() as isize,
+    };
 
     let start = usize::try_from(offset).unwrap_or(usize::MAX).min(len);
     let chunk = &page[start..len.min(start.saturating_add(count))];
