@@ -15,9 +15,11 @@ check:
 
 # Run CMD as root in the guest: make guest CMD='...'. CMD reaches the guest's
 # shell unexpanded by make, so $$VAR and quotes work as on a command line.
+# make fails exactly when CMD does, with its own status 2; the line before
+# names CMD's status, which tools/guest.sh exits with.
 guest: export RMTTY_GUEST_CMD = $(value CMD)
 guest:
-	@tools/guest.sh "$$RMTTY_GUEST_CMD"
+	@tools/guest.sh "$$RMTTY_GUEST_CMD" || { rc=$$?; echo "make guest: CMD exited with status $$rc" >&2; exit $$rc; }
 
 build:
 	@tools/build.sh
@@ -30,5 +32,5 @@ kernel:
 
 clean:
 	rm -rf build
-	find samples \( -name '*.o' -o -name '*.ko' -o -name '*.mod*' -o -name '.*.cmd' -o -name '*.d' \) -delete
+	find samples selftests \( -name '*.o' -o -name '*.ko' -o -name '*.mod*' -o -name '.*.cmd' -o -name '*.d' \) -delete
 	rm -f Module.symvers modules.order samples/modules.order .*.cmd

@@ -32,7 +32,8 @@ selftests() {
 		"$ksft/kselftest/"
 	make -C "$RMTTY_TOP/selftests/rmtty" KSRC="$KSRC" KHDR="$KOUT/usr/include" \
 		OUTPUT="$RMTTY_BUILD/selftests" INSTALL_PATH="$ksft/rmtty" install
-	(cd "$ksft/rmtty" && for t in *_test *_test.sh; do echo "rmtty:$t"; done) >"$ksft/kselftest-list.txt"
+	make -s --no-print-directory -C "$RMTTY_TOP/selftests/rmtty" list | sed 's/^/rmtty:/' \
+		>"$ksft/kselftest-list.txt"
 }
 
 # Userspace tools, for the host and, through the shared file system, the guest.

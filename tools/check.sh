@@ -1,9 +1,10 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 # The test command: build whatever is missing, run the host checks (rustfmt,
-# clippy warnings) and the whole kselftest suite in one guest boot. Prints
-# TAP and ends with the line "N passed, N failed"; exits non-zero on any
-# failure.
+# clippy warnings) and the whole kselftest suite in one guest boot, then
+# check what the guest left: every test program's result and the whole
+# kernel log. Prints TAP and ends with the line "N passed, N failed"; exits
+# non-zero on any failure.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -12,15 +13,20 @@ mkdir -p "$RMTTY_BUILD"
 : >"$log"
 
 # Counts every test case (the harness's "# ok N" lines) and every check
-# ("ok - "), not the runner's one line per test program.
+# ("ok - "). The runner's one line per program is not counted here: the
+# program accounting below turns each program's outcome into a check.
 summary() {
 	local passed failed skipped results
 	results=$(grep -E '^(# )?(not )?ok [0-9-]' "$log" | grep -v ' selftests: ')
 	passed=$(grep -cE '^(# )?ok ' <<<"$results")
-	skipped=$(grep -cE '^(# )?ok .*# SKIP' <<<"$results")
+	skipped=$(grep -E '^(# )?ok .*# SKIP' <<<"$results")
 	failed=$(grep -cE '^(# )?not ok ' <<<"$results")
 	[ "$1" != 0 ] && [ "$failed" = 0 ] && failed=1
-	echo "$((passed - skipped)) passed, $failed failed, $skipped skipped"
+	if [ -n "$skipped" ]; then
+		echo "skipped: $(grep -c . <<<"$skipped") (not counted as passed):"
+		sed 's/^/  /' <<<"$skipped"
+	fi
+	echo "$((passed - $(grep -c . <<<"$skipped"))) passed, $failed failed"
 	[ "$failed" = 0 ]
 }
 
@@ -39,10 +45,12 @@ tap() {
 		echo "not ok - $2"
 		[ -n "${3:-}" ] && printf '%s\n' "$3" | sed 's/^/#   /'
 	fi | tee -a "$log"
+	return "$1"
 }
 
 echo "TAP version 13"
-rust_files=$(cd "$RMTTY_TOP" && git ls-files 'rust/*.rs' 'samples/*.rs' 2>/dev/null || find rust samples -name '*.rs')
+rust_files=$(cd "$RMTTY_TOP" && git ls-files 'rust/*.rs' 'samples/*.rs' 'selftests/*.rs' 2>/dev/null ||
+	     find rust samples selftests -name '*.rs')
 out=$(cd "$RMTTY_TOP" && rustfmt --check --edition 2021 --config-path "$KSRC/.rustfmt.toml" $rust_files 2>&1)
 tap $? "rustfmt --check on the kernel's Rust files" "$out"
 out=$(cargo fmt --manifest-path "$RMTTY_TOP/tools/Cargo.toml" --all --check 2>&1)
@@ -66,6 +74,83 @@ tap $rc "cargo test of tools/" "$(grep -A20 -E '^(error|failures:)' <<<"$out")"
 out=$(cargo clippy --manifest-path "$RMTTY_TOP/tools/Cargo.toml" --all-targets -- -D warnings 2>&1)
 tap $? "tools/ build without clippy warnings" "$out"
 
-run_guest "$RMTTY_TOP/tools/guest/tests.sh" | tee -a "$log"
+guest_log=$RMTTY_BUILD/guest.log
+run_guest "$RMTTY_TOP/tools/guest/tests.sh" | tee "$guest_log" | tee -a "$log"
 rc=${PIPESTATUS[0]}
+
+# Every program the selftests' Makefile lists must have run to its end: a
+# result from the runner, a plan, and at least as many cases as the plan
+# promised. A program that failed outside its cases (a crash, a timeout, a
+# failing exit status) is a failure of its own.
+programs=$(make -s --no-print-directory -C "$RMTTY_TOP/selftests/rmtty" list)
+awk -v programs="$programs" '
+	function name_of(line) {
+		sub(/^.*selftests: rmtty: /, "", line)
+		sub(/[[:space:]].*$/, "", line)
+		return line
+	}
+	/^# selftests: rmtty: / { prog = name_of($0); started[prog] = 1; next }
+	/^(not )?ok [0-9]+ selftests: rmtty: / {
+		p = name_of($0)
+		result[p] = $0
+		prog = ""
+		next
+	}
+	prog != "" && /^# 1\.\.[0-9]+/ && !(prog in plan) {
+		plan[prog] = $2
+		sub(/^1\.\./, "", plan[prog])
+		plan[prog] += 0
+		if ($0 ~ /# SKIP/) {
+			skip[prog] = $0
+			sub(/^.*# SKIP */, "", skip[prog])
+		}
+		next
+	}
+	prog != "" && /^# (not )?ok [0-9]+/ {
+		cases[prog]++
+		if ($2 == "not")
+			failed[prog]++
+	}
+	END {
+		n = split(programs, want, "\n")
+		ran = 0
+		for (i = 1; i <= n; i++) {
+			p = want[i]
+			c = cases[p] + 0
+			if (!(p in result)) {
+				printf "not ok - program %s: no result%s\n", p,
+				       (p in started) ? " (it started and never ended)" : " (it did not run)"
+				continue
+			}
+			ran++
+			if (!(p in plan)) {
+				printf "not ok - program %s: no plan\n", p
+			} else if (p in skip) {
+				printf "ok - program %s: skipped all its cases # SKIP %s\n", p, skip[p]
+			} else if (c < plan[p]) {
+				printf "not ok - program %s: %d of the %d cases it planned\n", p, c, plan[p]
+			} else if (result[p] ~ /^not ok/ && !failed[p]) {
+				printf "not ok - program %s: failed outside its cases\n#   %s\n", p, result[p]
+			} else {
+				printf "ok - program %s: %d of %d planned cases reported\n", p, c, plan[p]
+			}
+		}
+		printf "# programs: %d of %d ran to a result\n", ran, n
+	}' "$guest_log" | tee -a "$log"
+
+# The guest's whole kernel log, from boot to the end of the suite: anything
+# the debug options report is a failure of the run, whatever caused it.
+# Lockdep reports start with "WARNING:" or "INFO:" (its boot banner must not
+# match); RCU stalls, hung tasks and lockups have their own words.
+kmsg=$RMTTY_GUEST_OUT/kmsg.log
+grep -q 'Linux version' "$kmsg" 2>/dev/null && grep -q 'rmtty: end of the test run' "$kmsg"
+tap $? "the guest's kernel log was kept from boot to the end of the suite" \
+	"$kmsg does not hold both the boot banner and the end of the run"
+splats=$(grep -E 'WARNING:|BUG:|kernel BUG at|Oops|INFO: (possible|trying|task .* blocked)|blocked for more than|DEBUG_LOCKS_WARN_ON|refcount_t:|KASAN|UBSAN|general protection fault|detected stalls|self-detected stall|soft lockup|hard LOCKUP|panicked at|Kernel panic' \
+	 "$kmsg" 2>/dev/null)
+tap $(( ${#splats} != 0 )) "guest kernel log has no splat" "$splats" || {
+	# The context of the first one.
+	grep -m1 -B5 -A40 -F "$(head -n1 <<<"$splats")" "$kmsg" | sed 's/^/#   /' | tee -a "$log"
+}
+
 summary "$rc"

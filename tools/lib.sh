@@ -60,6 +60,10 @@ kmake() {
 # kselftest install layout) live in the clone, which the guest sees as is.
 RMTTY_BUILD=$RMTTY_TOP/build
 RMTTY_KO=$RMTTY_TOP/samples/rmtty/rmtty.ko
+RMTTY_TEST_MODULES=$RMTTY_TOP/selftests/rmtty/modules
+# What the guest writes for the host (the kernel log, the kmemleak report):
+# the one directory of the clone the guest may write to.
+RMTTY_GUEST_OUT=$RMTTY_BUILD/guest
 RMTTY_COMPAT=$RMTTY_TOP/tools/target/release/rmtty-compat
 
 # sh_quote STR: STR quoted for any POSIX shell (the guest's /bin/sh is dash).
@@ -69,11 +73,16 @@ sh_quote() {
 
 # guest_env: the environment every guest command starts with.
 guest_env() {
-	printf 'export RMTTY_TOP=%s RMTTY_KO=%s RMTTY_COMPAT=%s RMTTY_KHDR=%s RMTTY_KSFT=%s RMTTY_BZIMAGE=%s; cd %s\n' \
-		"$(sh_quote "$RMTTY_TOP")" "$(sh_quote "$RMTTY_KO")" "$(sh_quote "$RMTTY_COMPAT")" \
-		"$(sh_quote "$KOUT/usr/include")" "$(sh_quote "$RMTTY_BUILD/ksft")" \
-		"$(sh_quote "$KOUT/arch/x86/boot/bzImage")" "$(sh_quote "$RMTTY_TOP")"
+	printf 'export RMTTY_TOP=%s RMTTY_KO=%s RMTTY_TEST_MODULES=%s RMTTY_COMPAT=%s RMTTY_KHDR=%s RMTTY_KSFT=%s RMTTY_BZIMAGE=%s RMTTY_GUEST_OUT=%s; cd %s\n' \
+		"$(sh_quote "$RMTTY_TOP")" "$(sh_quote "$RMTTY_KO")" "$(sh_quote "$RMTTY_TEST_MODULES")" \
+		"$(sh_quote "$RMTTY_COMPAT")" "$(sh_quote "$KOUT/usr/include")" \
+		"$(sh_quote "$RMTTY_BUILD/ksft")" "$(sh_quote "$KOUT/arch/x86/boot/bzImage")" \
+		"$(sh_quote "$RMTTY_GUEST_OUT")" "$(sh_quote "$RMTTY_TOP")"
 }
+
+# The guest kernel's log buffer holds the whole boot and more, so that the
+# tests' copy of the log, which starts after the boot, misses nothing.
+RMTTY_GUEST_CMDLINE="log_buf_len=16M"
 
 # run_guest CMD: boot the test kernel in a virtme-ng guest (TCG: this
 # machine's /dev/kvm cannot run ordinary guests), run CMD there with bash as
@@ -84,12 +93,14 @@ guest_env() {
 # truncates it, and two ports writing to it overwrite each other.
 run_guest() {
 	local rc script
-	mkdir -p "$RMTTY_BUILD"
+	rm -rf "$RMTTY_GUEST_OUT"
+	mkdir -p "$RMTTY_BUILD" "$RMTTY_GUEST_OUT"
 	script=$(mktemp "$RMTTY_BUILD/guest-XXXXXX.sh")
 	{ guest_env; printf '%s\n' "$1"; } >"$script"
 	timeout -k 30 "${RMTTY_GUEST_TIMEOUT:-2700}" \
 		vng --disable-kvm --run "$KOUT" --memory 2G --cpus 2 \
-		    --append root=/dev/root --exec "bash $(sh_quote "$script")" 2>&1 | cat
+		    --append "root=/dev/root $RMTTY_GUEST_CMDLINE" --rwdir "$RMTTY_GUEST_OUT" \
+		    --exec "bash $(sh_quote "$script")" 2>&1 | cat
 	rc=${PIPESTATUS[0]}
 	rm -f "$script"
 	[ "$rc" = 124 ] && echo "rmtty: the guest timed out" >&2
