@@ -14,11 +14,14 @@
 
 #define KMEMLEAK "/sys/kernel/debug/kmemleak"
 
+/* Start with rmtty.ko at hand and not loaded. */
 static void require_module(struct __test_metadata *_metadata)
 {
-	if (!rmtty_ko())
-		SKIP(return, "RMTTY_KO is not set");
-	rmtty_cleanup();
+	int ret;
+
+	rmtty_require_ko(_metadata);
+	ret = rmtty_cleanup();
+	ASSERT_EQ(0, ret) TH_LOG("unloading rmtty: %s", strerror(-ret));
 	ASSERT_FALSE(rmtty_loaded());
 }
 
@@ -50,7 +53,7 @@ FIXTURE_SETUP(bad_params)
 
 FIXTURE_TEARDOWN(bad_params)
 {
-	rmtty_cleanup();
+	rmtty_expect_cleanup(_metadata);
 	if (self->kmsg >= 0)
 		close(self->kmsg);
 }
@@ -87,7 +90,7 @@ FIXTURE_SETUP(good_params)
 
 FIXTURE_TEARDOWN(good_params)
 {
-	rmtty_cleanup();
+	rmtty_expect_cleanup(_metadata);
 }
 
 TEST_F(good_params, loads)
@@ -197,7 +200,7 @@ FIXTURE_SETUP(reload)
 
 FIXTURE_TEARDOWN(reload)
 {
-	rmtty_cleanup();
+	rmtty_expect_cleanup(_metadata);
 }
 
 TEST_F_TIMEOUT(reload, twenty_times_without_leaks, 300)

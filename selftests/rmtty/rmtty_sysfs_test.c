@@ -31,15 +31,13 @@ FIXTURE_VARIANT_ADD(rmtty, big_pool) { .p = { .units = 256, .unit_mib = 4 } };
 
 FIXTURE_SETUP(rmtty)
 {
-	if (!rmtty_ko())
-		SKIP(return, "RMTTY_KO is not set");
-	ASSERT_EQ(0, rmtty_reload(&variant->p, &self->units, &self->unit_mib));
+	rmtty_require_reload(_metadata, &variant->p, &self->units, &self->unit_mib);
 	self->free = self->units;
 }
 
 FIXTURE_TEARDOWN(rmtty)
 {
-	rmtty_cleanup();
+	rmtty_expect_cleanup(_metadata);
 }
 
 /* Every type's available_instances is what the free units allow. */

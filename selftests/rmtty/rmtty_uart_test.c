@@ -46,9 +46,7 @@ FIXTURE_SETUP(uart)
 
 	self->v = (struct rmtty_vfio)RMTTY_VFIO_INIT;
 	self->eventfd = -1;
-	if (!rmtty_ko())
-		SKIP(return, "RMTTY_KO is not set");
-	ASSERT_EQ(0, rmtty_reload(&p, &units, &unit_mib));
+	rmtty_require_reload(_metadata, &p, &units, &unit_mib);
 	rmtty_uuid(self->uuid, 1);
 	ASSERT_EQ(0, rmtty_create(1, self->uuid));
 	ASSERT_EQ(0, rmtty_vfio_open(&self->v, self->uuid, variant->cdev));
@@ -62,7 +60,7 @@ FIXTURE_TEARDOWN(uart)
 	if (self->eventfd >= 0)
 		close(self->eventfd);
 	rmtty_vfio_close(&self->v);
-	rmtty_cleanup();
+	rmtty_expect_cleanup(_metadata);
 }
 
 /* How many times @eventfd was signalled since last asked. */

@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "kselftest.h"
 #include "rmtty_util.h"
 
 const unsigned int rmtty_type_units[RMTTY_NR_TYPES] = { 1, 2, 4 };
@@ -18,6 +19,20 @@ const unsigned int rmtty_type_units[RMTTY_NR_TYPES] = { 1, 2, 4 };
 const char *rmtty_ko(void)
 {
 	return getenv("RMTTY_KO");
+}
+
+const char *rmtty_ko_missing(void)
+{
+	static char why[512];
+	const char *ko = rmtty_ko();
+
+	if (!ko || !*ko)
+		return "RMTTY_KO is not set: it must name the rmtty.ko to test";
+	if (access(ko, R_OK)) {
+		snprintf(why, sizeof(why), "RMTTY_KO=%s: %s", ko, strerror(errno));
+		return why;
+	}
+	return NULL;
 }
 
 int rmtty_load_args(const char *args)
@@ -50,10 +65,20 @@ int rmtty_load(const struct rmtty_params *p)
 
 int rmtty_reload(const struct rmtty_params *p, unsigned int *units, unsigned int *unit_mib)
 {
-	rmtty_cleanup();
+	int ret;
+
 	*units = p->units ?: RMTTY_DEFAULT_UNITS;
 	*unit_mib = p->unit_mib ?: RMTTY_DEFAULT_UNIT_MIB;
-	return rmtty_load(p);
+	ret = rmtty_cleanup();
+	if (ret) {
+		ksft_print_msg("the loaded rmtty cannot be unloaded: %s\n", strerror(-ret));
+		return ret;
+	}
+	ret = rmtty_load(p);
+	if (ret)
+		ksft_print_msg("loading %s: %s\n", rmtty_ko() ?: "rmtty.ko (RMTTY_KO is not set)",
+			       strerror(-ret));
+	return ret;
 }
 
 int rmtty_unload(void)
@@ -66,10 +91,9 @@ bool rmtty_loaded(void)
 	return access("/sys/module/rmtty", F_OK) == 0;
 }
 
-void rmtty_cleanup(void)
+int rmtty_cleanup(void)
 {
-	if (rmtty_loaded())
-		rmtty_unload();
+	return rmtty_loaded() ? rmtty_unload() : 0;
 }
 
 void rmtty_uuid(char out[UUID_LEN + 1], unsigned int n)

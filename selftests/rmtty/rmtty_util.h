@@ -2,12 +2,15 @@
 /*
  * Helpers shared by rmtty's selftests: load and unload the module, create
  * and remove devices, read and write sysfs, and watch the kernel log.
+ * The helpers that fail a test are there for the files that include
+ * kselftest_harness.h first.
  */
 #ifndef RMTTY_UTIL_H
 #define RMTTY_UTIL_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <string.h>
 
 #define RMTTY_PARENT	"/sys/class/mdev_bus/rmtty"
 #define RMTTY_TYPES	RMTTY_PARENT "/mdev_supported_types"
@@ -29,21 +32,31 @@ struct rmtty_params {
 
 /* Path of rmtty.ko: $RMTTY_KO, or NULL if unset. */
 const char *rmtty_ko(void);
+/*
+ * What keeps rmtty.ko from being loaded: "RMTTY_KO is not set", or that the
+ * file it names cannot be read; NULL if it can be.
+ */
+const char *rmtty_ko_missing(void);
 
 /* Load rmtty.ko with a raw parameter string; 0 or -errno of finit_module. */
 int rmtty_load_args(const char *args);
 /* Load rmtty.ko with @p (NULL: defaults); 0 or -errno. */
 int rmtty_load(const struct rmtty_params *p);
 /*
- * Unload rmtty if loaded and load it with @p; 0 or -errno. Stores the pool
- * size and unit size in effect, defaults included, in @units and @unit_mib.
+ * Unload rmtty if loaded and load it with @p; 0 or -errno, with the step
+ * that failed logged. Stores the pool size and unit size in effect, defaults
+ * included, in @units and @unit_mib.
  */
 int rmtty_reload(const struct rmtty_params *p, unsigned int *units, unsigned int *unit_mib);
 /* Unload rmtty; 0 or -errno of delete_module. */
 int rmtty_unload(void);
 bool rmtty_loaded(void);
-/* Unload rmtty if loaded, removing whatever devices it has. */
-void rmtty_cleanup(void);
+/*
+ * Unload rmtty if loaded, removing whatever devices it has; 0 (also if it
+ * was not loaded) or -errno of delete_module: -EWOULDBLOCK means something,
+ * a leaked file or module reference, still holds it.
+ */
+int rmtty_cleanup(void);
 
 /* A valid, deterministic UUID for test device @n. */
 void rmtty_uuid(char out[UUID_LEN + 1], unsigned int n);
@@ -76,5 +89,42 @@ int kmsg_open(void);
 int kmsg_count(int fd, const char *needle);
 /* Count the records since @fd's position that report a warning, BUG or lockdep splat. */
 int kmsg_splats(int fd);
+
+#ifdef __KSELFTEST_HARNESS_H
+/*
+ * In a test or a fixture's setup: fail, naming what is missing, unless
+ * $RMTTY_KO names a readable rmtty.ko. Every test needs the module: a run
+ * without it must fail, not pass as skipped.
+ */
+static inline void rmtty_require_ko(struct __test_metadata *_metadata)
+{
+	const char *missing = rmtty_ko_missing();
+
+	ASSERT_TRUE(!missing) TH_LOG("%s", missing);
+}
+
+/* In a fixture's setup: fail unless rmtty.ko is at hand and reloads with @p. */
+static inline void rmtty_require_reload(struct __test_metadata *_metadata,
+					const struct rmtty_params *p, unsigned int *units,
+					unsigned int *unit_mib)
+{
+	int ret;
+
+	rmtty_require_ko(_metadata);
+	ret = rmtty_reload(p, units, unit_mib);
+	ASSERT_EQ(0, ret) TH_LOG("reloading rmtty: %s", strerror(-ret));
+}
+
+/*
+ * In a fixture's teardown: unload rmtty, and fail the test if it cannot be
+ * unloaded; a file or module reference the test leaked would go unseen.
+ */
+static inline void rmtty_expect_cleanup(struct __test_metadata *_metadata)
+{
+	int ret = rmtty_cleanup();
+
+	EXPECT_EQ(0, ret) TH_LOG("unloading rmtty: %s", strerror(-ret));
+}
+#endif /* __KSELFTEST_HARNESS_H */
 
 #endif /* RMTTY_UTIL_H */

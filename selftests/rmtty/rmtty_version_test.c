@@ -51,16 +51,14 @@ FIXTURE_VARIANT_ADD(version, two_mib_units) { .p = { .units = 16, .unit_mib = 2 
 
 FIXTURE_SETUP(version)
 {
-	if (!rmtty_ko())
-		SKIP(return, "RMTTY_KO is not set");
-	ASSERT_EQ(0, rmtty_reload(&variant->p, &self->units, &self->unit_mib));
+	rmtty_require_reload(_metadata, &variant->p, &self->units, &self->unit_mib);
 	self->kmsg = kmsg_open();
 	ASSERT_LE(0, self->kmsg);
 }
 
 FIXTURE_TEARDOWN(version)
 {
-	rmtty_cleanup();
+	rmtty_expect_cleanup(_metadata);
 	if (self->kmsg >= 0)
 		close(self->kmsg);
 }

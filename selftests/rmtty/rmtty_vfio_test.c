@@ -42,9 +42,7 @@ FIXTURE_SETUP(vfio)
 	char path[256];
 
 	self->v = (struct rmtty_vfio)RMTTY_VFIO_INIT;
-	if (!rmtty_ko())
-		SKIP(return, "RMTTY_KO is not set");
-	ASSERT_EQ(0, rmtty_reload(&p, &self->units, &self->unit_mib));
+	rmtty_require_reload(_metadata, &p, &self->units, &self->unit_mib);
 	rmtty_uuid(self->uuid, 1);
 	ASSERT_EQ(0, rmtty_create(1, self->uuid));
 	rmtty_device_path(path, sizeof(path), self->uuid, "mdev/aggregated_instances");
@@ -55,7 +53,7 @@ FIXTURE_SETUP(vfio)
 FIXTURE_TEARDOWN(vfio)
 {
 	rmtty_vfio_close(&self->v);
-	rmtty_cleanup();
+	rmtty_expect_cleanup(_metadata);
 }
 
 TEST_F(vfio, device_info)
