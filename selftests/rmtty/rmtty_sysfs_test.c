@@ -126,6 +126,7 @@ TEST_F(rmtty, parent_and_types)
 TEST_F(rmtty, create_and_remove_every_type)
 {
 	char uuids[RMTTY_NR_TYPES][UUID_LEN + 1], path[256], buf[256];
+	bool created[RMTTY_NR_TYPES] = { false };
 	unsigned int i;
 
 	for (i = 0; i < RMTTY_NR_TYPES; i++) {
@@ -134,6 +135,7 @@ TEST_F(rmtty, create_and_remove_every_type)
 		if (self->free < n)
 			continue;
 		create(_metadata, self, n, uuids[i]);
+		created[i] = true;
 		rmtty_device_path(path, sizeof(path), uuids[i], "mdev_type/name");
 		ASSERT_LT(0, sysfs_read(path, buf, sizeof(buf)));
 		EXPECT_EQ(0, strncmp(buf, "rmtty x", 7));
@@ -141,7 +143,7 @@ TEST_F(rmtty, create_and_remove_every_type)
 	}
 	/* Remove in creation order; units come back at each step. */
 	for (i = 0; i < RMTTY_NR_TYPES; i++) {
-		if (rmtty_device_exists(uuids[i]))
+		if (created[i])
 			remove_device(_metadata, self, uuids[i], rmtty_type_units[i]);
 	}
 	ASSERT_EQ(self->units, self->free);
