@@ -217,10 +217,15 @@ int kmsg_open(void)
 	return fd;
 }
 
-/* Count the records logged since @fd's position that contain any of @needles. */
-static int kmsg_count_any(int fd, const char *const *needles, unsigned int nr)
+/*
+ * Read the records logged since @fd's position; count those that contain any
+ * of @needles, and copy the message of the last of them into @seen (if not
+ * NULL) without its header and dictionary.
+ */
+static int kmsg_scan(int fd, const char *const *needles, unsigned int nr, char *seen,
+		     size_t size)
 {
-	char record[8192];
+	char record[8192], *text;
 	unsigned int i;
 	int count = 0;
 	ssize_t len;
@@ -236,10 +241,18 @@ static int kmsg_count_any(int fd, const char *const *needles, unsigned int nr)
 		if (strstr(record, "taints kernel"))
 			continue;
 		for (i = 0; i < nr; i++) {
-			if (strstr(record, needles[i])) {
-				count++;
+			if (strstr(record, needles[i]))
 				break;
-			}
+		}
+		if (i == nr)
+			continue;
+		count++;
+		if (seen) {
+			/* "<level>,<seq>,<usec>,<flags>;<message>\n[ KEY=value\n...]" */
+			text = strchr(record, ';');
+			text = text ? text + 1 : record;
+			text[strcspn(text, "\n")] = '\0';
+			snprintf(seen, size, "%s", text);
 		}
 	}
 	return count;
@@ -247,7 +260,14 @@ static int kmsg_count_any(int fd, const char *const *needles, unsigned int nr)
 
 int kmsg_count(int fd, const char *needle)
 {
-	return kmsg_count_any(fd, &needle, 1);
+	return kmsg_scan(fd, &needle, 1, NULL, 0);
+}
+
+int kmsg_find(int fd, const char *needle, char *seen, size_t size)
+{
+	if (size)
+		seen[0] = '\0';
+	return kmsg_scan(fd, &needle, 1, seen, size);
 }
 
 int kmsg_splats(int fd)
@@ -258,5 +278,5 @@ int kmsg_splats(int fd)
 		"refcount_t:", "general protection fault",
 	};
 
-	return kmsg_count_any(fd, splats, sizeof(splats) / sizeof(splats[0]));
+	return kmsg_scan(fd, splats, sizeof(splats) / sizeof(splats[0]), NULL, 0);
 }

@@ -87,6 +87,11 @@ long rmtty_device_long(const char *uuid, const char *attr);
  */
 int kmsg_open(void);
 int kmsg_count(int fd, const char *needle);
+/*
+ * Like kmsg_count(), and copies the message of the last record counted (""
+ * if none) into @seen.
+ */
+int kmsg_find(int fd, const char *needle, char *seen, size_t size);
 /* Count the records since @fd's position that report a warning, BUG or lockdep splat. */
 int kmsg_splats(int fd);
 
@@ -124,6 +129,22 @@ static inline void rmtty_expect_cleanup(struct __test_metadata *_metadata)
 	int ret = rmtty_cleanup();
 
 	EXPECT_EQ(0, ret) TH_LOG("unloading rmtty: %s", strerror(-ret));
+}
+
+/*
+ * Expect one kernel log record, since the last look at @kmsg, that contains
+ * @about, and that it contains @reason too: something was refused, logged
+ * once, and the line says why.
+ */
+static inline void expect_logged_once(struct __test_metadata *_metadata, int kmsg,
+				      const char *about, const char *reason)
+{
+	char seen[512];
+	int n = kmsg_find(kmsg, about, seen, sizeof(seen));
+
+	EXPECT_EQ(1, n) TH_LOG("%d records with '%s', the last '%s'", n, about, seen);
+	EXPECT_TRUE(strstr(seen, reason) != NULL)
+		TH_LOG("logged '%s', expected '%s'", seen, reason);
 }
 #endif /* __KSELFTEST_HARNESS_H */
 

@@ -5,6 +5,7 @@
  * line each.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -12,29 +13,40 @@
 #include "kselftest_harness.h"
 #include "rmtty_util.h"
 
-/* Strings every node refuses, whatever its shape. */
-static const char *const malformed[] = {
-	"\n",
-	"mtty 1.0 ports=1 memory_mib=4 unit_mib=1",
-	"rmtty 2.0 ports=1 memory_mib=4 unit_mib=1",
-	"rmtty 0.9 ports=1 memory_mib=4 unit_mib=1",
-	"rmtty 1.1 ports=1 memory_mib=4 unit_mib=1",
-	"rmtty 1 ports=1 memory_mib=4 unit_mib=1",
-	"rmtty 1. ports=1 memory_mib=4 unit_mib=1",
-	"rmtty +1.0 ports=1 memory_mib=4 unit_mib=1",
-	"rmtty 1.0 ports=1 memory_mib=4x unit_mib=1",
-	"rmtty 1.0 ports=1 memory_mib=0 unit_mib=1",
-	"rmtty 1.0 ports=1 memory_mib=-4 unit_mib=1",
-	"rmtty 1.0 ports=1 memory_mib=4000000000 unit_mib=1",
-	"rmtty 1.0 ports=1 memory_mib=4",
-	"rmtty 1.0 ports=1 memory_mib=4 memory_mib=4 unit_mib=1",
-	"rmtty 1.0 ports=1 memory_mib=4 unit_mib=1 colour=blue",
-	"rmtty 1.0 ports=1  memory_mib=4 unit_mib=1",
-	" rmtty 1.0 ports=1 memory_mib=4 unit_mib=1",
-	"rmtty 1.0 ports=1 memory_mib=4 unit_mib=1\n\n",
-	"rmtty 1.0 ports=1 memory_mib=\xc3\xa9 unit_mib=1",
-	"rmtty 1.0 ports=1 memory_mib=4 unit_mib=1\t",
-	"RMTTY 1.0 PORTS=1 MEMORY_MIB=4 UNIT_MIB=1",
+/* The reasons the driver logs for a malformed string */
+#define NOT_RMTTY	"not an rmtty device"
+#define NOT_ASCII	"not printable ASCII"
+#define BAD_VERSION	"malformed: version is not <major>.<minor>"
+#define BAD_VALUE	"malformed: value is not a number from 1 to 999999999"
+
+/* Strings every node refuses, whatever its shape, and why. */
+static const struct {
+	const char *s, *reason;
+} malformed[] = {
+	{ "\n", NOT_RMTTY },
+	{ "mtty 1.0 ports=1 memory_mib=4 unit_mib=1", NOT_RMTTY },
+	{ "rmtty 2.0 ports=1 memory_mib=4 unit_mib=1",
+	  "stream major version 2, this driver reads 1" },
+	{ "rmtty 0.9 ports=1 memory_mib=4 unit_mib=1",
+	  "stream major version 0, this driver reads 1" },
+	{ "rmtty 1.1 ports=1 memory_mib=4 unit_mib=1", "stream minor version 1 is newer than 1.0" },
+	{ "rmtty 1 ports=1 memory_mib=4 unit_mib=1", BAD_VERSION },
+	{ "rmtty 1. ports=1 memory_mib=4 unit_mib=1", BAD_VERSION },
+	{ "rmtty +1.0 ports=1 memory_mib=4 unit_mib=1", BAD_VERSION },
+	{ "rmtty 1.0 ports=1 memory_mib=4x unit_mib=1", BAD_VALUE },
+	{ "rmtty 1.0 ports=1 memory_mib=0 unit_mib=1", BAD_VALUE },
+	{ "rmtty 1.0 ports=1 memory_mib=-4 unit_mib=1", BAD_VALUE },
+	{ "rmtty 1.0 ports=1 memory_mib=4000000000 unit_mib=1", BAD_VALUE },
+	{ "rmtty 1.0 ports=1 memory_mib=4",
+	  "malformed: ports, memory_mib and unit_mib are required" },
+	{ "rmtty 1.0 ports=1 memory_mib=4 memory_mib=4 unit_mib=1", "malformed: repeated key" },
+	{ "rmtty 1.0 ports=1 memory_mib=4 unit_mib=1 colour=blue", "malformed: unknown key" },
+	{ "rmtty 1.0 ports=1  memory_mib=4 unit_mib=1", "malformed: expected key=value" },
+	{ " rmtty 1.0 ports=1 memory_mib=4 unit_mib=1", NOT_RMTTY },
+	{ "rmtty 1.0 ports=1 memory_mib=4 unit_mib=1\n\n", NOT_ASCII },
+	{ "rmtty 1.0 ports=1 memory_mib=\xc3\xa9 unit_mib=1", NOT_ASCII },
+	{ "rmtty 1.0 ports=1 memory_mib=4 unit_mib=1\t", NOT_ASCII },
+	{ "RMTTY 1.0 PORTS=1 MEMORY_MIB=4 UNIT_MIB=1", NOT_RMTTY },
 };
 
 FIXTURE(version) {
@@ -75,13 +87,44 @@ static void read_attr(struct __test_metadata *_metadata, const char *path, char 
 	ASSERT_LT(0, sysfs_read(path, buf, size)) TH_LOG("%s", path);
 }
 
-/* Write @s to @path expecting @expect; a refusal logs exactly one line. */
-static void verdict(struct __test_metadata *_metadata, int kmsg, const char *path,
-		    const char *s, int expect)
+/* What every refusal's log line contains */
+#define REFUSED		"migration_version refused"
+/* The reason a device logs for a string of another shape: ports and MiB, then its own */
+#define SHAPE_DIFFERS	"shape ports=%u memory_mib=%u differs from this device's ports=1 memory_mib=%u"
+/* The reason logged for a string longer than the 1024 bytes a node reads */
+#define TOO_LONG	"%zu bytes, more than 1024"
+
+/* Write @s to @path expecting it to be accepted, and nothing logged. */
+static void accepted(struct __test_metadata *_metadata, int kmsg, const char *path,
+		     const char *s)
 {
-	EXPECT_EQ(expect, sysfs_write(path, s)) TH_LOG("'%s' to %s", s, path);
-	EXPECT_EQ(expect ? 1 : 0, kmsg_count(kmsg, "migration_version refused"))
-		TH_LOG("'%s' to %s", s, path);
+	EXPECT_EQ(0, sysfs_write(path, s)) TH_LOG("'%s' to %s", s, path);
+	EXPECT_EQ(0, kmsg_count(kmsg, REFUSED)) TH_LOG("'%s' to %s", s, path);
+}
+
+/*
+ * Write @s to @path expecting it to be refused, and one line logged that
+ * names the node (the directory of @path: the device's UUID or the type) and
+ * the reason @fmt says.
+ */
+static void __printf(5, 6)
+refused(struct __test_metadata *_metadata, int kmsg, const char *path, const char *s,
+	const char *fmt, ...)
+{
+	const char *attr = strrchr(path, '/'), *node = attr;
+	char reason[512];
+	va_list args;
+	int len;
+
+	while (node > path && node[-1] != '/')
+		node--;
+	len = snprintf(reason, sizeof(reason), "%.*s: " REFUSED ": ", (int)(attr - node), node);
+	va_start(args, fmt);
+	vsnprintf(reason + len, sizeof(reason) - len, fmt, args);
+	va_end(args);
+
+	EXPECT_EQ(-EINVAL, sysfs_write(path, s)) TH_LOG("'%s' to %s", s, path);
+	expect_logged_once(_metadata, kmsg, REFUSED, reason);
 }
 
 TEST_F(version, type_strings)
@@ -121,9 +164,10 @@ TEST_F(version, aggregated_devices_match_bigger_types)
 
 	/* Not yet: rmtty-2 x1 is not an rmtty-4 */
 	rmtty_device_path(path, sizeof(path), two, "migration_version");
-	verdict(_metadata, self->kmsg, path, s4, -EINVAL);
+	refused(_metadata, self->kmsg, path, s4, SHAPE_DIFFERS, 1, 4 * self->unit_mib,
+		2 * self->unit_mib);
 	read_attr(_metadata, path, s2, sizeof(s2));
-	verdict(_metadata, self->kmsg, path, s2, 0);
+	accepted(_metadata, self->kmsg, path, s2);
 
 	rmtty_device_path(path, sizeof(path), one, "mdev/aggregated_instances");
 	ASSERT_EQ(0, sysfs_write(path, "4"));
@@ -133,30 +177,32 @@ TEST_F(version, aggregated_devices_match_bigger_types)
 	rmtty_device_path(path, sizeof(path), one, "migration_version");
 	read_attr(_metadata, path, s1, sizeof(s1));
 	EXPECT_STREQ(s4, s1);
-	verdict(_metadata, self->kmsg, path, s4, 0);
+	accepted(_metadata, self->kmsg, path, s4);
 	rmtty_device_path(path, sizeof(path), two, "migration_version");
 	read_attr(_metadata, path, s2, sizeof(s2));
 	EXPECT_STREQ(s4, s2);
-	verdict(_metadata, self->kmsg, path, s1, 0);
+	accepted(_metadata, self->kmsg, path, s1);
 	rmtty_device_path(path, sizeof(path), four, "migration_version");
-	verdict(_metadata, self->kmsg, path, s2, 0);
+	accepted(_metadata, self->kmsg, path, s2);
 
 	/* Without the newline, and from a source of another unit size. */
 	s4[strlen(s4) - 1] = '\0';
-	verdict(_metadata, self->kmsg, path, s4, 0);
+	accepted(_metadata, self->kmsg, path, s4);
 	device_string(expect, sizeof(expect), 4 * self->unit_mib, self->unit_mib * 2);
-	verdict(_metadata, self->kmsg, path, expect, 0);
+	accepted(_metadata, self->kmsg, path, expect);
 	/* A type node's string carries an ignored max_aggregation. */
 	snprintf(expect, sizeof(expect),
 		 "rmtty 1.0 ports=1 memory_mib=%u unit_mib=1 max_aggregation=1\n",
 		 4 * self->unit_mib);
-	verdict(_metadata, self->kmsg, path, expect, 0);
+	accepted(_metadata, self->kmsg, path, expect);
 	/* Other shapes are refused. */
 	device_string(expect, sizeof(expect), 4 * self->unit_mib + 1, self->unit_mib);
-	verdict(_metadata, self->kmsg, path, expect, -EINVAL);
+	refused(_metadata, self->kmsg, path, expect, SHAPE_DIFFERS, 1, 4 * self->unit_mib + 1,
+		4 * self->unit_mib);
 	snprintf(expect, sizeof(expect), "rmtty 1.0 ports=2 memory_mib=%u unit_mib=%u",
 		 4 * self->unit_mib, self->unit_mib);
-	verdict(_metadata, self->kmsg, path, expect, -EINVAL);
+	refused(_metadata, self->kmsg, path, expect, SHAPE_DIFFERS, 2, 4 * self->unit_mib,
+		4 * self->unit_mib);
 }
 
 TEST_F(version, type_node_verdicts)
@@ -172,8 +218,12 @@ TEST_F(version, type_node_verdicts)
 		for (m = 1; m <= self->units + 1; m++) {
 			a = m / n;
 			device_string(s, sizeof(s), m * self->unit_mib, self->unit_mib);
-			verdict(_metadata, self->kmsg, path, s,
-				m % n == 0 && a >= 1 && a <= max ? 0 : -EINVAL);
+			if (m % n == 0 && a >= 1 && a <= max)
+				accepted(_metadata, self->kmsg, path, s);
+			else
+				refused(_metadata, self->kmsg, path, s,
+					"no aggregation 1..=%u of ports=1 memory_mib=%u gives ports=1 memory_mib=%u",
+					max, n * self->unit_mib, m * self->unit_mib);
 		}
 	}
 }
@@ -191,14 +241,14 @@ TEST_F(version, refusals_change_nothing)
 	read_attr(_metadata, dev, before, sizeof(before));
 
 	for (i = 0; i < sizeof(malformed) / sizeof(malformed[0]); i++) {
-		verdict(_metadata, self->kmsg, dev, malformed[i], -EINVAL);
-		verdict(_metadata, self->kmsg, type, malformed[i], -EINVAL);
+		refused(_metadata, self->kmsg, dev, malformed[i].s, "%s", malformed[i].reason);
+		refused(_metadata, self->kmsg, type, malformed[i].s, "%s", malformed[i].reason);
 	}
 	/* Longer than 1024 bytes: a valid string padded with spaces */
 	memset(overlong, ' ', sizeof(overlong) - 1);
 	memcpy(overlong, before, strlen(before) - 1);
-	verdict(_metadata, self->kmsg, dev, overlong, -EINVAL);
-	verdict(_metadata, self->kmsg, type, overlong, -EINVAL);
+	refused(_metadata, self->kmsg, dev, overlong, TOO_LONG, strlen(overlong));
+	refused(_metadata, self->kmsg, type, overlong, TOO_LONG, strlen(overlong));
 
 	read_attr(_metadata, dev, after, sizeof(after));
 	EXPECT_STREQ(before, after);
