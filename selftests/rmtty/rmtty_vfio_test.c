@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/vfio.h>
 
@@ -340,14 +341,83 @@ TEST_F(vfio, refusals_logged)
 	close(log.kmsg);
 }
 
+/* The VFIO core's wait, in a removal, for the users of the device to close it */
+#define REMOVAL_WAIT	"vfio_unregister_group_dev"
+/* Under TCG emulation everything is slow: how long a task may take to get somewhere */
+#define SLOW_SECONDS	30
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/*
+ * Whether task @pid sleeps in kernel function @func: its wchan names it, or
+ * else its kernel stack has it. What wchan said goes to @seen.
+ */
+static bool sleeps_in(pid_t pid, const char *func, char *seen, size_t size)
+{
+	char path[64], stack[4096], frame[128];
+
+	snprintf(path, sizeof(path), "/proc/%d/wchan", pid);
+	if (sysfs_read(path, seen, size) < 0)
+		snprintf(seen, size, "(no wchan)");
+	if (!strcmp(seen, func))
+		return true;
+	snprintf(path, sizeof(path), "/proc/%d/stack", pid);
+	snprintf(frame, sizeof(frame), "] %s+", func);
+	return sysfs_read(path, stack, sizeof(stack)) > 0 && strstr(stack, frame);
+}
+
+/*
+ * Wait up to @seconds for child @pid to sleep in @func: 1 when it does, 0 if
+ * it did not in time (@seen has its last wchan), -1 if it exited (reaped,
+ * with its status in @status).
+ */
+static int wait_sleeping_in(pid_t pid, const char *func, unsigned int seconds, char *seen,
+			    size_t size, int *status)
+{
+	const struct timespec pause = { .tv_nsec = 50 * 1000 * 1000 };
+	double end = now() + seconds;
+
+	do {
+		if (sleeps_in(pid, func, seen, size))
+			return 1;
+		if (waitpid(pid, status, WNOHANG) == pid)
+			return -1;
+		nanosleep(&pause, NULL);
+	} while (now() < end);
+	return 0;
+}
+
+/* Wait up to @seconds for child @pid to exit; whether it did, with its status in @status. */
+static bool wait_exit(pid_t pid, unsigned int seconds, int *status)
+{
+	const struct timespec pause = { .tv_nsec = 50 * 1000 * 1000 };
+	double end = now() + seconds;
+
+	do {
+		if (waitpid(pid, status, WNOHANG) == pid)
+			return true;
+		nanosleep(&pause, NULL);
+	} while (now() < end);
+	return false;
+}
+
 /*
  * Removing a device that userspace holds open waits, in the VFIO core, until
- * it is closed; then the removal completes and the units come back.
+ * it is closed; then the removal completes and the units come back. What the
+ * fixture holds open is the device fd: the group's or the iommufd cdev.
  */
-TEST_F(vfio, remove_while_open)
+TEST_F_TIMEOUT(vfio, remove_while_open, 2 * SLOW_SECONDS + 60)
 {
 	int status, fds[] = { self->v.device, self->v.group, self->v.container, self->v.iommufd };
 	unsigned int i;
+	char seen[128];
+	int waiting;
 	pid_t child;
 
 	child = fork();
@@ -359,13 +429,28 @@ TEST_F(vfio, remove_while_open)
 		_exit(rmtty_remove(self->uuid) ? 1 : 0);
 	}
 
-	sleep(2);
-	EXPECT_EQ(0, waitpid(child, &status, WNOHANG)) TH_LOG("removal did not wait");
+	/*
+	 * The removal really waits for the device to be closed, not on its way
+	 * there: it sleeps where the VFIO core waits, and stays there.
+	 */
+	waiting = wait_sleeping_in(child, REMOVAL_WAIT, SLOW_SECONDS, seen, sizeof(seen), &status);
+	if (waiting > 0 && waitpid(child, &status, WNOHANG) == child)
+		waiting = -1;
+	if (waiting < 0)
+		TH_LOG("the removal returned while the device was open");
+	else if (!waiting)
+		TH_LOG("after %d s the removal sleeps in '%s', not in " REMOVAL_WAIT,
+		       SLOW_SECONDS, seen);
+	EXPECT_EQ(1, waiting);
 	EXPECT_EQ(self->units - AGGREGATION, rmtty_type_long(1, "available_instances"));
 
 	close(self->v.device);
 	self->v.device = -1;
-	ASSERT_EQ(child, waitpid(child, &status, 0));
+	if (waiting >= 0) {
+		ASSERT_TRUE(wait_exit(child, SLOW_SECONDS, &status))
+			TH_LOG("the removal still waits %d s after the device was closed",
+			       SLOW_SECONDS);
+	}
 	EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
 	EXPECT_FALSE(rmtty_device_exists(self->uuid));
 	EXPECT_EQ(self->units, rmtty_type_long(1, "available_instances"));
