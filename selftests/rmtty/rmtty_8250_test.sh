@@ -12,11 +12,16 @@ QEMU_TIMEOUT=600
 MESSAGE=rmtty-8250-loopback
 
 ktap_print_header
-command -v qemu-system-x86_64 >/dev/null || ktap_skip_all "QEMU is not installed"
-busybox=$(command -v busybox) || ktap_skip_all "busybox is not installed"
-[ -r "${RMTTY_BZIMAGE:-}" ] || ktap_skip_all "RMTTY_BZIMAGE is not set"
+# All of these are part of the test setup: without them the run is broken.
+command -v qemu-system-x86_64 >/dev/null ||
+	ktap_exit_fail_msg "qemu-system-x86_64 is not installed"
+busybox=$(command -v busybox) || ktap_exit_fail_msg "busybox is not installed"
+[ -n "${RMTTY_BZIMAGE:-}" ] ||
+	ktap_exit_fail_msg "RMTTY_BZIMAGE is not set: it must name the test kernel's bzImage"
+[ -r "$RMTTY_BZIMAGE" ] || ktap_exit_fail_msg "RMTTY_BZIMAGE=$RMTTY_BZIMAGE cannot be read"
 rmtty_reload
-ktap_set_plan 6
+# Six tests and the unload
+ktap_set_plan 7
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -82,4 +87,4 @@ result "QEMU's requests to the device were all answered"
 ! grep -qE 'WARNING:|BUG:|Oops|INFO: possible' <<<"$out" && echo 1 >"$dev/remove"
 result "no splat in the nested guest, and the device is removable after"
 
-ktap_finished
+rmtty_finish

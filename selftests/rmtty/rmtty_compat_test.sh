@@ -8,7 +8,9 @@
 . "$(dirname "$0")/rmtty_lib.sh"
 
 ktap_print_header
-[ -x "${RMTTY_COMPAT:-}" ] || ktap_skip_all "RMTTY_COMPAT is not set"
+# rmtty-compat is built with the module: without it, the run is broken.
+[ -x "${RMTTY_COMPAT:-}" ] ||
+	ktap_exit_fail_msg "RMTTY_COMPAT='${RMTTY_COMPAT:-}' is not the rmtty-compat program"
 rmtty_reload units=16 unit_mib=1
 
 # Device shapes as type:aggregation; all fit in 16 units one at a time.
@@ -69,7 +71,8 @@ check_target() {
 	result "prediction == verdict, ${#sources[@]} sources to $name"
 }
 
-ktap_set_plan $((${#shapes[@]} + 3))
+# A result for each target, and one for the unload
+ktap_set_plan $((${#shapes[@]} + 3 + 1))
 for i in "${!shapes[@]}"; do
 	IFS=: read -r t a <<<"${shapes[$i]}"
 	dev=$(rmtty_create "$t" "$i" "$a") || ktap_exit_fail_msg "cannot create rmtty-$t x$a"
@@ -80,5 +83,4 @@ for t in 1 2 4; do
 	check_target "type rmtty-$t" "$RMTTY_TYPES/rmtty-$t/migration_version"
 done
 ktap_print_msg "$pairs pairs of ${#sources[@]} sources and $((${#shapes[@]} + 3)) targets checked"
-rmmod rmtty
-ktap_finished
+rmtty_finish

@@ -11,11 +11,35 @@ rmtty_uuid() {
 	printf '8c1f7a2e-3b4d-4e5f-8a9b-%012x' "$1"
 }
 
-# rmtty_reload [PARAMS...]: load rmtty afresh, or skip every test.
+# rmtty_skip_all REASON: skip every test, for want of an optional tool.
+rmtty_skip_all() {
+	ktap_skip_all "$1"
+	exit "$KSFT_SKIP"
+}
+
+# rmtty_unload: unload rmtty if it is loaded; fails if it cannot be, as when
+# a test leaked a reference to it.
+rmtty_unload() {
+	[ -e /sys/module/rmtty ] || return 0
+	rmmod rmtty
+}
+
+# rmtty_reload [PARAMS...]: load rmtty afresh; without RMTTY_KO, or if the
+# module cannot be unloaded or loaded, every test fails.
 rmtty_reload() {
-	[ -n "${RMTTY_KO:-}" ] || ktap_skip_all "RMTTY_KO is not set"
-	rmmod rmtty 2>/dev/null
+	[ -n "${RMTTY_KO:-}" ] ||
+		ktap_exit_fail_msg "RMTTY_KO is not set: it must name the rmtty.ko to test"
+	[ -r "$RMTTY_KO" ] || ktap_exit_fail_msg "RMTTY_KO=$RMTTY_KO cannot be read"
+	rmtty_unload || ktap_exit_fail_msg "the loaded rmtty cannot be unloaded"
 	insmod "$RMTTY_KO" "$@" || ktap_exit_fail_msg "insmod $RMTTY_KO $* failed"
+}
+
+# rmtty_finish: unload rmtty as one more test result, one the plan counts, and
+# finish: a module reference the tests leaked fails the run.
+rmtty_finish() {
+	rmtty_unload
+	result "rmtty unloads after the tests"
+	ktap_finished
 }
 
 # rmtty_create TYPE_UNITS N [AGGREGATION]: create test device N, echo its path.

@@ -7,10 +7,17 @@
 . "$(dirname "$0")/rmtty_lib.sh"
 
 ktap_print_header
-command -v mdevctl >/dev/null || ktap_skip_all "mdevctl is not installed"
+# mdevctl is the one optional tool: without it, these tests are skipped.
+command -v mdevctl >/dev/null ||
+	rmtty_skip_all "mdevctl is not installed: install it (Debian: apt install mdevctl) to run these tests"
+# rmtty-compat is built with the module: without it, the run is broken.
+[ -x "${RMTTY_COMPAT:-}" ] ||
+	ktap_exit_fail_msg "RMTTY_COMPAT='${RMTTY_COMPAT:-}' is not the rmtty-compat program"
 rmtty_reload
-ktap_set_plan 7
+# Seven tests and the unload
+ktap_set_plan 8
 tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
 available() { cat "$RMTTY_TYPES/rmtty-1/available_instances"; }
 
 types=$(mdevctl types -p rmtty | awk '/^  rmtty-/ { t = $1 } /Available instances:/ { print t, $3 }')
@@ -54,6 +61,4 @@ json=$("$RMTTY_COMPAT" plan "$version" --parent /sys/class/mdev_bus/rmtty --mdev
 result "a target planned by rmtty-compat, created by mdevctl, is compatible"
 mdevctl stop -u "$target" 2>/dev/null
 
-rm -rf "$tmp"
-rmmod rmtty
-ktap_finished
+rmtty_finish
