@@ -64,6 +64,13 @@ printf '%s\n' "$new_files" >"$manifest"
 
 edited=()
 edit rust/kernel/lib.rs
+insert_before rust/kernel/lib.rs '^#\[cfg\(CONFIG_AUXILIARY_BUS\)\]' \
+'pub mod anon_inode;'
+
+insert_before rust/kernel/lib.rs '^pub mod cred;' \
+'#[cfg(CONFIG_CRC32)]
+pub mod crc;'
+
 insert_before rust/kernel/lib.rs '^pub mod faux;' \
 '#[cfg(CONFIG_EVENTFD)]
 pub mod eventfd;'
@@ -80,6 +87,10 @@ insert_before rust/kernel/lib.rs '^pub mod workqueue;' \
 pub mod vfio;'
 
 edit rust/bindings/bindings_helper.h
+insert_before rust/bindings/bindings_helper.h '^#include <linux/auxiliary_bus.h>' \
+'#include <linux/anon_inodes.h>'
+insert_before rust/bindings/bindings_helper.h '^#include <linux/cred.h>' \
+'#include <linux/crc32.h>'
 insert_before rust/bindings/bindings_helper.h '^#include <linux/ethtool.h>' \
 '#include <linux/eventfd.h>'
 insert_before rust/bindings/bindings_helper.h '^#include <linux/mdio.h>' \
@@ -93,6 +104,8 @@ edit rust/uapi/uapi_helper.h
 append rust/uapi/uapi_helper.h '#include <uapi/linux/vfio.h>'
 
 edit rust/helpers/helpers.c
+insert_before rust/helpers/helpers.c '^#include "mutex.c"' \
+'#include "module.c"'
 insert_before rust/helpers/helpers.c '^#include "rbtree.c"' \
 '#include "ratelimit.c"'
 insert_before rust/helpers/helpers.c '^#include "task.c"' \
@@ -118,6 +131,7 @@ append drivers/vfio/mdev/Kconfig \
 	depends on RUST && VFIO = y
 	select VFIO_MDEV
 	select EVENTFD
+	select CRC32
 	help
 	  Rust abstractions for emulated VFIO devices and mediated device
 	  (mdev) parent drivers. They select the mdev core and need VFIO

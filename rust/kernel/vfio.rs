@@ -43,6 +43,7 @@ use core::{
 
 mod info;
 mod irq;
+pub mod migration;
 mod request;
 
 pub use info::{
@@ -60,6 +61,10 @@ pub use irq::{
 use irq::{
     IrqQuery,
     IrqSetHeader, //
+};
+use migration::{
+    Features,
+    Migration, //
 };
 use request::Request;
 
@@ -408,6 +413,66 @@ impl<T: Driver> RawDevice<T> {
     }
 }
 
+impl<T: Migration> RawDevice<T> {
+    const MIGRATION_VTABLE: bindings::vfio_migration_ops = bindings::vfio_migration_ops {
+        migration_set_state: Some(Self::set_state_callback),
+        migration_get_state: Some(Self::get_state_callback),
+        migration_get_data_size: Some(Self::data_size_callback),
+    };
+
+    extern "C" fn set_state_callback(
+        vdev: *mut bindings::vfio_device,
+        new: bindings::vfio_device_mig_state,
+    ) -> *mut bindings::file {
+        // SAFETY: The core only passes requests of open devices.
+        let raw = unsafe { Self::from_vdev(vdev) };
+        // SAFETY: `vdev` has migration ops and is open for the call.
+        let transition = unsafe { migration::Transition::new(vdev) };
+        let result = migration::State::from_raw(new)
+            .ok_or(EINVAL)
+            .and_then(|new| raw.data().set_state(&transition, new));
+        match result {
+            Ok(Some(file)) => file.into_raw(),
+            Ok(None) => core::ptr::null_mut(),
+            Err(e) => raw.refuse(Request::SetMigrationState(new), e).to_ptr(),
+        }
+    }
+
+    extern "C" fn get_state_callback(
+        vdev: *mut bindings::vfio_device,
+        state: *mut bindings::vfio_device_mig_state,
+    ) -> c_int {
+        // SAFETY: The core only passes requests of open devices.
+        let raw = unsafe { Self::from_vdev(vdev) };
+        from_result(|| {
+            let current = raw
+                .data()
+                .state()
+                .map_err(|e| raw.refuse(Request::GetMigrationState, e))?;
+            // SAFETY: The core passes a valid place for the state.
+            unsafe { *state = current as u32 };
+            Ok(0)
+        })
+    }
+
+    extern "C" fn data_size_callback(
+        vdev: *mut bindings::vfio_device,
+        size: *mut c_ulong,
+    ) -> c_int {
+        // SAFETY: The core only passes requests of open devices.
+        let raw = unsafe { Self::from_vdev(vdev) };
+        from_result(|| {
+            let bytes = raw
+                .data()
+                .data_size()
+                .map_err(|e| raw.refuse(Request::MigrationDataSize, e))?;
+            // SAFETY: The core passes a valid place for the size.
+            unsafe { *size = bytes as c_ulong };
+            Ok(0)
+        })
+    }
+}
+
 /// Checks a driver's claim to have read or written `done` bytes of the `count` asked for: more
 /// than that is a driver bug, which userspace sees as `EIO` instead of a count past its buffer.
 fn at_most(done: usize, count: usize) -> Result<usize> {
@@ -454,6 +519,16 @@ impl<T: Driver> Registration<T> {
         parent: &device::Device<device::Bound>,
         data: impl PinInit<T, Error>,
     ) -> Result<Self> {
+        Self::register(parent, data, None)
+    }
+
+    /// Creates and registers a VFIO device of `parent` whose data is `data`, with `features`
+    /// and the ops of `ops` set (the device's migration) before it is registered.
+    fn register(
+        parent: &device::Device<device::Bound>,
+        data: impl PinInit<T, Error>,
+        migration: Option<(u32, &'static bindings::vfio_migration_ops)>,
+    ) -> Result<Self> {
         const {
             // `kvzalloc()` aligns its allocations to at least 8 bytes.
             assert!(core::mem::align_of::<RawDevice<T>>() <= 8);
@@ -476,6 +551,13 @@ impl<T: Driver> Registration<T> {
         // waits for the release.
         unsafe { (*raw.as_ptr()).head.released = &raw const *released };
 
+        if let Some((features, ops)) = migration {
+            // SAFETY: Not registered yet, so the core reads neither; the ops table is static.
+            unsafe {
+                (*vdev).migration_flags = features;
+                (*vdev).mig_ops = ops;
+            }
+        }
         // SAFETY: The allocation is not yet shared; the slot is valid for writes and never
         // moves, since the core owns the allocation.
         let refusals = unsafe { (&raw mut (*raw.as_ptr()).head.refusals).cast::<RateLimit>() };
@@ -513,6 +595,27 @@ impl<T: Driver> Registration<T> {
             released,
             _parent: parent.into(),
         })
+    }
+
+    /// Creates and registers a VFIO device of `parent` whose data is `data` and which can be
+    /// migrated: the VFIO core passes the requests of the v2 migration protocol to its
+    /// [`Migration`] ops.
+    pub fn new_migratable(
+        parent: &device::Device<device::Bound>,
+        data: impl PinInit<T, Error>,
+    ) -> Result<Self>
+    where
+        T: Migration,
+    {
+        const {
+            let features = T::FEATURES.bits();
+            assert!(features & Features::STOP_COPY.bits() != 0);
+        }
+        Self::register(
+            parent,
+            data,
+            Some((T::FEATURES.bits(), &RawDevice::<T>::MIGRATION_VTABLE)),
+        )
     }
 
     /// The device's data.

@@ -104,7 +104,10 @@ impl<'a> RegionInfo<'a> {
         if self.described {
             Ok(())
         } else {
-            pr_err!("VFIO driver described region {} without setting it\n", self.index());
+            pr_err!(
+                "VFIO driver described region {} without setting it\n",
+                self.index()
+            );
             Err(EIO)
         }
     }

@@ -4,7 +4,8 @@
 
 use super::{
     ioctl,
-    irq::IrqSetHeader, //
+    irq::IrqSetHeader,
+    migration::State, //
 };
 use crate::fmt;
 
@@ -25,6 +26,12 @@ pub(super) enum Request {
     SetIrqs(IrqSetHeader),
     /// `VFIO_DEVICE_GET_REGION_INFO` of a region index.
     RegionInfo(u32),
+    /// `VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE` setting this state (the raw uAPI value).
+    SetMigrationState(u32),
+    /// `VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE` reading the state.
+    GetMigrationState,
+    /// `VFIO_DEVICE_FEATURE_MIG_DATA_SIZE`.
+    MigrationDataSize,
 }
 
 /// The name of ioctl `cmd`, if it is one the VFIO core passes to drivers.
@@ -55,6 +62,12 @@ impl fmt::Display for Request {
                 hdr.index, hdr.start, hdr.count, hdr.flags
             ),
             Self::RegionInfo(index) => write!(f, "VFIO_DEVICE_GET_REGION_INFO of index {index}"),
+            Self::SetMigrationState(raw) => match State::from_raw(raw) {
+                Some(state) => write!(f, "migration to {state}"),
+                None => write!(f, "migration to state {raw}"),
+            },
+            Self::GetMigrationState => f.write_str("migration state query"),
+            Self::MigrationDataSize => f.write_str("migration data size query"),
         }
     }
 }

@@ -1,0 +1,338 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Migration of VFIO devices: the v2 protocol (`VFIO_DEVICE_FEATURE_MIGRATION`).
+//!
+//! A driver whose device can be migrated implements [`Migration`] besides [`Driver`] and registers
+//! the device with [`Registration::new_migratable`](super::Registration::new_migratable). The VFIO
+//! core then answers `VFIO_DEVICE_FEATURE_MIGRATION` with the driver's [`Features`] and passes
+//! `MIG_DEVICE_STATE` and `MIG_DATA_SIZE` requests to it.
+//!
+//! The device's state is moved from one [`State`] to another along the arcs of the protocol's
+//! state machine; [`Transition::next`] gives the next step of a request that needs several. A step
+//! that starts a transfer of the device's state hands back a [`DataFile`], which userspace reads
+//! the state from (saving) or writes it to (resuming); VFIO_MIG_GET_PRECOPY_INFO on it is answered
+//! through [`PrecopyInfo`].
+//!
+//! C header: [`include/linux/vfio.h`](srctree/include/linux/vfio.h)
+
+use super::Driver;
+use crate::{
+    anon_inode::{
+        self,
+        Access, //
+    },
+    bindings,
+    error::to_result,
+    fs::File,
+    prelude::*,
+    sync::aref::ARef,
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    },
+    uapi, ThisModule,
+};
+use core::{
+    fmt,
+    marker::PhantomData,
+    mem::{
+        offset_of,
+        size_of, //
+    },
+};
+
+/// A state of the migration state machine (`enum vfio_device_mig_state`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum State {
+    /// The device failed a transition and needs a reset; never requested.
+    Error = uapi::vfio_device_mig_state_VFIO_DEVICE_STATE_ERROR,
+    /// Neither running nor transferring.
+    Stop = uapi::vfio_device_mig_state_VFIO_DEVICE_STATE_STOP,
+    /// Running normally.
+    Running = uapi::vfio_device_mig_state_VFIO_DEVICE_STATE_RUNNING,
+    /// Stopped, its state being saved.
+    StopCopy = uapi::vfio_device_mig_state_VFIO_DEVICE_STATE_STOP_COPY,
+    /// Stopped, its state being loaded.
+    Resuming = uapi::vfio_device_mig_state_VFIO_DEVICE_STATE_RESUMING,
+    /// Running, but neither starting DMA nor interrupts to its peers.
+    RunningP2p = uapi::vfio_device_mig_state_VFIO_DEVICE_STATE_RUNNING_P2P,
+    /// Running, its state being saved ahead of the stop (pre-copy).
+    PreCopy = uapi::vfio_device_mig_state_VFIO_DEVICE_STATE_PRE_COPY,
+    /// [`State::PreCopy`] without DMA or interrupts to its peers.
+    PreCopyP2p = uapi::vfio_device_mig_state_VFIO_DEVICE_STATE_PRE_COPY_P2P,
+}
+
+impl State {
+    /// The state of uAPI value `raw`, if it names one.
+    pub fn from_raw(raw: u32) -> Option<Self> {
+        [
+            Self::Error,
+            Self::Stop,
+            Self::Running,
+            Self::StopCopy,
+            Self::Resuming,
+            Self::RunningP2p,
+            Self::PreCopy,
+            Self::PreCopyP2p,
+        ]
+        .into_iter()
+        .find(|state| *state as u32 == raw)
+    }
+}
+
+// Log lines show a state with the kernel's `Display`; messages that include one format it with
+// `core`'s.
+impl crate::fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Error => "ERROR",
+            Self::Stop => "STOP",
+            Self::Running => "RUNNING",
+            Self::StopCopy => "STOP_COPY",
+            Self::Resuming => "RESUMING",
+            Self::RunningP2p => "RUNNING_P2P",
+            Self::PreCopy => "PRE_COPY",
+            Self::PreCopyP2p => "PRE_COPY_P2P",
+        })
+    }
+}
+
+/// The migration features of a device (`VFIO_MIGRATION_*`), which decide the states and arcs of
+/// its state machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Features(u32);
+
+impl Features {
+    /// Stop-and-copy: `STOP`, `STOP_COPY` and `RESUMING`. Every migratable device has it.
+    pub const STOP_COPY: Self = Self(uapi::VFIO_MIGRATION_STOP_COPY);
+    /// The `*_P2P` states.
+    pub const P2P: Self = Self(uapi::VFIO_MIGRATION_P2P);
+    /// Pre-copy: the `PRE_COPY*` states.
+    pub const PRE_COPY: Self = Self(uapi::VFIO_MIGRATION_PRE_COPY);
+
+    /// Both `self` and `other`.
+    pub const fn and(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    /// The `VFIO_MIGRATION_*` bits.
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+}
+
+/// The migration ops of a VFIO device.
+///
+/// The VFIO core does not serialize the requests: a driver keeps its state under a lock of its
+/// own and walks a request to its end under that lock. Opening and closing the device and
+/// `VFIO_DEVICE_RESET` should bring it back to [`State::Running`], ending any transfer: a data
+/// file of an ended transfer must fail its reads and writes from then on.
+pub trait Migration: Driver {
+    /// The features of the device. They must include [`Features::STOP_COPY`].
+    const FEATURES: Features;
+
+    /// Moves the device to state `new`, by as many steps as [`Transition::next`] gives; returns
+    /// the data file of a transfer the request started, if any.
+    ///
+    /// On failure the device may stay in any state of the path; userspace reads it back.
+    fn set_state(&self, transition: &Transition<'_>, new: State) -> Result<Option<DataFile>>;
+
+    /// The device's current state.
+    fn state(&self) -> Result<State>;
+
+    /// How many bytes the device's state takes in stop-and-copy, from now on.
+    fn data_size(&self) -> Result<usize>;
+}
+
+/// A `MIG_DEVICE_STATE` request in progress on a device.
+///
+/// # Invariants
+///
+/// `vdev` is a registered device with [`Migration`] ops, open by the userspace that made the
+/// request, for `'a`.
+pub struct Transition<'a> {
+    vdev: *mut bindings::vfio_device,
+    _p: PhantomData<&'a ()>,
+}
+
+impl Transition<'_> {
+    /// # Safety
+    ///
+    /// `vdev` must be a device with migration ops, open for the life of the result.
+    pub(super) unsafe fn new(vdev: *mut bindings::vfio_device) -> Self {
+        // INVARIANT: By the safety requirements.
+        Self {
+            vdev,
+            _p: PhantomData,
+        }
+    }
+
+    /// The next state on the way from `cur` to `new`: `new` itself if it is one arc away, else
+    /// the first state of the shortest path the protocol allows. Fails with `EINVAL` if the
+    /// device's features do not allow `new`, or the protocol forbids the way there.
+    pub fn next(&self, cur: State, new: State) -> Result<State> {
+        let mut next = 0;
+        // SAFETY: By the type invariant `self.vdev` is a registered device; `next` is valid for
+        // writes.
+        to_result(unsafe {
+            bindings::vfio_mig_get_next_state(self.vdev, cur as u32, new as u32, &mut next)
+        })?;
+        State::from_raw(next).ok_or(EINVAL)
+    }
+
+    /// The module that implements the device: the module of its driver.
+    fn owner(&self) -> Option<ThisModule> {
+        // SAFETY: By the type invariant the device is registered and open, so its parent is
+        // bound to its driver, which cannot go while the device is open.
+        let owner = unsafe {
+            let driver = (*(*self.vdev).dev).driver;
+            if driver.is_null() {
+                return None;
+            }
+            (*driver).owner
+        };
+        // SAFETY: The driver's module is loaded while the device is open.
+        Some(unsafe { ThisModule::from_ptr(owner) })
+    }
+
+    /// How `VFIO_MIG_GET_PRECOPY_INFO` requests on data files of this transfer are answered.
+    pub fn precopy_info(&self) -> PrecopyInfo {
+        // SAFETY: By the type invariant `self.vdev` is valid; the flag is a plain byte that the
+        // core sets and clears for the open device.
+        let v2 = unsafe { (*self.vdev).precopy_info_v2 } != 0;
+        PrecopyInfo { v2 }
+    }
+}
+
+/// The data file of a migration transfer, which userspace reads the device's state from or writes
+/// it to. It is a stream, and an anonymous-inode file of the driver's [`anon_inode::Operations`].
+///
+/// # Examples
+///
+/// A transfer that reads as a fixed buffer:
+///
+/// ```
+/// use kernel::{
+///     anon_inode,
+///     prelude::*,
+///     sync::{Arc, ArcBorrow},
+///     uaccess::UserSliceWriter,
+///     vfio::migration::{DataFile, Transition},
+/// };
+///
+/// struct Saved(KVec<u8>);
+///
+/// #[vtable]
+/// impl anon_inode::Operations for Saved {
+///     type Ptr = Arc<Saved>;
+///
+///     fn read(this: ArcBorrow<'_, Saved>, buf: &mut UserSliceWriter) -> Result<usize> {
+///         let len = buf.len().min(this.0.len());
+///         buf.write_slice(&this.0[..len])?;
+///         Ok(len)
+///     }
+/// }
+///
+/// fn start_saving(transition: &Transition<'_>, state: KVec<u8>) -> Result<DataFile> {
+///     DataFile::saving::<Saved>(transition, c"example_mig", Arc::new(Saved(state), GFP_KERNEL)?)
+/// }
+/// ```
+pub struct DataFile(ARef<File>);
+
+impl DataFile {
+    fn new<T: anon_inode::Operations>(
+        transition: &Transition<'_>,
+        name: &'static CStr,
+        data: T::Ptr,
+        access: Access,
+    ) -> Result<Self> {
+        let owner = transition.owner().ok_or(ENODEV)?;
+        anon_inode::create::<T>(name, &owner, data, access).map(Self)
+    }
+
+    /// A file that userspace reads a saved state from, implemented by `T` on `data`.
+    pub fn saving<T: anon_inode::Operations>(
+        transition: &Transition<'_>,
+        name: &'static CStr,
+        data: T::Ptr,
+    ) -> Result<Self> {
+        Self::new::<T>(transition, name, data, Access::ReadOnly)
+    }
+
+    /// A file that userspace writes a state to load to, implemented by `T` on `data`.
+    pub fn resuming<T: anon_inode::Operations>(
+        transition: &Transition<'_>,
+        name: &'static CStr,
+        data: T::Ptr,
+    ) -> Result<Self> {
+        Self::new::<T>(transition, name, data, Access::WriteOnly)
+    }
+
+    /// Hands the file's reference to the VFIO core, which installs it as a file descriptor.
+    pub(super) fn into_raw(self) -> *mut bindings::file {
+        ARef::into_raw(self.0).as_ptr().cast()
+    }
+}
+
+/// The error of a pre-copy `read()` of a data file when no data is ready for now
+/// (`ENOMSG`): more may come, unlike at the end of the stream, where `read()` returns 0.
+pub fn nothing_ready() -> Error {
+    // CAST: A small errno.
+    Error::from_errno(-(bindings::ENOMSG as c_int))
+}
+
+/// How the data files of a transfer answer `VFIO_MIG_GET_PRECOPY_INFO`, checked as the VFIO
+/// core's `vfio_check_precopy_ioctl()` checks it.
+///
+/// Taken from the [`Transition`] that starts the transfer: whether userspace opted in to the
+/// second version of the ioctl's flags (`VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2`) is fixed for it.
+#[derive(Clone, Copy, Debug)]
+pub struct PrecopyInfo {
+    v2: bool,
+}
+
+/// The ioctl number of `VFIO_MIG_GET_PRECOPY_INFO`.
+pub const GET_PRECOPY_INFO: u32 = crate::ioctl::_IO(uapi::VFIO_TYPE as u32, uapi::VFIO_BASE + 21);
+
+impl PrecopyInfo {
+    const MINSZ: usize = offset_of!(uapi::vfio_precopy_info, dirty_bytes) + size_of::<u64>();
+
+    /// Answers ioctl `cmd` of a data file with argument `arg` if it is
+    /// `VFIO_MIG_GET_PRECOPY_INFO`: fails with `ENOTTY` for any other command, `EFAULT` or
+    /// `EINVAL` for a bad argument, or what `sizes` fails with; otherwise writes the
+    /// `(initial_bytes, dirty_bytes)` that `sizes` gives.
+    pub fn answer(
+        self,
+        cmd: u32,
+        arg: UserPtr,
+        sizes: impl FnOnce() -> Result<(u64, u64)>,
+    ) -> Result<isize> {
+        if cmd != GET_PRECOPY_INFO {
+            return Err(ENOTTY);
+        }
+        let (mut reader, mut writer) = UserSlice::new(arg, Self::MINSZ).reader_writer();
+        let argsz: u32 = reader.read()?;
+        let flags: u32 = reader.read()?;
+        // All of the fields must be there, like the core's helper copies them in.
+        let _: [u64; 2] = reader.read()?;
+        if (argsz as usize) < Self::MINSZ {
+            return Err(EINVAL);
+        }
+        // The first version's flags are "reserved for bug compatibility": left as the user put
+        // them. With the second, they are output, and nothing is flagged.
+        let flags = if self.v2 { 0 } else { flags };
+        let (initial, dirty) = sizes()?;
+        writer.write(&argsz)?;
+        writer.write(&flags)?;
+        writer.write(&initial)?;
+        writer.write(&dirty)?;
+        Ok(0)
+    }
+}
