@@ -4,6 +4,7 @@
 
 use crate::{
     interrupts::{self, Interrupts},
+    migration::Machine,
     pci::{
         ConfigSpace,
         CONFIG_SIZE,
@@ -11,12 +12,14 @@ use crate::{
     },
     pool::Reservation,
     uart::Uart,
+    version::Shape,
 };
 use kernel::{
     alloc::kvec::VVec,
-    new_mutex,
+    device, new_mutex,
     prelude::*,
     sync::{
+        aref::ARef,
         Arc,
         Mutex, //
     },
@@ -74,6 +77,16 @@ impl Memory {
         }
         Ok(())
     }
+
+    /// The memory's bytes.
+    pub(crate) fn bytes_mut(&mut self) -> &mut [u8] {
+        &mut self.0
+    }
+
+    /// Replaces the memory with `memory`, of the same size.
+    pub(crate) fn replace(&mut self, memory: VVec<u8>) {
+        self.0 = memory;
+    }
 }
 
 fn bytes(units: u32, unit_mib: u32) -> usize {
@@ -90,6 +103,8 @@ pub(crate) struct DeviceState {
     /// Whether a VFIO user has the device open. The aggregation, and BAR2 with it, cannot
     /// change then: the aggregation attribute's store takes this lock too.
     pub(crate) open: bool,
+    /// The migration state machine.
+    pub(crate) migration: Machine,
 }
 
 /// The VFIO device of an rmtty mdev.
@@ -102,6 +117,8 @@ pub(crate) struct DeviceState {
 pub(crate) struct RmttyVfio {
     state: Arc<Mutex<DeviceState>>,
     unit_mib: u32,
+    /// The mdev, for log lines.
+    dev: ARef<device::Device>,
     #[pin]
     config: Mutex<ConfigSpace>,
     #[pin]
@@ -112,7 +129,11 @@ pub(crate) struct RmttyVfio {
 }
 
 impl RmttyVfio {
-    pub(crate) fn new(state: Arc<Mutex<DeviceState>>, unit_mib: u32) -> impl PinInit<Self, Error> {
+    pub(crate) fn new(
+        state: Arc<Mutex<DeviceState>>,
+        unit_mib: u32,
+        dev: ARef<device::Device>,
+    ) -> impl PinInit<Self, Error> {
         let bar2_size = bar2_size(state.lock().reservation.units(), unit_mib);
         try_pin_init!(Self {
             config <- new_mutex!(ConfigSpace::new(bar2_size)),
@@ -120,7 +141,39 @@ impl RmttyVfio {
             interrupts <- new_mutex!(Interrupts::None),
             state,
             unit_mib,
+            dev,
         })
+    }
+
+    /// The device's state, shared with its mdev.
+    pub(crate) fn device_state(&self) -> &Arc<Mutex<DeviceState>> {
+        &self.state
+    }
+
+    pub(crate) fn config(&self) -> &Mutex<ConfigSpace> {
+        &self.config
+    }
+
+    pub(crate) fn uart(&self) -> &Mutex<Uart> {
+        &self.uart
+    }
+
+    /// The mdev, for log lines.
+    pub(crate) fn dev(&self) -> &device::Device {
+        &self.dev
+    }
+
+    /// The device's shape: what its migration stream needs of a target.
+    pub(crate) fn shape(&self, state: &DeviceState) -> Shape {
+        Shape {
+            ports: 1,
+            memory_mib: state.reservation.units() * self.unit_mib,
+        }
+    }
+
+    /// The size of BAR2.
+    pub(crate) fn bar2_size(&self, state: &DeviceState) -> u32 {
+        bar2_size(state.reservation.units(), self.unit_mib)
     }
 
     /// Checks a BAR2 access of `len` bytes at `offset`; returns the offset and where the backed
@@ -131,8 +184,10 @@ impl RmttyVfio {
         Ok((offset, state.memory.0.len().clamp(offset, offset + len)))
     }
 
-    /// Back to power-on state; the device memory and the interrupt set-up are kept.
-    fn reset(&self, state: &DeviceState) {
+    /// Back to power-on state, and to `RUNNING` with no migration transfer; the device memory
+    /// and the interrupt set-up are kept.
+    fn reset(&self, state: &mut DeviceState) {
+        state.migration.reset();
         let bar2_size = bar2_size(state.reservation.units(), self.unit_mib);
         *self.config.lock() = ConfigSpace::new(bar2_size);
         *self.uart.lock() = Uart::new();
@@ -172,7 +227,7 @@ impl vfio::Driver for RmttyVfio {
     fn open(&self) -> Result {
         let mut state = self.state.lock();
         state.open = true;
-        self.reset(&state);
+        self.reset(&mut state);
         Ok(())
     }
 
@@ -180,6 +235,7 @@ impl vfio::Driver for RmttyVfio {
         let mut state = self.state.lock();
         // Drops the eventfds: userspace may close them now.
         *self.interrupts.lock() = Interrupts::None;
+        state.migration.reset();
         state.open = false;
     }
 
@@ -231,6 +287,7 @@ impl vfio::Driver for RmttyVfio {
             // Writes past the backed part are ignored.
             if let Some(memory) = state.memory.0.get_mut(offset..backed) {
                 buf.read_slice(memory)?;
+                state.migration.memory_written(offset, backed - offset);
             }
             return Ok(len);
         }
@@ -264,7 +321,7 @@ impl vfio::Driver for RmttyVfio {
             }
             .write_to(arg),
             vfio::ioctl::DEVICE_RESET => {
-                self.reset(&self.state.lock());
+                self.reset(&mut self.state.lock());
                 Ok(0)
             }
             _ => Err(ENOTTY),

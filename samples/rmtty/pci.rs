@@ -59,6 +59,31 @@ impl ConfigSpace {
         &self.bytes[offset..offset + len]
     }
 
+    /// The whole configuration space, as the config record of `migration-stream.md` holds it.
+    pub(crate) fn save(&self) -> [u8; CONFIG_SIZE] {
+        self.bytes
+    }
+
+    /// The configuration space of a device whose BAR2 is `bar2_size` bytes, with the content
+    /// `saved`; fails with the offset of the first byte whose read-only bits differ from this
+    /// device's.
+    pub(crate) fn load(bar2_size: u32, saved: &[u8; CONFIG_SIZE]) -> Result<Self, usize> {
+        let mut this = Self::new(bar2_size);
+        let read_only_differ = |(i, (&new, (&old, &mask))): (usize, (&u8, (&u8, &u8)))| {
+            ((new ^ old) & !mask != 0).then_some(i)
+        };
+        if let Some(offset) = saved
+            .iter()
+            .zip(this.bytes.iter().zip(&this.writable))
+            .enumerate()
+            .find_map(read_only_differ)
+        {
+            return Err(offset);
+        }
+        this.bytes = *saved;
+        Ok(this)
+    }
+
     /// Writes `data` at `offset`, changing only writable bits; the caller has checked the range.
     pub(crate) fn write(&mut self, offset: usize, data: &[u8]) {
         let bytes = &mut self.bytes[offset..offset + data.len()];

@@ -19,12 +19,15 @@ use kernel::{
 
 mod device;
 mod interrupts;
+mod migration;
 mod pci;
 mod pool;
+mod stream;
 mod uart;
 mod version;
 
 use device::{DeviceState, Memory, RmttyVfio};
+use migration::Machine;
 use pool::Pool;
 use version::Shape;
 
@@ -200,12 +203,13 @@ impl mdev::Driver for Rmtty {
                     memory: Memory::new(units, self.config.unit_mib)?,
                     aggregation: 1,
                     open: false,
+                    migration: Machine::new(),
                 }),
                 GFP_KERNEL,
             )?,
-            vfio: vfio::Registration::new(
+            vfio: vfio::Registration::new_migratable(
                 (**dev).as_ref(),
-                RmttyVfio::new(state.clone(), self.config.unit_mib),
+                RmttyVfio::new(state.clone(), self.config.unit_mib, (**dev).as_ref().into()),
             )?,
         })
     }

@@ -313,6 +313,88 @@ impl Uart {
     }
 }
 
+/// Size of a port's saved state ([`Uart::save`]).
+pub(crate) const SAVED_SIZE: usize = 28;
+
+/// Why a saved state cannot be loaded; the log line's reason.
+pub(crate) enum LoadRefusal {
+    Fifo(u8),
+    Flag(&'static str, u8),
+    Register(&'static str, u8),
+}
+
+// `core`'s `Display`: the stream's refusal, which the log line shows, includes this one.
+impl core::fmt::Display for LoadRefusal {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Fifo(len) => write!(f, "{len} bytes in the FIFO, more than it holds"),
+            Self::Flag(name, value) => write!(f, "{name} is {value}, not 0 or 1"),
+            Self::Register(name, value) => write!(f, "{name} {value:#04x} has undefined bits"),
+        }
+    }
+}
+
+impl Uart {
+    /// The port's state, everything a reader of its registers can observe: the FIFO's bytes
+    /// from the oldest on, the pending conditions, the registers and the divisor latch. The
+    /// layout is the UART record's of `migration-stream.md`.
+    pub(crate) fn save(&self) -> [u8; SAVED_SIZE] {
+        let mut saved = [0; SAVED_SIZE];
+        // CAST: At most `FIFO_SIZE` bytes, by the type invariant.
+        saved[0] = self.len as u8;
+        for (i, byte) in saved[1..=FIFO_SIZE].iter_mut().take(self.len).enumerate() {
+            *byte = self.fifo[(self.head + i) % FIFO_SIZE];
+        }
+        saved[17] = u8::from(self.overrun);
+        saved[18] = u8::from(self.thre_interrupt);
+        saved[19] = self.ier;
+        saved[20] = self.fcr;
+        saved[21] = self.lcr;
+        saved[22] = self.mcr;
+        saved[23] = self.msr;
+        saved[24] = self.scr;
+        saved[26..28].copy_from_slice(&self.divisor.to_le_bytes());
+        saved
+    }
+
+    /// The port [`Uart::save`] saved as `saved`, if it is one a port can be in.
+    pub(crate) fn load(saved: &[u8; SAVED_SIZE]) -> Result<Self, LoadRefusal> {
+        let flag = |name, value: u8| match value {
+            0 | 1 => Ok(value == 1),
+            _ => Err(LoadRefusal::Flag(name, value)),
+        };
+        let register = |name, value: u8, mask: u8| {
+            if value & !mask == 0 {
+                Ok(value)
+            } else {
+                Err(LoadRefusal::Register(name, value))
+            }
+        };
+        let mut uart = Self {
+            overrun: flag("overrun", saved[17])?,
+            thre_interrupt: flag("transmitter interrupt", saved[18])?,
+            ier: register("IER", saved[19], IER_MASK)?,
+            fcr: register("FCR", saved[20], FCR_ENABLE_FIFO | 3 << FCR_TRIGGER_SHIFT)?,
+            lcr: saved[21],
+            mcr: register("MCR", saved[22], MCR_MASK)?,
+            msr: saved[23],
+            scr: saved[24],
+            divisor: u16::from_le_bytes([saved[26], saved[27]]),
+            ..Self::new()
+        };
+        register("reserved byte", saved[25], 0)?;
+        let len = usize::from(saved[0]);
+        if len > uart.capacity() {
+            return Err(LoadRefusal::Fifo(saved[0]));
+        }
+        // INVARIANT: `len` fits the capacity of the loaded FCR, `head` is 0, and the registers
+        // hold only their defined bits.
+        uart.fifo[..len].copy_from_slice(&saved[1..=len]);
+        uart.len = len;
+        Ok(uart)
+    }
+}
+
 /// The modem inputs (`MSR[7:4]`) that the modem outputs `mcr` produce.
 fn modem_inputs(mcr: u8) -> u8 {
     let mut inputs = 0;

@@ -1,0 +1,372 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The device's migration: its one state machine, and the data files of its transfers.
+//!
+//! The machine has the states of the v2 protocol. Each arc is one [`RmttyVfio::step`]; a request
+//! for a state further away is walked arc by arc along the path the VFIO core gives. The arcs
+//! into `PRE_COPY`, `STOP_COPY` (from `STOP`) and `RESUMING` start a transfer of the device's
+//! state (a [`Saver`] or a [`Loader`] of the stream), and the arcs out of them end it; a
+//! transfer's data file reaches the device through a [`Link`] that ending the transfer cuts, so a
+//! file of an ended transfer fails with `ENODEV` and holds nothing of the device.
+//!
+//! The device has no DMA and starts nothing on its own: the `P2P` states are the running ones,
+//! and stopping it only means its state is saved or loaded. `RESUMING -> STOP` commits a loaded
+//! stream, which until then changed nothing of the device.
+//!
+//! The v2 protocol's front end is the `vfio::migration::Migration` implementation here; a front
+//! end is only a way to reach [`RmttyVfio::walk`] and to carry the stream's bytes.
+
+use crate::{
+    device::{
+        DeviceState,
+        RmttyVfio, //
+    },
+    stream::{
+        Loader,
+        Saver,
+        Tail, //
+    },
+    version::Shape,
+};
+use kernel::{
+    anon_inode, device, new_mutex,
+    prelude::*,
+    sync::{
+        aref::ARef,
+        Arc,
+        ArcBorrow,
+        Mutex, //
+    },
+    uaccess::{
+        UserPtr,
+        UserSliceReader,
+        UserSliceWriter, //
+    },
+    vfio::migration::{
+        self,
+        DataFile,
+        Features,
+        Migration,
+        PrecopyInfo,
+        State,
+        Transition, //
+    },
+};
+
+/// The transfer in progress, if any. The sessions are boxed: most devices never migrate.
+enum Transfer {
+    None,
+    Saving(KBox<Saver>),
+    Loading(KBox<Loader>),
+}
+
+/// Which way a transfer that an arc started goes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Saving,
+    Resuming,
+}
+
+/// The migration state of a device, kept with its [`DeviceState`], under its lock.
+///
+/// # Invariants
+///
+/// `transfer` is `Saving` in `PRE_COPY`, `PRE_COPY_P2P` and `STOP_COPY`, `Loading` in
+/// `RESUMING`, and `None` otherwise; `link` is the link of the transfer, if there is one.
+pub(crate) struct Machine {
+    state: State,
+    transfer: Transfer,
+    link: Option<Arc<Link>>,
+    /// Counts the transfers, so that a link knows whether its transfer is the current one.
+    generation: u64,
+}
+
+impl Machine {
+    /// A device that has just been created: running.
+    pub(crate) fn new() -> Self {
+        // INVARIANT: Running, no transfer.
+        Self {
+            state: State::Running,
+            transfer: Transfer::None,
+            link: None,
+            generation: 0,
+        }
+    }
+
+    /// The state the device is in.
+    pub(crate) fn state(&self) -> State {
+        self.state
+    }
+
+    /// Ends the transfer in progress, if any: its data file fails from now on.
+    fn end_transfer(&mut self) {
+        self.transfer = Transfer::None;
+        if let Some(link) = self.link.take() {
+            *link.device.lock() = None;
+        }
+    }
+
+    /// Back to `RUNNING`, ending any transfer: for opening, closing and resetting the device.
+    pub(crate) fn reset(&mut self) {
+        self.end_transfer();
+        // INVARIANT: Running, no transfer.
+        self.state = State::Running;
+    }
+
+    /// Notes a write of `len` bytes at `offset` of the device memory, for a saving session.
+    pub(crate) fn memory_written(&mut self, offset: usize, len: usize) {
+        if let Transfer::Saving(saver) = &mut self.transfer {
+            saver.mark_dirty(offset, len);
+        }
+    }
+
+    /// The bytes stop-and-copy would produce from now on (`MIG_DATA_SIZE`).
+    pub(crate) fn data_size(&self, shape: Shape) -> usize {
+        match &self.transfer {
+            Transfer::Saving(saver) => saver.remaining(),
+            _ => Saver::full_size(shape),
+        }
+    }
+}
+
+/// What a data file reaches its device through while its transfer lasts.
+///
+/// # Invariants
+///
+/// `device` is the device's state while the transfer of number `generation` is the device's
+/// current one (and `None` once it ended).
+#[pin_data]
+pub(crate) struct Link {
+    generation: u64,
+    #[pin]
+    device: Mutex<Option<Arc<Mutex<DeviceState>>>>,
+    /// The mdev, for log lines.
+    dev: ARef<device::Device>,
+}
+
+impl Link {
+    /// Runs `f` on the machine and the device memory of the link's device, if its transfer is
+    /// still the current one; fails with `ENODEV` otherwise.
+    fn with<R>(&self, f: impl FnOnce(&mut Machine, &mut [u8]) -> Result<R>) -> Result<R> {
+        // Not held while the device's lock is taken: ending a transfer takes this lock under it.
+        let device = self.device.lock().clone().ok_or(ENODEV)?;
+        let mut state = device.lock();
+        let state = &mut *state;
+        if state.migration.generation != self.generation {
+            return Err(ENODEV);
+        }
+        f(&mut state.migration, state.memory.bytes_mut())
+    }
+}
+
+impl RmttyVfio {
+    /// Moves the machine to `new`, arc by arc along the path `next` gives for each step; returns
+    /// which transfer the request started, if one did, and the state before the arc that started
+    /// it. On failure the machine stays where the failing arc began.
+    pub(crate) fn walk(
+        &self,
+        state: &mut DeviceState,
+        new: State,
+        mut next: impl FnMut(State, State) -> Result<State>,
+    ) -> Result<Option<(Direction, State)>> {
+        let mut started = None;
+        while state.migration.state != new {
+            let from = state.migration.state;
+            let to = next(from, new)?;
+            if let Some(direction) = self.step(state, to)? {
+                started = Some((direction, from));
+            }
+            state.migration.state = to;
+        }
+        Ok(started)
+    }
+
+    /// Takes the single arc from the current state to `next`.
+    fn step(&self, state: &mut DeviceState, next: State) -> Result<Option<Direction>> {
+        let shape = self.shape(state);
+        match (state.migration.state, next) {
+            (State::Running, State::RunningP2p)
+            | (State::RunningP2p, State::Running)
+            | (State::RunningP2p, State::Stop)
+            | (State::Stop, State::RunningP2p)
+            | (State::Running, State::Stop)
+            | (State::Stop, State::Running)
+            | (State::PreCopy, State::PreCopyP2p)
+            | (State::PreCopyP2p, State::PreCopy) => Ok(None),
+            (State::Running, State::PreCopy) | (State::RunningP2p, State::PreCopyP2p) => {
+                let saver = KBox::new(Saver::new(shape)?, GFP_KERNEL)?;
+                self.start(state, Transfer::Saving(saver))?;
+                Ok(Some(Direction::Saving))
+            }
+            (State::Stop, State::StopCopy) => {
+                let mut saver = KBox::new(Saver::new(shape)?, GFP_KERNEL)?;
+                saver.stop_copy(self.tail());
+                self.start(state, Transfer::Saving(saver))?;
+                Ok(Some(Direction::Saving))
+            }
+            (State::PreCopy | State::PreCopyP2p, State::StopCopy) => {
+                let tail = self.tail();
+                if let Transfer::Saving(saver) = &mut state.migration.transfer {
+                    saver.stop_copy(tail);
+                }
+                Ok(None)
+            }
+            (State::PreCopy, State::Running)
+            | (State::PreCopyP2p, State::RunningP2p)
+            | (State::StopCopy, State::Stop) => {
+                state.migration.end_transfer();
+                Ok(None)
+            }
+            (State::Stop, State::Resuming) => {
+                let loader = KBox::new(Loader::new(shape, self.bar2_size(state))?, GFP_KERNEL)?;
+                self.start(state, Transfer::Loading(loader))?;
+                Ok(Some(Direction::Resuming))
+            }
+            (State::Resuming, State::Stop) => {
+                self.commit(state)?;
+                state.migration.end_transfer();
+                Ok(None)
+            }
+            (from, to) => {
+                dev_warn!(self.dev(), "migration: no arc from {from} to {to}\n");
+                Err(EINVAL)
+            }
+        }
+    }
+
+    /// Makes `transfer` the device's, with a new link.
+    fn start(&self, state: &mut DeviceState, transfer: Transfer) -> Result {
+        let generation = state.migration.generation + 1;
+        let link = Arc::pin_init(
+            pin_init!(Link {
+                generation,
+                device <- new_mutex!(Some(self.device_state().clone())),
+                dev: self.dev().into(),
+            }),
+            GFP_KERNEL,
+        )?;
+        state.migration.end_transfer();
+        state.migration.generation = generation;
+        state.migration.transfer = transfer;
+        state.migration.link = Some(link);
+        Ok(())
+    }
+
+    /// The config space and UART as the end of a saved stream holds them.
+    fn tail(&self) -> Tail {
+        Tail {
+            config: self.config().lock().save(),
+            uart: self.uart().lock().save(),
+        }
+    }
+
+    /// `RESUMING -> STOP`: replaces the device's state with the loaded stream's, if the stream
+    /// is complete; otherwise fails with `EINVAL` and changes nothing.
+    fn commit(&self, state: &mut DeviceState) -> Result {
+        let Transfer::Loading(loader) = &mut state.migration.transfer else {
+            return Err(EINVAL);
+        };
+        let loaded = loader.finish().map_err(|refusal| {
+            dev_warn!(self.dev(), "migration stream refused: {refusal}\n");
+            EINVAL
+        })?;
+        state.memory.replace(loaded.memory);
+        *self.config().lock() = loaded.config;
+        *self.uart().lock() = loaded.uart;
+        Ok(())
+    }
+}
+
+/// The data file of a v2 transfer.
+struct V2File {
+    link: Arc<Link>,
+    precopy: PrecopyInfo,
+}
+
+#[vtable]
+impl anon_inode::Operations for V2File {
+    type Ptr = Arc<V2File>;
+
+    fn read(this: ArcBorrow<'_, V2File>, buf: &mut UserSliceWriter) -> Result<usize> {
+        let wanted = buf.len();
+        this.link.with(|machine, memory| {
+            let Transfer::Saving(saver) = &mut machine.transfer else {
+                return Err(ENODEV);
+            };
+            let done = saver.read(memory, buf)?;
+            if done == 0 && wanted > 0 && !saver.stopped() {
+                return Err(migration::nothing_ready());
+            }
+            Ok(done)
+        })
+    }
+
+    fn write(this: ArcBorrow<'_, V2File>, buf: &mut UserSliceReader) -> Result<usize> {
+        this.link.with(|machine, _| {
+            let Transfer::Loading(loader) = &mut machine.transfer else {
+                return Err(ENODEV);
+            };
+            loader.write(buf).map_err(|(err, refusal)| {
+                if let Some(refusal) = refusal {
+                    dev_warn!(this.link.dev, "migration stream refused: {refusal}\n");
+                }
+                err
+            })
+        })
+    }
+
+    fn ioctl(this: ArcBorrow<'_, V2File>, cmd: u32, arg: UserPtr) -> Result<isize> {
+        this.precopy.answer(cmd, arg, || {
+            this.link
+                .with(|machine, _| match (&machine.transfer, machine.state) {
+                    (Transfer::Saving(saver), State::PreCopy | State::PreCopyP2p) => {
+                        // CAST: At most a few GiB.
+                        Ok((saver.initial_bytes() as u64, saver.dirty_bytes() as u64))
+                    }
+                    _ => Err(EINVAL),
+                })
+        })
+    }
+}
+
+impl Migration for RmttyVfio {
+    const FEATURES: Features = Features::STOP_COPY
+        .and(Features::P2P)
+        .and(Features::PRE_COPY);
+
+    fn set_state(&self, transition: &Transition<'_>, new: State) -> Result<Option<DataFile>> {
+        let mut state = self.device_state().lock();
+        let started = self.walk(&mut state, new, |cur, new| transition.next(cur, new))?;
+        let (Some((direction, before)), Some(link)) = (started, state.migration.link.clone())
+        else {
+            return Ok(None);
+        };
+        let file = Arc::new(
+            V2File {
+                link,
+                precopy: transition.precopy_info(),
+            },
+            GFP_KERNEL,
+        )
+        .map_err(Error::from)
+        .and_then(|file| match direction {
+            Direction::Saving => DataFile::saving::<V2File>(transition, c"rmtty_mig", file),
+            Direction::Resuming => DataFile::resuming::<V2File>(transition, c"rmtty_mig", file),
+        });
+        if file.is_err() {
+            // Without its file the transfer cannot go on: back to before it started.
+            state.migration.end_transfer();
+            state.migration.state = before;
+        }
+        file.map(Some)
+    }
+
+    fn state(&self) -> Result<State> {
+        Ok(self.device_state().lock().migration.state())
+    }
+
+    fn data_size(&self) -> Result<usize> {
+        let state = self.device_state().lock();
+        Ok(state.migration.data_size(self.shape(&state)))
+    }
+}
