@@ -8,8 +8,50 @@
 
 . "$(dirname "$0")/rmtty_lib.sh"
 
-QEMU_TIMEOUT=600
 MESSAGE=rmtty-8250-loopback
+
+# The nested guest's time limit follows how fast this machine is right now: a
+# fixed CPU-bound loop is timed in this (outer) guest and the limit scales
+# with its time over REF_LOOP_MS, the loop's time in the check's guest (TCG,
+# 2 CPUs) on a machine running nothing else, where QEMU_BASE_TIMEOUT is
+# ample. It is never less than that, nor more than QEMU_MAX_TIMEOUT, nor more
+# than the runner allows this script (settings' timeout) less QEMU_MARGIN for
+# the rest of it.
+#
+# REF_LOOP_MS: 4704 ms in the guest of a `make check` on this project's
+# 2-CPU machine, with nothing else running (December 2026).
+LOOP_ITERATIONS=100000
+REF_LOOP_MS=4700
+QEMU_BASE_TIMEOUT=600
+QEMU_MAX_TIMEOUT=2400
+QEMU_MARGIN=120
+
+# loop_ms: the milliseconds a fixed CPU-bound loop takes.
+loop_ms() {
+	local start end i
+
+	start=${EPOCHREALTIME//[.,]/}
+	for ((i = 0; i < LOOP_ITERATIONS; i++)); do :; done
+	end=${EPOCHREALTIME//[.,]/}
+	echo $(((end - start) / 1000))
+}
+
+# set_qemu_timeout: set qemu_timeout, the nested guest's time limit in seconds,
+# and say how it was chosen.
+set_qemu_timeout() {
+	local ms runner=${kselftest_timeout:-}
+
+	ms=$(loop_ms)
+	qemu_timeout=$((QEMU_BASE_TIMEOUT * ms / REF_LOOP_MS))
+	[ "$qemu_timeout" -ge "$QEMU_BASE_TIMEOUT" ] || qemu_timeout=$QEMU_BASE_TIMEOUT
+	[ "$qemu_timeout" -le "$QEMU_MAX_TIMEOUT" ] || qemu_timeout=$QEMU_MAX_TIMEOUT
+	if [[ "$runner" =~ ^[0-9]+$ ]] && [ "$runner" -gt "$QEMU_MARGIN" ] &&
+	   [ "$qemu_timeout" -gt $((runner - QEMU_MARGIN)) ]; then
+		qemu_timeout=$((runner - QEMU_MARGIN))
+	fi
+	ktap_print_msg "nested guest time limit: $qemu_timeout s; the CPU loop took $ms ms," \
+		"$REF_LOOP_MS ms on an idle machine; the runner's limit: ${runner:-none}"
+}
 
 ktap_print_header
 # All of these are part of the test setup: without them the run is broken.
@@ -22,6 +64,7 @@ busybox=$(command -v busybox) || ktap_exit_fail_msg "busybox is not installed"
 rmtty_reload
 # Six tests and the unload
 ktap_set_plan 7
+set_qemu_timeout
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -55,17 +98,24 @@ chmod +x "$tmp/root/init"
 # kernel log after this mark is QEMU's.
 LOG_MARK="rmtty_8250_test: QEMU starts with $uuid"
 echo "$LOG_MARK" >/dev/kmsg
-out=$(timeout "$QEMU_TIMEOUT" qemu-system-x86_64 -nodefaults -display none -serial stdio \
+start=$SECONDS
+out=$(timeout "$qemu_timeout" qemu-system-x86_64 -nodefaults -display none -serial stdio \
 	-m 256 -no-reboot -kernel "$RMTTY_BZIMAGE" -initrd "$tmp/initramfs.gz" \
 	-append "console=ttyS0 panic=-1 kmemleak=off" \
 	-device "vfio-pci,sysfsdev=$dev" 2>&1)
 rc=$?
+ktap_print_msg "QEMU ran $((SECONDS - start)) s of its $qemu_timeout s"
+case $rc in
+0) qemu_status="exited 0" ;;
+124) qemu_status="timed out after $qemu_timeout s" ;;
+*) qemu_status="failed with status $rc" ;;
+esac
 field() { sed -n "s/^rmtty-8250: $1: //p" <<<"$out" | tr -d '\r'; }
 # What the nested guest reported, for the log.
 grep -a '^rmtty-8250: ' <<<"$out" | tr -d '\r' | sed 's/^/# /'
 
 [ "$rc" = 0 ]
-result "the nested guest booted and powered off (QEMU status $rc)"
+result "the nested guest booted and powered off (QEMU $qemu_status)"
 [ "$rc" = 0 ] || printf '%s\n' "$out" | tail -n 40 | sed 's/^/# /'
 
 grep -q 'ttyS1 at I/O 0x[0-9a-f]* (irq = [0-9]*, base_baud = 115200) is a 16550A' <<<"$(field probe)"
