@@ -97,7 +97,7 @@ run_guest() {
 	mkdir -p "$RMTTY_BUILD" "$RMTTY_GUEST_OUT"
 	script=$(mktemp "$RMTTY_BUILD/guest-XXXXXX.sh")
 	{ guest_env; printf '%s\n' "$1"; } >"$script"
-	timeout -k 30 "${RMTTY_GUEST_TIMEOUT:-2700}" \
+	timeout -k 30 "${RMTTY_GUEST_TIMEOUT:-3900}" \
 		vng --disable-kvm --run "$KOUT" --memory 2G --cpus 2 \
 		    --append "root=/dev/root $RMTTY_GUEST_CMDLINE" --rwdir "$RMTTY_GUEST_OUT" \
 		    --exec "bash $(sh_quote "$script")" 2>&1 | cat
