@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * Opening an rmtty device through either VFIO front door, and what the tests
- * ask of it: region accesses, interrupt set-up, the log of its refusals.
+ * ask of it: region accesses, interrupt set-up, the log of its refusals, its
+ * migration and the stream that carries it.
  */
 #ifndef RMTTY_VFIO_H
 #define RMTTY_VFIO_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <linux/types.h>
 #include <linux/vfio.h>
 
@@ -52,5 +54,135 @@ int irq_action(int device, __u32 index, __u32 action);
  * logs @refusal ("<request> refused: <errno name>").
  */
 int refusals_logged(int kmsg, const char *uuid, const char *refusal);
+
+/*
+ * VFIO_DEVICE_FEATURE of @feature with @flags (VFIO_DEVICE_FEATURE_GET, _SET,
+ * _PROBE) and @size bytes of @data (at most 16), which a GET fills in; 0 or
+ * -errno.
+ */
+int device_feature(int device, __u32 flags, __u32 feature, void *data, size_t size);
+/* The device's migration features (VFIO_MIGRATION_*) into @flags; 0 or -errno. */
+int mig_features(int device, __u64 *flags);
+/* The device's migration state (enum vfio_device_mig_state), or -errno. */
+int mig_get_state(int device);
+/*
+ * Request migration state @state; 0 or -errno. The data fd of a transfer the
+ * request started, or -1, goes to @data_fd.
+ */
+int mig_set_state(int device, __u32 state, int *data_fd);
+/* VFIO_DEVICE_FEATURE_MIG_DATA_SIZE into @size; 0 or -errno. */
+int mig_data_size(int device, __u64 *size);
+/*
+ * VFIO_MIG_GET_PRECOPY_INFO on @data_fd with @flags in and out; the sizes go to
+ * @initial and @dirty. 0 or -errno.
+ */
+int mig_precopy_info_flags(int data_fd, __u32 *flags, __u64 *initial, __u64 *dirty);
+int mig_precopy_info(int data_fd, __u64 *initial, __u64 *dirty);
+
+/*
+ * A known state for a device, by seed: what uart_give_state() gives a UART at
+ * power-on, and what its registers then hold.
+ */
+struct uart_state {
+	__u8 lcr, fcr, mcr, scr, ier;
+	__u16 divisor;
+	unsigned int sent;	/* bytes transmitted: they wait in the receive FIFO */
+};
+
+#define UART_FIFO_SIZE	16
+/* The most bytes uart_read_all() reads */
+#define UART_READS_MAX	64
+
+struct uart_state uart_state_of(unsigned int seed);
+/* The @i-th byte uart_give_state() transmits for @seed */
+__u8 uart_sent_byte(unsigned int seed, unsigned int i);
+/*
+ * Give the UART of @device, at power-on, the state of @seed: divisor, LCR,
+ * FCR with the FIFO on, MCR, SCR, bytes in the receive FIFO (odd seeds
+ * overrun it), all interrupts enabled and some pending. 0 or -errno.
+ */
+int uart_give_state(int device, unsigned int seed);
+/*
+ * Read all the UART of @device shows, in one fixed order, read side effects
+ * and all, into @out (UART_READS_MAX bytes): two ports in the same state read
+ * the same. How many bytes, or -errno.
+ */
+int uart_read_all(int device, __u8 *out);
+/* Give the config space of @device writable values of @seed; 0 or -errno. */
+int config_give_state(int device, unsigned int seed);
+/*
+ * Fill the first, the last and six other pages of @device's @memory bytes, and
+ * 3 bytes somewhere, with a pattern of @seed; 0 or -errno.
+ */
+int memory_give_state(int device, size_t memory, unsigned int seed);
+/* The @memory bytes of @device's memory, malloc'ed; NULL on failure. */
+__u8 *memory_read_all(int device, size_t memory);
+
+/* The migration stream's pieces (samples/rmtty/migration-stream.md) */
+#define MIG_HEADER	32
+#define MIG_REC_HEADER	12
+#define MIG_PAGE	4096
+#define MIG_PAGE_REC	(MIG_REC_HEADER + 8 + MIG_PAGE)
+#define MIG_CONFIG_SIZE	256
+#define MIG_UART_SIZE	28
+#define MIG_TAIL	(3 * MIG_REC_HEADER + MIG_CONFIG_SIZE + MIG_UART_SIZE)
+#define MIG_REQUIRED	1
+enum { MIG_REC_CONFIG = 1, MIG_REC_UART = 2, MIG_REC_PAGE = 3, MIG_REC_END = 0xffff };
+
+static inline __u16 get_le16(const __u8 *p)
+{
+	return p[0] | p[1] << 8;
+}
+
+static inline __u32 get_le32(const __u8 *p)
+{
+	return p[0] | p[1] << 8 | p[2] << 16 | (__u32)p[3] << 24;
+}
+
+static inline void put_le32(__u8 *p, __u32 v)
+{
+	p[0] = v;
+	p[1] = v >> 8;
+	p[2] = v >> 16;
+	p[3] = v >> 24;
+}
+
+/* CRC-32C of @len bytes: the raw register in and out, and with ~0 in and ~ out */
+__u32 crc32c_update(__u32 crc, const void *buf, size_t len);
+__u32 crc32c(const void *buf, size_t len);
+/* The CRC a record must have: of its type, flags and length, then its payload */
+__u32 mig_record_crc(const __u8 *rec);
+/* The size of the stream of a device of @memory bytes saved by stop-and-copy alone */
+size_t mig_stream_size(size_t memory);
+
+/* Where the pieces of a well-formed stream are */
+struct mig_stream_map {
+	size_t first_page, config, uart, end;
+	unsigned int page_records;
+	unsigned int resent[16], nr_resent;	/* pages after the first pass, in order */
+};
+
+/*
+ * Check that @s is a stream as an rmtty device of @memory bytes writes it: the
+ * header, a first pass over the pages in order, maybe pages again, the config,
+ * UART and end records, every CRC right. The pages go to @pages (if not NULL),
+ * the last of each counting. NULL if it is one, else what is wrong.
+ */
+const char *mig_stream_parse(const __u8 *s, size_t len, size_t memory,
+			     struct mig_stream_map *map, __u8 *pages);
+/*
+ * @s with a record of @type, @flags and @plen payload bytes (with its CRC)
+ * inserted at @at, malloc'ed; its length goes to @new_len.
+ */
+__u8 *mig_insert_record(const __u8 *s, size_t len, size_t at, __u16 type, __u16 flags,
+			__u32 plen, size_t *new_len);
+/* Read a data fd until read() returns 0, at most @size bytes: how many, or -errno. */
+ssize_t mig_read_to_end(int fd, __u8 *buf, size_t size);
+/*
+ * Write @len bytes of @s to data fd @fd, in writes of the sizes @plan gives in
+ * turn; 0 or -errno, with the bytes written before a failure in @done.
+ */
+int mig_write_plan(int fd, const __u8 *s, size_t len, const unsigned int *plan,
+		   unsigned int steps, size_t *done);
 
 #endif /* RMTTY_VFIO_H */

@@ -1,0 +1,1190 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * rmtty's VFIO v2 migration, through both front doors: the state machine and
+ * its data fds, the sizes it reports, pre-copy and dirty pages, save and load
+ * round trips, and the streams a target refuses (samples/rmtty/
+ * migration-stream.md).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+#include <linux/pci_regs.h>
+#include <linux/serial_reg.h>
+#include <linux/vfio.h>
+
+#include "kselftest_harness.h"
+#include "rmtty_util.h"
+#include "rmtty_vfio.h"
+
+#define STOP		VFIO_DEVICE_STATE_STOP
+#define RUNNING		VFIO_DEVICE_STATE_RUNNING
+#define STOP_COPY	VFIO_DEVICE_STATE_STOP_COPY
+#define RESUMING	VFIO_DEVICE_STATE_RESUMING
+#define RUNNING_P2P	VFIO_DEVICE_STATE_RUNNING_P2P
+#define PRE_COPY	VFIO_DEVICE_STATE_PRE_COPY
+#define PRE_COPY_P2P	VFIO_DEVICE_STATE_PRE_COPY_P2P
+
+static const char *const state_name[] = {
+	"ERROR", "STOP", "RUNNING", "STOP_COPY", "RESUMING", "RUNNING_P2P", "PRE_COPY",
+	"PRE_COPY_P2P",
+};
+
+#define CHUNK		65536
+#define MAX_DEVICES	4
+
+FIXTURE(mig) {
+	unsigned int units, unit_mib;
+	char uuid[MAX_DEVICES][UUID_LEN + 1];
+	struct rmtty_vfio v[MAX_DEVICES];
+	size_t memory[MAX_DEVICES];
+	int kmsg;
+	__u8 *snapshot;
+};
+
+FIXTURE_VARIANT(mig) {
+	bool cdev;
+};
+
+FIXTURE_VARIANT_ADD(mig, group) { .cdev = false };
+FIXTURE_VARIANT_ADD(mig, iommufd) { .cdev = true };
+
+FIXTURE_SETUP(mig)
+{
+	struct rmtty_params p = { 0, 0 };
+	int i;
+
+	for (i = 0; i < MAX_DEVICES; i++)
+		self->v[i] = (struct rmtty_vfio)RMTTY_VFIO_INIT;
+	self->kmsg = -1;
+	rmtty_require_reload(_metadata, &p, &self->units, &self->unit_mib);
+	self->kmsg = kmsg_open();
+	ASSERT_LE(0, self->kmsg);
+}
+
+/* Close the data fds left open, which hold the module; how many there were. */
+static int close_data_fds(void)
+{
+	char path[300], target[64];
+	struct dirent *entry;
+	DIR *dir = opendir("/proc/self/fd");
+	int closed = 0;
+	ssize_t len;
+
+	while (dir && (entry = readdir(dir))) {
+		snprintf(path, sizeof(path), "/proc/self/fd/%s", entry->d_name);
+		len = readlink(path, target, sizeof(target) - 1);
+		if (len <= 0)
+			continue;
+		target[len] = '\0';
+		if (!strcmp(target, "anon_inode:rmtty_mig") && !close(atoi(entry->d_name)))
+			closed++;
+	}
+	if (dir)
+		closedir(dir);
+	return closed;
+}
+
+FIXTURE_TEARDOWN(mig)
+{
+	bool passed = _metadata->exit_code == KSFT_PASS;
+	int i, left = close_data_fds();
+
+	/* A test that ends in an ASSERT may leave its data fds open. */
+	if (passed)
+		EXPECT_EQ(0, left) TH_LOG("the test left %d data fds open", left);
+	for (i = 0; i < MAX_DEVICES; i++)
+		rmtty_vfio_close(&self->v[i]);
+	if (self->kmsg >= 0) {
+		EXPECT_EQ(0, kmsg_splats(self->kmsg));
+		close(self->kmsg);
+	}
+	free(self->snapshot);
+	rmtty_expect_cleanup(_metadata);
+}
+
+/* Create device @slot, rmtty-@type aggregated @aggr times, and open it. */
+static int add_device(struct __test_metadata *_metadata, FIXTURE_DATA(mig) *self, bool cdev,
+		      unsigned int slot, unsigned int type, unsigned int aggr)
+{
+	char path[256], value[16];
+
+	rmtty_uuid(self->uuid[slot], slot + 1);
+	ASSERT_EQ(0, rmtty_create(type, self->uuid[slot]));
+	if (aggr > 1) {
+		rmtty_device_path(path, sizeof(path), self->uuid[slot],
+				  "mdev/aggregated_instances");
+		snprintf(value, sizeof(value), "%u", aggr);
+		ASSERT_EQ(0, sysfs_write(path, value));
+	}
+	ASSERT_EQ(0, rmtty_vfio_open(&self->v[slot], self->uuid[slot], cdev));
+	self->memory[slot] = (size_t)type * aggr * self->unit_mib << 20;
+	return self->v[slot].device;
+}
+
+static void drop_device(struct __test_metadata *_metadata, FIXTURE_DATA(mig) *self,
+			unsigned int slot)
+{
+	rmtty_vfio_close(&self->v[slot]);
+	EXPECT_EQ(0, rmtty_remove(self->uuid[slot]));
+}
+
+/* MSR after MCR gets DTR|RTS|OUT2 on a port at power-on: the plug's inputs, and their deltas */
+#define MSR_SET		(UART_MSR_CTS | UART_MSR_DSR | UART_MSR_DCD)
+#define MSR_GIVEN	(MSR_SET | UART_MSR_DCTS | UART_MSR_DDSR | UART_MSR_DDCD)
+
+/* Expect what uart_read_all() read of a port given @seed. */
+static void uart_expect(struct __test_metadata *_metadata, const __u8 *seq, unsigned int n,
+			unsigned int seed)
+{
+	struct uart_state u = uart_state_of(seed);
+	unsigned int i, held = u.sent < UART_FIFO_SIZE ? u.sent : UART_FIFO_SIZE;
+
+	EXPECT_EQ(u.sent > UART_FIFO_SIZE, !!(seq[1] & UART_LSR_OE));
+	EXPECT_EQ(u.lcr, seq[3]);
+	EXPECT_EQ(u.ier, seq[4]);
+	EXPECT_EQ(u.mcr, seq[5]);
+	EXPECT_EQ(u.scr, seq[6]);
+	EXPECT_EQ(MSR_GIVEN, seq[7]);
+	EXPECT_EQ(MSR_SET, seq[8]);
+	for (i = 0; i < held; i++) {
+		EXPECT_TRUE(seq[10 + 2 * i] & UART_LSR_DR) TH_LOG("byte %u", i);
+		EXPECT_EQ(uart_sent_byte(seed, i), seq[11 + 2 * i]) TH_LOG("byte %u", i);
+	}
+	EXPECT_FALSE(seq[10 + 2 * held] & UART_LSR_DR);
+	EXPECT_EQ(u.divisor, seq[n - 2] | seq[n - 1] << 8);
+}
+
+static void config_read(struct __test_metadata *_metadata, int device, __u8 *out)
+{
+	ASSERT_EQ(MIG_CONFIG_SIZE, pread(device, out, MIG_CONFIG_SIZE, CONFIG_OFFSET));
+}
+
+/* Give @device the config space, UART and (with @memory) memory of @seed. */
+static void give_state(struct __test_metadata *_metadata, int device, size_t memory,
+		       unsigned int seed)
+{
+	ASSERT_EQ(0, config_give_state(device, seed));
+	ASSERT_EQ(0, uart_give_state(device, seed));
+	if (memory)
+		ASSERT_EQ(0, memory_give_state(device, memory, seed));
+}
+
+static unsigned int uart_reads(struct __test_metadata *_metadata, int device, __u8 *out)
+{
+	int n = uart_read_all(device, out);
+
+	ASSERT_LT(0, n) TH_LOG("reading the UART: %s", strerror(-n));
+	return n;
+}
+
+static __u8 *memory_read(struct __test_metadata *_metadata, int device, size_t memory)
+{
+	__u8 *buf = memory_read_all(device, memory);
+
+	ASSERT_TRUE(buf != NULL) TH_LOG("reading %zu bytes of memory", memory);
+	return buf;
+}
+
+static void expect_same(struct __test_metadata *_metadata, const void *seen,
+			const void *expected, size_t size, const char *what)
+{
+	const __u8 *a = seen, *b = expected;
+	size_t i = 0;
+
+	while (i < size && a[i] == b[i])
+		i++;
+	EXPECT_EQ(size, i) TH_LOG("%s: byte %#zx is %#x, expected %#x", what, i, a[i], b[i]);
+}
+
+/*
+ * Expect @b's config space and UART to read like @a's (the UART's reads
+ * change it), and @a's UART to have the state of @seed.
+ */
+static void expect_same_regs(struct __test_metadata *_metadata, int a, int b, const char *what,
+			     unsigned int seed)
+{
+	__u8 ca[MIG_CONFIG_SIZE], cb[MIG_CONFIG_SIZE], ua[UART_READS_MAX], ub[UART_READS_MAX];
+	unsigned int na, nb;
+	char label[128];
+
+	config_read(_metadata, a, ca);
+	config_read(_metadata, b, cb);
+	snprintf(label, sizeof(label), "%s: config space", what);
+	expect_same(_metadata, cb, ca, MIG_CONFIG_SIZE, label);
+	na = uart_reads(_metadata, a, ua);
+	nb = uart_reads(_metadata, b, ub);
+	ASSERT_EQ(na, nb);
+	snprintf(label, sizeof(label), "%s: UART reads", what);
+	expect_same(_metadata, ub, ua, na, label);
+	uart_expect(_metadata, ua, na, seed);
+}
+
+/* What VFIO_MIG_GET_PRECOPY_INFO on @fd says: 0 in pre-copy, -EINVAL, -ENODEV once ended */
+static int probe(int fd)
+{
+	__u64 initial, dirty;
+
+	return mig_precopy_info(fd, &initial, &dirty);
+}
+
+/* Expect data fd @fd to be of an ended transfer; close it. */
+static void expect_stale(struct __test_metadata *_metadata, int fd, bool saving)
+{
+	__u8 byte = 0;
+
+	errno = 0;
+	EXPECT_EQ(-1, saving ? read(fd, &byte, 1) : write(fd, &byte, 1));
+	EXPECT_EQ(ENODEV, errno);
+	EXPECT_EQ(-ENODEV, probe(fd));
+	close(fd);
+}
+
+/* Write plans: sizes of the writes, in turn */
+static const unsigned int by_rotation[] = { 1, 7, 4093 }, by_sevens[] = { 7 },
+			  by_pages[] = { 4093 };
+
+/* Save @device by stop-and-copy, then let it run again: the stream, malloc'ed. */
+static __u8 *save(struct __test_metadata *_metadata, int device, size_t memory, size_t *len)
+{
+	size_t size = mig_stream_size(memory);
+	__u8 *buf = malloc(size + MIG_PAGE_REC);
+	__u64 data_size = 0;
+	ssize_t got;
+	int fd, fd2;
+
+	ASSERT_TRUE(buf != NULL);
+	ASSERT_EQ(0, mig_set_state(device, STOP_COPY, &fd));
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(0, mig_data_size(device, &data_size));
+	EXPECT_EQ(size, data_size);
+	got = mig_read_to_end(fd, buf, size + MIG_PAGE_REC);
+	EXPECT_EQ((ssize_t)size, got);
+	ASSERT_LE(0, got);
+	EXPECT_EQ(0, mig_data_size(device, &data_size));
+	EXPECT_EQ(0, data_size);
+	ASSERT_EQ(0, mig_set_state(device, RUNNING, &fd2));
+	EXPECT_EQ(-1, fd2);
+	expect_stale(_metadata, fd, true);
+	*len = got;
+	return buf;
+}
+
+/* Load @len bytes of @s into @device in writes of @plan, and let it run. */
+static void load(struct __test_metadata *_metadata, int device, const __u8 *s, size_t len,
+		 const unsigned int *plan, unsigned int steps)
+{
+	size_t done;
+	int fd, fd2;
+
+	ASSERT_EQ(0, mig_set_state(device, RESUMING, &fd));
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(-EINVAL, probe(fd));
+	ASSERT_EQ(0, mig_write_plan(fd, s, len, plan, steps, &done)) TH_LOG("at byte %zu", done);
+	ASSERT_EQ(0, mig_set_state(device, RUNNING, &fd2));
+	EXPECT_EQ(-1, fd2);
+	EXPECT_EQ(RUNNING, mig_get_state(device));
+	expect_stale(_metadata, fd, false);
+}
+
+TEST_F_TIMEOUT(mig, features_and_sizes, 120)
+{
+	const __u32 get = VFIO_DEVICE_FEATURE_GET, probe_get = get | VFIO_DEVICE_FEATURE_PROBE;
+	int device = add_device(_metadata, self, variant->cdev, 0, 1, 1), other, fd;
+	__u64 flags = 0, size = 0, initial, dirty;
+	__u32 info_flags = 0x5a;
+
+	EXPECT_EQ(0xe3069283, crc32c("123456789", 9));	/* the test's own CRC-32C */
+	ASSERT_EQ(0, mig_features(device, &flags));
+	EXPECT_EQ(VFIO_MIGRATION_STOP_COPY | VFIO_MIGRATION_P2P | VFIO_MIGRATION_PRE_COPY, flags);
+	EXPECT_EQ(0, device_feature(device, probe_get, VFIO_DEVICE_FEATURE_MIG_DATA_SIZE, NULL, 0));
+	EXPECT_EQ(0, device_feature(device, probe_get | VFIO_DEVICE_FEATURE_SET,
+				    VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE, NULL, 0));
+	EXPECT_EQ(RUNNING, mig_get_state(device));
+	EXPECT_EQ(0, mig_data_size(device, &size));
+	EXPECT_EQ(mig_stream_size(self->memory[0]), size);
+	EXPECT_EQ(MIG_HEADER + 256 * MIG_PAGE_REC + MIG_TAIL, size);
+
+	/* Every type's size, aggregated or not */
+	other = add_device(_metadata, self, variant->cdev, 1, 2, 1);
+	EXPECT_EQ(0, mig_data_size(other, &size));
+	EXPECT_EQ(mig_stream_size(self->memory[1]), size);
+	other = add_device(_metadata, self, variant->cdev, 2, 4, 2);
+	EXPECT_EQ(0, mig_data_size(other, &size));
+	EXPECT_EQ(MIG_HEADER + 8 * 256 * MIG_PAGE_REC + MIG_TAIL, size);
+
+	/* With the second version of PRECOPY_INFO the flags are output: none */
+	ASSERT_EQ(0, device_feature(device, VFIO_DEVICE_FEATURE_SET,
+				    VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2, NULL, 0));
+	ASSERT_EQ(0, mig_set_state(device, PRE_COPY, &fd));
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(0, mig_precopy_info_flags(fd, &info_flags, &initial, &dirty));
+	EXPECT_EQ(0, info_flags);
+	EXPECT_EQ(MIG_HEADER + 256 * MIG_PAGE_REC, initial);
+	close(fd);
+}
+
+static bool saving(__u32 state)
+{
+	return state == STOP_COPY || state == PRE_COPY || state == PRE_COPY_P2P;
+}
+
+static bool precopy(__u32 state)
+{
+	return state == PRE_COPY || state == PRE_COPY_P2P;
+}
+
+/* Reset @device and request @state from RUNNING; the data fd, if it has one. */
+static int enter(struct __test_metadata *_metadata, int device, __u32 state)
+{
+	int fd;
+
+	ASSERT_EQ(0, ioctl(device, VFIO_DEVICE_RESET));
+	ASSERT_EQ(RUNNING, mig_get_state(device));
+	ASSERT_EQ(0, mig_set_state(device, state, &fd)) TH_LOG("RUNNING -> %s", state_name[state]);
+	ASSERT_EQ(state, mig_get_state(device));
+	ASSERT_EQ(saving(state) || state == RESUMING, fd >= 0)
+		TH_LOG("RUNNING -> %s: fd %d", state_name[state], fd);
+	ASSERT_LE(-1, fd);
+	return fd;
+}
+
+/*
+ * From each state to each: the state reached, the data fds returned, which
+ * sessions go on, and the requests refused with the state unchanged.
+ */
+TEST_F_TIMEOUT(mig, every_transition, 180)
+{
+	static const __u32 states[] = {
+		STOP, RUNNING, STOP_COPY, RESUMING, RUNNING_P2P, PRE_COPY, PRE_COPY_P2P,
+	};
+	static const __u32 invalid[] = { VFIO_DEVICE_STATE_ERROR, 8, 0xffff };
+	int device = add_device(_metadata, self, variant->cdev, 0, 1, 1), fd, nfd, ret, state;
+	const size_t full = mig_stream_size(self->memory[0]);
+	__u8 *buf = malloc(full + MIG_PAGE_REC);
+	bool refused, starts, kept;
+	struct mig_stream_map map;
+	unsigned int i, j, k;
+	__u32 from, to;
+	__u64 size;
+
+	ASSERT_TRUE(buf != NULL);
+	for (i = 0; i < ARRAY_SIZE(states); i++) {
+		from = states[i];
+		for (j = 0; j < ARRAY_SIZE(states); j++) {
+			to = states[j];
+			fd = enter(_metadata, device, from);
+			refused = (from == STOP_COPY && precopy(to)) ||
+				  (from == RESUMING && to != RESUMING);
+			ret = mig_set_state(device, to, &nfd);
+			state = mig_get_state(device);
+			EXPECT_EQ(refused ? -EINVAL : 0, ret)
+				TH_LOG("%s -> %s", state_name[from], state_name[to]);
+			EXPECT_EQ(refused ? from : to, state)
+				TH_LOG("%s -> %s", state_name[from], state_name[to]);
+			starts = !refused && to != from &&
+				 ((saving(to) && !saving(from)) || to == RESUMING);
+			EXPECT_EQ(starts, nfd >= 0) TH_LOG("%s -> %s: fd %d", state_name[from],
+							   state_name[to], nfd);
+			EXPECT_LE(-1, nfd);
+			if (nfd >= 0)
+				EXPECT_EQ(precopy(to) ? 0 : -EINVAL, probe(nfd));
+			/* A session goes on within the saving states, else it ends */
+			kept = refused || from == to || (saving(from) && saving(to));
+			if (fd >= 0)
+				EXPECT_EQ(!kept ? -ENODEV : precopy(state) ? 0 : -EINVAL, probe(fd))
+					TH_LOG("%s -> %s", state_name[from], state_name[to]);
+			/* Nothing read: the whole stream, in a session or not */
+			EXPECT_EQ(0, mig_data_size(device, &size));
+			EXPECT_EQ(full, size) TH_LOG("%s -> %s", state_name[from], state_name[to]);
+			if (precopy(from) && to == STOP_COPY) {
+				EXPECT_EQ(full, mig_read_to_end(fd, buf, full + MIG_PAGE_REC));
+				EXPECT_EQ(NULL, mig_stream_parse(buf, full, self->memory[0], &map,
+								 NULL));
+			}
+			ASSERT_EQ(0, ioctl(device, VFIO_DEVICE_RESET));
+			EXPECT_EQ(RUNNING, mig_get_state(device));
+			if (fd >= 0)
+				expect_stale(_metadata, fd, from != RESUMING);
+			if (nfd >= 0)
+				expect_stale(_metadata, nfd, to != RESUMING);
+		}
+
+		fd = enter(_metadata, device, from);
+		for (k = 0; k < ARRAY_SIZE(invalid); k++) {
+			EXPECT_EQ(-EINVAL, mig_set_state(device, invalid[k], &nfd))
+				TH_LOG("%s -> %#x", state_name[from], invalid[k]);
+			EXPECT_EQ(-1, nfd);
+			EXPECT_EQ(from, mig_get_state(device));
+		}
+		if (fd >= 0) {
+			EXPECT_EQ(precopy(from) ? 0 : -EINVAL, probe(fd));
+			close(fd);
+		}
+	}
+	free(buf);
+}
+
+/* Expect PRECOPY_INFO to give @initial and @dirty, and MIG_DATA_SIZE them and the tail. */
+static void expect_precopy(struct __test_metadata *_metadata, int device, int fd,
+			   __u64 initial, __u64 dirty, unsigned int line)
+{
+	__u64 i = ~0ull, d = ~0ull, size = 0;
+
+	EXPECT_EQ(0, probe(fd)) TH_LOG("line %u", line);
+	EXPECT_EQ(0, mig_precopy_info(fd, &i, &d));
+	EXPECT_EQ(initial, i) TH_LOG("initial_bytes, line %u", line);
+	EXPECT_EQ(dirty, d) TH_LOG("dirty_bytes, line %u", line);
+	EXPECT_EQ(0, mig_data_size(device, &size));
+	EXPECT_EQ(initial + dirty + MIG_TAIL, size) TH_LOG("MIG_DATA_SIZE, line %u", line);
+}
+
+#define EXPECT_PRECOPY(initial, dirty) \
+	expect_precopy(_metadata, device, fd, initial, dirty, __LINE__)
+
+/* Read exactly @len more bytes of the stream, in one read(), to @buf at *@got. */
+#define READ_EXACT(len) do { \
+	size_t __len = (len); \
+	ASSERT_EQ(__len, read(fd, buf + got, __len)) TH_LOG("line %d", __LINE__); \
+	got += __len; \
+} while (0)
+
+static void poke(struct __test_metadata *_metadata, int device, size_t offset, size_t len,
+		 __u8 value)
+{
+	__u8 bytes[16];
+
+	memset(bytes, value, len);
+	ASSERT_EQ((ssize_t)len, pwrite(device, bytes, len, BAR2_OFFSET + offset));
+}
+
+/*
+ * Pre-copy of rmtty-1: PRECOPY_INFO and MIG_DATA_SIZE as the stream is read,
+ * pages written after the first pass sent them (not before) are sent again,
+ * the temporary end, and stop-and-copy; a target loads it all.
+ */
+TEST_F_TIMEOUT(mig, precopy_and_dirty_pages, 180)
+{
+	static const unsigned int resent[] = { 1, 3, 4, 0, 7 };
+	int device = add_device(_metadata, self, variant->cdev, 0, 1, 1), fd, fd2, target;
+	const size_t memory = self->memory[0], R = MIG_PAGE_REC;
+	const size_t first = MIG_HEADER + memory / MIG_PAGE * R;
+	__u8 *buf = malloc(first + 8 * R + MIG_TAIL + CHUNK), *held = malloc(memory), *ms, *mt;
+	struct vfio_precopy_info info;
+	__u32 flags = 0x5a;
+	struct mig_stream_map map;
+	__u64 initial, dirty;
+	size_t got = 0, left;
+	const char *why;
+	unsigned int i;
+
+	ASSERT_TRUE(buf && held);
+	ASSERT_EQ(0, memory_give_state(device, memory, 7));
+	ASSERT_EQ(0, mig_set_state(device, PRE_COPY, &fd));
+	ASSERT_LE(0, fd);
+	EXPECT_PRECOPY(first, 0);
+	EXPECT_EQ(-1, pread(fd, buf, 1, 0));
+	EXPECT_EQ(ESPIPE, errno);
+	EXPECT_EQ(-1, write(fd, buf, 1));	/* a saving fd is read-only */
+	EXPECT_EQ(EBADF, errno);
+	info = (struct vfio_precopy_info){ .argsz = sizeof(info) - 1 };
+	EXPECT_EQ(-1, ioctl(fd, VFIO_MIG_GET_PRECOPY_INFO, &info));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(-1, ioctl(fd, _IO(VFIO_TYPE, VFIO_BASE + 22), &info));
+	EXPECT_EQ(ENOTTY, errno);
+	/* Without the v2 opt-in, the flags are left as the user put them */
+	EXPECT_EQ(0, mig_precopy_info_flags(fd, &flags, &initial, &dirty));
+	EXPECT_EQ(0x5a, flags);
+
+	READ_EXACT(10);
+	EXPECT_PRECOPY(first - 10, 0);
+	READ_EXACT(MIG_HEADER + 4 * R - 10);		/* the header and pages 0-3 */
+	left = first - MIG_HEADER - 4 * R;
+	EXPECT_PRECOPY(left, 0);
+	/* Sent pages 1 and 3 are dirty, once however often written; pages 4 and 200 are not sent */
+	poke(_metadata, device, 1 * MIG_PAGE + 5, 1, 0x11);
+	poke(_metadata, device, 3 * MIG_PAGE, 4, 0x33);
+	poke(_metadata, device, 1 * MIG_PAGE + 9, 2, 0x12);
+	poke(_metadata, device, 200 * MIG_PAGE + 1, 1, 0x20);
+	poke(_metadata, device, 4 * MIG_PAGE - 4, 8, 0x34);
+	EXPECT_PRECOPY(left, 2 * R);
+	/* Page 4's record is being read: it was sent as it was */
+	READ_EXACT(100);
+	left -= 100;
+	poke(_metadata, device, 4 * MIG_PAGE + 8, 1, 0x44);
+	EXPECT_PRECOPY(left, 3 * R);
+	/* initial_bytes reaches 0 with the last byte of the first pass */
+	READ_EXACT(left - 1);
+	EXPECT_PRECOPY(1, 3 * R);
+	READ_EXACT(1);
+	EXPECT_PRECOPY(0, 3 * R);
+	READ_EXACT(10);
+	EXPECT_PRECOPY(0, 3 * R - 10);
+	READ_EXACT(3 * R - 10);
+	EXPECT_PRECOPY(0, 0);
+	EXPECT_EQ(-1, read(fd, buf + got, CHUNK));
+	EXPECT_EQ(ENOMSG, errno);
+
+	/* Dirty again after it converged */
+	poke(_metadata, device, 100, 2, 0x55);
+	EXPECT_PRECOPY(0, R);
+	EXPECT_EQ((ssize_t)R, read(fd, buf + got, CHUNK));
+	got += R;
+	EXPECT_PRECOPY(0, 0);
+	EXPECT_EQ(-1, read(fd, buf + got, CHUNK));
+	EXPECT_EQ(ENOMSG, errno);
+
+	/* PRE_COPY_P2P goes on with the session and its tracking */
+	ASSERT_EQ(0, mig_set_state(device, PRE_COPY_P2P, &fd2));
+	EXPECT_EQ(-1, fd2);
+	EXPECT_PRECOPY(0, 0);
+	poke(_metadata, device, 7 * MIG_PAGE + 4095, 1, 0x77);
+	EXPECT_PRECOPY(0, R);
+
+	/* Stop-and-copy: the dirty page, the tail, the end */
+	ASSERT_EQ(0, mig_set_state(device, STOP_COPY, &fd2));
+	EXPECT_EQ(-1, fd2);
+	EXPECT_EQ(-EINVAL, probe(fd));
+	EXPECT_EQ(0, mig_data_size(device, &initial));
+	EXPECT_EQ(R + MIG_TAIL, initial);
+	EXPECT_EQ((ssize_t)(R + MIG_TAIL), read(fd, buf + got, CHUNK));
+	got += R + MIG_TAIL;
+	EXPECT_EQ(0, read(fd, buf + got, CHUNK));
+	EXPECT_EQ(0, mig_data_size(device, &initial));
+	EXPECT_EQ(0, initial);
+	EXPECT_EQ(0, read(fd, buf + got, CHUNK));
+
+	/* Every page, then the dirty ones, lowest first, with what was written last */
+	why = mig_stream_parse(buf, got, memory, &map, held);
+	ASSERT_EQ(NULL, why) TH_LOG("%s", why);
+	EXPECT_EQ(memory / MIG_PAGE + ARRAY_SIZE(resent), map.page_records);
+	ASSERT_EQ(ARRAY_SIZE(resent), map.nr_resent);
+	for (i = 0; i < ARRAY_SIZE(resent); i++)
+		EXPECT_EQ(resent[i], map.resent[i]);
+	ms = memory_read(_metadata, device, memory);
+	expect_same(_metadata, held, ms, memory, "the memory the stream holds");
+
+	target = add_device(_metadata, self, variant->cdev, 1, 1, 1);
+	load(_metadata, target, buf, got, by_rotation, ARRAY_SIZE(by_rotation));
+	mt = memory_read(_metadata, target, memory);
+	expect_same(_metadata, mt, ms, memory, "target memory");
+	ASSERT_EQ(0, mig_set_state(device, RUNNING, &fd2));
+	expect_stale(_metadata, fd, true);
+	free(buf);
+	free(held);
+	free(ms);
+	free(mt);
+}
+
+/* Pre-copy of an idle device to its end; stop-and-copy then sends the tail alone. */
+TEST_F_TIMEOUT(mig, converged_precopy_sends_the_tail, 180)
+{
+	int device = add_device(_metadata, self, variant->cdev, 0, 1, 2), fd, fd2;
+	const size_t memory = self->memory[0];
+	const size_t first = MIG_HEADER + memory / MIG_PAGE * MIG_PAGE_REC;
+	__u8 *buf = malloc(first + MIG_TAIL + CHUNK), *held = malloc(memory), *ms, *uart;
+	struct uart_state u = uart_state_of(4);
+	__u8 config[MIG_CONFIG_SIZE], seq[UART_READS_MAX];
+	struct mig_stream_map map;
+	size_t got = 0;
+	const char *why;
+	unsigned int i;
+	__u64 size;
+	ssize_t n;
+
+	ASSERT_TRUE(buf && held);
+	give_state(_metadata, device, memory, 4);
+	ASSERT_EQ(0, mig_set_state(device, PRE_COPY, &fd));
+	ASSERT_LE(0, fd);
+	while ((n = read(fd, buf + got, CHUNK)) > 0 && got + n <= first)
+		got += n;
+	EXPECT_EQ(-1, n);
+	EXPECT_EQ(ENOMSG, errno);
+	EXPECT_EQ(first, got);
+	expect_precopy(_metadata, device, fd, 0, 0, __LINE__);
+
+	ASSERT_EQ(0, mig_set_state(device, STOP_COPY, &fd2));
+	EXPECT_EQ(-1, fd2);
+	EXPECT_EQ(0, mig_data_size(device, &size));
+	EXPECT_EQ(MIG_TAIL, size);
+	EXPECT_EQ(MIG_TAIL, read(fd, buf + got, CHUNK));
+	got += MIG_TAIL;
+	EXPECT_EQ(0, read(fd, buf + got, CHUNK));
+	EXPECT_EQ(0, mig_data_size(device, &size));
+	EXPECT_EQ(0, size);
+
+	why = mig_stream_parse(buf, got, memory, &map, held);
+	ASSERT_EQ(NULL, why) TH_LOG("%s", why);
+	EXPECT_EQ(first, map.config);
+	ms = memory_read(_metadata, device, memory);
+	expect_same(_metadata, held, ms, memory, "the memory the stream holds");
+	config_read(_metadata, device, config);
+	expect_same(_metadata, buf + map.config + MIG_REC_HEADER, config, MIG_CONFIG_SIZE,
+		    "config record");
+
+	/* The UART record's layout */
+	uart = buf + map.uart + MIG_REC_HEADER;
+	EXPECT_EQ(u.sent, uart[0]);
+	for (i = 0; i < UART_FIFO_SIZE; i++)
+		EXPECT_EQ(i < u.sent ? uart_sent_byte(4, i) : 0, uart[1 + i]) TH_LOG("byte %u", i);
+	EXPECT_EQ(0, uart[17]);			/* no overrun */
+	EXPECT_EQ(1, uart[18]);			/* transmitter empty, not yet reported */
+	EXPECT_EQ(u.ier, uart[19]);
+	EXPECT_EQ(u.fcr, uart[20]);
+	EXPECT_EQ(u.lcr, uart[21]);
+	EXPECT_EQ(u.mcr, uart[22]);
+	EXPECT_EQ(MSR_GIVEN, uart[23]);
+	EXPECT_EQ(u.scr, uart[24]);
+	EXPECT_EQ(0, uart[25]);
+	EXPECT_EQ(u.divisor, get_le16(uart + 26));
+	/* Saving read nothing of the port */
+	uart_expect(_metadata, seq, uart_reads(_metadata, device, seq), 4);
+	close(fd);
+	free(buf);
+	free(held);
+	free(ms);
+}
+
+/*
+ * Save a device of @src with a state and load it into a device of @dst,
+ * which then reads like the source: config space, UART and memory.
+ */
+static void round_trip(struct __test_metadata *_metadata, FIXTURE_DATA(mig) *self, bool cdev,
+		       const unsigned int src[2], const unsigned int dst[2],
+		       const unsigned int *plan, unsigned int steps, unsigned int seed)
+{
+	int s = add_device(_metadata, self, cdev, 0, src[0], src[1]);
+	int t = add_device(_metadata, self, cdev, 1, dst[0], dst[1]);
+	const size_t memory = self->memory[0];
+	size_t bar2 = MIG_PAGE;
+	__u8 cs[MIG_CONFIG_SIZE], ct[MIG_CONFIG_SIZE], *stream, *ms, *mt;
+	struct mig_stream_map map;
+	const char *why;
+	char what[64];
+	size_t len;
+
+	snprintf(what, sizeof(what), "rmtty-%u x%u -> rmtty-%u x%u", src[0], src[1], dst[0],
+		 dst[1]);
+	ASSERT_EQ(memory, self->memory[1]);
+	give_state(_metadata, s, memory, seed);
+	give_state(_metadata, t, memory, seed + 1);
+	config_read(_metadata, s, cs);
+	config_read(_metadata, t, ct);
+	EXPECT_NE(0, memcmp(cs, ct, MIG_CONFIG_SIZE));
+
+	stream = save(_metadata, s, memory, &len);
+	why = mig_stream_parse(stream, len, memory, &map, NULL);
+	EXPECT_EQ(NULL, why) TH_LOG("%s: %s", what, why);
+	load(_metadata, t, stream, len, plan, steps);
+
+	/* The whole BAR, past the memory too */
+	while (bar2 < memory)
+		bar2 *= 2;
+	ms = memory_read(_metadata, s, bar2);
+	mt = memory_read(_metadata, t, bar2);
+	expect_same(_metadata, mt, ms, bar2, what);
+	expect_same_regs(_metadata, s, t, what, seed);
+	free(stream);
+	free(ms);
+	free(mt);
+	drop_device(_metadata, self, 0);
+	drop_device(_metadata, self, 1);
+}
+
+TEST_F_TIMEOUT(mig, round_trip_every_type, 240)
+{
+	static const unsigned int t1[2] = { 1, 1 }, t2[2] = { 2, 1 }, t4[2] = { 4, 1 };
+
+	round_trip(_metadata, self, variant->cdev, t1, t1, by_sevens, 1, 1);
+	round_trip(_metadata, self, variant->cdev, t2, t2, by_rotation, 3, 2);
+	round_trip(_metadata, self, variant->cdev, t4, t4, by_pages, 1, 3);
+}
+
+TEST_F_TIMEOUT(mig, round_trip_aggregations, 240)
+{
+	static const unsigned int a13[2] = { 1, 3 }, a22[2] = { 2, 2 };
+	static const unsigned int a14[2] = { 1, 4 }, a41[2] = { 4, 1 };
+
+	round_trip(_metadata, self, variant->cdev, a13, a13, by_pages, 1, 4);
+	round_trip(_metadata, self, variant->cdev, a22, a22, by_rotation, 3, 5);
+	round_trip(_metadata, self, variant->cdev, a14, a41, by_rotation, 3, 6);
+}
+
+/* Data fds of transfers that ended, however they ended, fail with ENODEV. */
+TEST_F_TIMEOUT(mig, stale_data_fd, 120)
+{
+	int device = add_device(_metadata, self, variant->cdev, 0, 1, 1), fd, other, none;
+	__u8 byte = 0;
+
+	/* PRE_COPY -> RUNNING */
+	ASSERT_EQ(0, mig_set_state(device, PRE_COPY, &fd));
+	EXPECT_EQ(1, read(fd, &byte, 1));
+	EXPECT_EQ('R', byte);
+	ASSERT_EQ(0, mig_set_state(device, RUNNING, &none));
+	expect_stale(_metadata, fd, true);
+	/* STOP_COPY -> STOP */
+	ASSERT_EQ(0, mig_set_state(device, STOP_COPY, &fd));
+	EXPECT_EQ(1, read(fd, &byte, 1));
+	ASSERT_EQ(0, mig_set_state(device, STOP, &none));
+	expect_stale(_metadata, fd, true);
+	/* A new session */
+	ASSERT_EQ(0, mig_set_state(device, PRE_COPY, &fd));
+	ASSERT_EQ(0, mig_set_state(device, RUNNING, &none));
+	ASSERT_EQ(0, mig_set_state(device, PRE_COPY, &other));
+	expect_stale(_metadata, fd, true);
+	EXPECT_EQ(0, probe(other));
+	/* VFIO_DEVICE_RESET, of a saving and of a resuming session */
+	ASSERT_EQ(0, ioctl(device, VFIO_DEVICE_RESET));
+	expect_stale(_metadata, other, true);
+	ASSERT_EQ(0, mig_set_state(device, RESUMING, &fd));
+	EXPECT_EQ(-1, pwrite(fd, "R", 1, 0));
+	EXPECT_EQ(ESPIPE, errno);
+	EXPECT_EQ(-1, read(fd, &byte, 1));	/* a resuming fd is write-only */
+	EXPECT_EQ(EBADF, errno);
+	EXPECT_EQ(1, write(fd, "R", 1));
+	ASSERT_EQ(0, ioctl(device, VFIO_DEVICE_RESET));
+	expect_stale(_metadata, fd, false);
+
+	/* Closing the device, saving or resuming; opened again it runs */
+	ASSERT_EQ(0, mig_set_state(device, PRE_COPY_P2P, &fd));
+	rmtty_vfio_close(&self->v[0]);
+	expect_stale(_metadata, fd, true);
+	ASSERT_EQ(0, rmtty_vfio_open(&self->v[0], self->uuid[0], variant->cdev));
+	device = self->v[0].device;
+	EXPECT_EQ(RUNNING, mig_get_state(device));
+	ASSERT_EQ(0, mig_set_state(device, RESUMING, &fd));
+	rmtty_vfio_close(&self->v[0]);
+	expect_stale(_metadata, fd, false);
+	ASSERT_EQ(0, rmtty_vfio_open(&self->v[0], self->uuid[0], variant->cdev));
+	EXPECT_EQ(RUNNING, mig_get_state(self->v[0].device));
+}
+
+/* The aggregation of a device in a migration cannot change, as of any open device. */
+TEST_F_TIMEOUT(mig, aggregation_busy_while_migrating, 120)
+{
+	static const __u32 sessions[] = { PRE_COPY, STOP_COPY, RESUMING };
+	int device = add_device(_metadata, self, variant->cdev, 0, 1, 1), fd, none;
+	const size_t first = MIG_HEADER + 256 * MIG_PAGE_REC;
+	char path[256], about[128];
+	__u64 size, initial, dirty;
+	unsigned int i;
+	__u8 byte;
+
+	rmtty_device_path(path, sizeof(path), self->uuid[0], "mdev/aggregated_instances");
+	snprintf(about, sizeof(about), "%s: aggregated_instances", self->uuid[0]);
+	for (i = 0; i < ARRAY_SIZE(sessions); i++) {
+		ASSERT_EQ(0, mig_set_state(device, sessions[i], &fd));
+		ASSERT_LE(0, fd);
+		EXPECT_EQ(-EBUSY, sysfs_write(path, "2")) TH_LOG("in %s", state_name[sessions[i]]);
+		expect_logged_once(_metadata, self->kmsg, about, "the device is open");
+		EXPECT_EQ(1, rmtty_device_long(self->uuid[0], "mdev/aggregated_instances"));
+		EXPECT_EQ(sessions[i], mig_get_state(device));
+		EXPECT_EQ(0, mig_data_size(device, &size));
+		EXPECT_EQ(first + MIG_TAIL, size);
+		if (sessions[i] != RESUMING)
+			EXPECT_EQ(1, read(fd, &byte, 1));
+		if (sessions[i] == PRE_COPY) {
+			EXPECT_EQ(0, mig_precopy_info(fd, &initial, &dirty));
+			EXPECT_EQ(first - 1, initial);
+		}
+		ASSERT_EQ(0, ioctl(device, VFIO_DEVICE_RESET));
+		close(fd);
+	}
+
+	/* Closed, the device is in no migration: its aggregation changes */
+	ASSERT_EQ(0, mig_set_state(device, PRE_COPY, &fd));
+	rmtty_vfio_close(&self->v[0]);
+	EXPECT_EQ(0, sysfs_write(path, "2"));
+	expect_stale(_metadata, fd, true);
+	ASSERT_EQ(0, rmtty_vfio_open(&self->v[0], self->uuid[0], variant->cdev));
+	device = self->v[0].device;
+	EXPECT_EQ(RUNNING, mig_get_state(device));
+	EXPECT_EQ(0, mig_data_size(device, &size));
+	EXPECT_EQ(mig_stream_size(2 << 20), size);
+	ASSERT_EQ(0, mig_set_state(device, PRE_COPY, &fd));
+	EXPECT_EQ(0, mig_precopy_info(fd, &initial, &dirty));
+	EXPECT_EQ(MIG_HEADER + 512 * MIG_PAGE_REC, initial);
+	ASSERT_EQ(0, mig_set_state(device, RUNNING, &none));
+	close(fd);
+}
+
+/* A stream for the refusal tests' target, and where and why the target refuses it */
+struct bad_stream {
+	const char *what;
+	const __u8 *s;
+	size_t len;
+	/* The write of @count bytes at @at is refused; with @count 0, leaving RESUMING is. */
+	size_t at, count;
+	char reason[160];
+};
+
+/* Slots of the refusal tests: the source, the target, its twin, a source of another shape */
+enum { SOURCE, TARGET, TWIN, OTHER };
+#define SOURCE_SEED	11
+
+/* rmtty-1 devices: a source with a state, its saved stream, a target and its twin. */
+static __u8 *refusal_setup(struct __test_metadata *_metadata, FIXTURE_DATA(mig) *self,
+			   bool cdev, size_t *len, struct mig_stream_map *map)
+{
+	int source = add_device(_metadata, self, cdev, SOURCE, 1, 1);
+	int target = add_device(_metadata, self, cdev, TARGET, 1, 1);
+	const size_t memory = self->memory[SOURCE];
+	__u8 *stream;
+	const char *why;
+
+	add_device(_metadata, self, cdev, TWIN, 1, 1);
+	give_state(_metadata, source, memory, SOURCE_SEED);
+	ASSERT_EQ(0, memory_give_state(target, memory, SOURCE_SEED + 1));
+	self->snapshot = memory_read(_metadata, target, memory);
+	stream = save(_metadata, source, memory, len);
+	why = mig_stream_parse(stream, *len, memory, map, NULL);
+	ASSERT_EQ(NULL, why) TH_LOG("%s", why);
+	return stream;
+}
+
+/*
+ * Feed @b to the target, refused where @b says with one log line of its
+ * reason; then the target reads as before (its twin got the same state),
+ * and a reset brings it back to RUNNING.
+ */
+static void expect_refused(struct __test_metadata *_metadata, FIXTURE_DATA(mig) *self,
+			   const struct bad_stream *b, unsigned int seed)
+{
+	const int target = self->v[TARGET].device, twin = self->v[TWIN].device;
+	char about[128], seen[512], what[128];
+	size_t done;
+	int fd, none, lines;
+	__u8 *mem;
+
+	ASSERT_EQ(0, ioctl(target, VFIO_DEVICE_RESET));
+	ASSERT_EQ(0, ioctl(twin, VFIO_DEVICE_RESET));
+	give_state(_metadata, target, 0, seed);
+	give_state(_metadata, twin, 0, seed);
+	ASSERT_EQ(0, mig_set_state(target, RESUMING, &fd));
+	ASSERT_LE(0, fd);
+	if (b->count) {
+		EXPECT_EQ(0, mig_write_plan(fd, b->s, b->at, by_rotation, 3, &done))
+			TH_LOG("%s: the write at byte %zu", b->what, done);
+		EXPECT_EQ(-1, write(fd, b->s + b->at, b->count))
+			TH_LOG("%s: the write of bytes %zu-%zu", b->what, b->at, b->at + b->count);
+		EXPECT_EQ(EINVAL, errno);
+	} else {
+		EXPECT_EQ(0, mig_write_plan(fd, b->s, b->len, by_pages, 1, &done))
+			TH_LOG("%s: the write at byte %zu", b->what, done);
+		EXPECT_EQ(-EINVAL, mig_set_state(target, seed % 2 ? STOP : RUNNING, &none))
+			TH_LOG("%s", b->what);
+		EXPECT_EQ(-1, none);
+	}
+	EXPECT_EQ(RESUMING, mig_get_state(target)) TH_LOG("%s", b->what);
+	snprintf(about, sizeof(about), "%s: migration stream refused: ", self->uuid[TARGET]);
+	lines = kmsg_find(self->kmsg, about, seen, sizeof(seen));
+	EXPECT_EQ(1, lines) TH_LOG("%s: %d lines, the last '%s'", b->what, lines, seen);
+	EXPECT_TRUE(strstr(seen, b->reason) != NULL)
+		TH_LOG("%s: logged '%s', expected '%s'", b->what, seen, b->reason);
+
+	/* Nothing of the stream reached the target */
+	mem = memory_read(_metadata, target, self->memory[TARGET]);
+	snprintf(what, sizeof(what), "%s: memory", b->what);
+	expect_same(_metadata, mem, self->snapshot, self->memory[TARGET], what);
+	free(mem);
+	expect_same_regs(_metadata, twin, target, b->what, seed);
+	ASSERT_EQ(0, ioctl(target, VFIO_DEVICE_RESET));
+	EXPECT_EQ(RUNNING, mig_get_state(target));
+	expect_stale(_metadata, fd, false);
+}
+
+/* Expect the target to read like the source it loaded the stream of. */
+static void expect_loaded(struct __test_metadata *_metadata, FIXTURE_DATA(mig) *self,
+			  const char *what)
+{
+	__u8 *ms = memory_read(_metadata, self->v[SOURCE].device, self->memory[SOURCE]);
+	__u8 *mt = memory_read(_metadata, self->v[TARGET].device, self->memory[TARGET]);
+
+	expect_same(_metadata, mt, ms, self->memory[SOURCE], what);
+	free(ms);
+	free(mt);
+	expect_same_regs(_metadata, self->v[SOURCE].device, self->v[TARGET].device, what,
+			 SOURCE_SEED);
+}
+
+/* Each header field wrong, and a stream of another shape: refused with byte 32. */
+TEST_F_TIMEOUT(mig, refused_headers, 180)
+{
+	static const struct {
+		const char *what;
+		unsigned int offset;
+		__u8 xor;
+		const char *reason;
+	} fields[] = {
+		{ "magic", 3, 0x20, "bad magic" },
+		{ "major", 8, 0x03, "major version 2, this device reads 1" },
+		{ "minor + 1", 10, 0x01, "minor version 1 is newer than 0" },
+		{ "flags", 12, 0x01, "unknown header flags 0x1" },
+		{ "memory_mib", 16, 0x03, "shape 1 port(s) and 2 MiB, this device has 1 port(s)" },
+		{ "ports", 20, 0x03, "shape 2 port(s) and 1 MiB, this device has 1 port(s)" },
+		{ "header crc", 25, 0x10, "header CRC" },
+		{ "reserved", 28, 0x80, "reserved header word 0x80" },
+	};
+	struct bad_stream b = { .at = MIG_HEADER - 1 };
+	__u8 head[MIG_HEADER + 64], *stream;
+	struct mig_stream_map map;
+	int other, fd, none;
+	unsigned int i;
+	size_t len;
+
+	ASSERT_EQ(1, self->unit_mib);
+	stream = refusal_setup(_metadata, self, variant->cdev, &len, &map);
+	b.s = head;
+	b.len = sizeof(head);
+	b.count = sizeof(head) - b.at;
+	for (i = 0; i < ARRAY_SIZE(fields); i++) {
+		memcpy(head, stream, sizeof(head));
+		head[fields[i].offset] ^= fields[i].xor;
+		b.what = fields[i].what;
+		snprintf(b.reason, sizeof(b.reason), "%s", fields[i].reason);
+		expect_refused(_metadata, self, &b, i);
+	}
+
+	/* The start of an rmtty-2's stream */
+	other = add_device(_metadata, self, variant->cdev, OTHER, 2, 1);
+	ASSERT_EQ(0, mig_set_state(other, PRE_COPY, &fd));
+	ASSERT_EQ(sizeof(head), read(fd, head, sizeof(head)));
+	ASSERT_EQ(0, mig_set_state(other, RUNNING, &none));
+	close(fd);
+	b.what = "rmtty-2's stream";
+	snprintf(b.reason, sizeof(b.reason),
+		 "shape 1 port(s) and 2 MiB, this device has 1 port(s) and 1 MiB");
+	expect_refused(_metadata, self, &b, 20);
+	free(stream);
+}
+
+/*
+ * A changed byte in each kind of record, its CRC fixed or not, records the
+ * reader does not know, bytes after the end: refused with the record's last
+ * byte (or its header's); a record it may skip is skipped.
+ */
+TEST_F_TIMEOUT(mig, refused_records, 240)
+{
+	enum piece { PAGE0, CONFIG, UART, END };
+	static const struct {
+		const char *what;
+		enum piece piece;
+		unsigned int offset;
+		__u8 value;
+		bool set, fix_crc, at_header;
+		const char *reason;
+	} changes[] = {
+		{ "page payload", PAGE0, MIG_REC_HEADER + 2000, 0x01,
+		  .reason = "type 0x3 at byte %zu: CRC" },
+		{ "page flags", PAGE0, 2, 0x02, .reason = "type 0x3 at byte %zu: CRC" },
+		{ "page CRC", PAGE0, 8, 0x01, .reason = "type 0x3 at byte %zu: CRC" },
+		{ "page length", PAGE0, 4, 0x01, .at_header = true,
+		  .reason = "type 0x3 at byte %zu has length 4105" },
+		{ "page index", PAGE0, MIG_REC_HEADER + 1, 0x01, .fix_crc = true,
+		  .reason = "page 256 at byte %zu is out of range" },
+		{ "page reserved", PAGE0, MIG_REC_HEADER + 4, 0x01, .fix_crc = true,
+		  .reason = "page record at byte %zu: reserved word" },
+		{ "config payload", CONFIG, MIG_REC_HEADER + 0x3c, 0x01,
+		  .reason = "type 0x1 at byte %zu: CRC" },
+		{ "config CRC", CONFIG, 10, 0x04, .reason = "type 0x1 at byte %zu: CRC" },
+		{ "config read-only bit", CONFIG, MIG_REC_HEADER + 8, 0x01, .fix_crc = true,
+		  .reason = "config record at byte %zu: read-only bits of byte 0x8 differ" },
+		{ "UART payload", UART, MIG_REC_HEADER + 24, 0x01,
+		  .reason = "type 0x2 at byte %zu: CRC" },
+		{ "UART CRC", UART, 11, 0x80, .reason = "type 0x2 at byte %zu: CRC" },
+		{ "UART FIFO length", UART, MIG_REC_HEADER, 17, true, true,
+		  .reason = "UART record at byte %zu: 17 bytes in the FIFO, more than it holds" },
+		{ "UART overrun flag", UART, MIG_REC_HEADER + 17, 2, true, true,
+		  .reason = "UART record at byte %zu: overrun is 2, not 0 or 1" },
+		{ "UART IER", UART, MIG_REC_HEADER + 19, 0x10, true, true,
+		  .reason = "UART record at byte %zu: IER 0x10 has undefined bits" },
+		{ "UART reserved", UART, MIG_REC_HEADER + 25, 1, true, true,
+		  .reason = "UART record at byte %zu: reserved byte 0x01 has undefined bits" },
+		{ "end type", END, 0, 0x01, .reason = "type 0xfffe at byte %zu: CRC" },
+		{ "end CRC", END, 8, 0x01, .reason = "type 0xffff at byte %zu: CRC" },
+	};
+	struct bad_stream b = { 0 };
+	struct mig_stream_map map;
+	__u8 *stream, *bad;
+	size_t len, start[4], end, bad_len;
+	unsigned int i;
+
+	stream = refusal_setup(_metadata, self, variant->cdev, &len, &map);
+	start[PAGE0] = map.first_page;
+	start[CONFIG] = map.config;
+	start[UART] = map.uart;
+	start[END] = map.end;
+	bad = malloc(len + 8);
+	ASSERT_TRUE(bad != NULL);
+	b.s = bad;
+	for (i = 0; i < ARRAY_SIZE(changes); i++) {
+		__u8 *rec = bad + start[changes[i].piece];
+
+		memcpy(bad, stream, len);
+		end = start[changes[i].piece] + MIG_REC_HEADER +
+		      (changes[i].at_header ? 0 : get_le32(rec + 4));
+		if (changes[i].set)
+			rec[changes[i].offset] = changes[i].value;
+		else
+			rec[changes[i].offset] ^= changes[i].value;
+		if (changes[i].fix_crc)
+			put_le32(rec + 8, mig_record_crc(rec));
+		b.what = changes[i].what;
+		b.len = len;
+		b.at = end - 1;
+		b.count = len - b.at < 64 ? len - b.at : 64;
+		snprintf(b.reason, sizeof(b.reason), changes[i].reason, start[changes[i].piece]);
+		expect_refused(_metadata, self, &b, i);
+	}
+
+	/* Bytes after the end record, in the write of its last byte or after it */
+	memcpy(bad, stream, len);
+	memcpy(bad + len, "more", 4);
+	b = (struct bad_stream){ "trailing bytes", bad, len + 4, len - 1, 5 };
+	snprintf(b.reason, sizeof(b.reason), "bytes after the end record, at byte %zu", len);
+	expect_refused(_metadata, self, &b, 30);
+	b.what = "a trailing byte";
+	b.at = len;
+	b.count = 1;
+	expect_refused(_metadata, self, &b, 31);
+	free(bad);
+
+	/* Records of a type the reader does not know */
+	bad = mig_insert_record(stream, len, map.config, 7, MIG_REQUIRED, 16, &bad_len);
+	ASSERT_TRUE(bad != NULL);
+	b = (struct bad_stream){ "unknown required record", bad, bad_len,
+				 map.config + MIG_REC_HEADER + 16 - 1, 64 };
+	snprintf(b.reason, sizeof(b.reason), "unknown required record type 0x7 at byte %zu",
+		 map.config);
+	expect_refused(_metadata, self, &b, 32);
+	free(bad);
+	bad = mig_insert_record(stream, len, map.config, 7, 0, 65537, &bad_len);
+	ASSERT_TRUE(bad != NULL);
+	b = (struct bad_stream){ "unknown record over 64 KiB", bad, bad_len,
+				 map.config + MIG_REC_HEADER - 1, 64 };
+	snprintf(b.reason, sizeof(b.reason), "record type 0x7 at byte %zu has length 65537",
+		 map.config);
+	expect_refused(_metadata, self, &b, 33);
+	free(bad);
+	/* One of 64 KiB without MIG_REQUIRED is skipped: the stream loads */
+	bad = mig_insert_record(stream, len, map.config, 7, 0, 65536, &bad_len);
+	ASSERT_TRUE(bad != NULL);
+	load(_metadata, self->v[TARGET].device, bad, bad_len, by_pages, 1);
+	EXPECT_EQ(0, kmsg_count(self->kmsg, "migration stream refused"));
+	free(bad);
+	expect_loaded(_metadata, self, "with an optional record");
+	free(stream);
+}
+
+/*
+ * Streams that are short or lack a record: every write succeeds, leaving
+ * RESUMING fails and the device stays there.
+ */
+TEST_F_TIMEOUT(mig, refused_short_streams, 240)
+{
+	struct bad_stream b = { 0 };
+	struct mig_stream_map map;
+	__u8 *stream, *bad;
+	size_t len, i, cut[12];
+
+	stream = refusal_setup(_metadata, self, variant->cdev, &len, &map);
+	b.s = stream;
+	/* In the header, in a page record, between pages, in the tail */
+	memcpy(cut, (size_t[]){
+		0, 1, MIG_HEADER - 1, MIG_HEADER, MIG_HEADER + 1, MIG_HEADER + MIG_REC_HEADER,
+		MIG_HEADER + MIG_PAGE_REC + MIG_PAGE_REC / 2, MIG_HEADER + 100 * MIG_PAGE_REC,
+		map.config, map.uart + 20, map.end, len - 1,
+	}, sizeof(cut));
+	for (i = 0; i < ARRAY_SIZE(cut); i++) {
+		b.what = "a truncated stream";
+		b.len = cut[i];
+		snprintf(b.reason, sizeof(b.reason), "the stream ended without %s",
+			 cut[i] ? "an end record" : "a header");
+		expect_refused(_metadata, self, &b, 40 + i);
+	}
+
+	bad = malloc(len);
+	ASSERT_TRUE(bad != NULL);
+	b.s = bad;
+	/* No pages at all: the header and the tail */
+	memcpy(bad, stream, MIG_HEADER);
+	memcpy(bad + MIG_HEADER, stream + map.config, len - map.config);
+	b.what = "no pages";
+	b.len = MIG_HEADER + len - map.config;
+	snprintf(b.reason, sizeof(b.reason), "the stream ended without %zu page(s)",
+		 self->memory[TARGET] / MIG_PAGE);
+	expect_refused(_metadata, self, &b, 60);
+	/* Without page 100 */
+	memcpy(bad, stream, MIG_HEADER + 100 * MIG_PAGE_REC);
+	memcpy(bad + MIG_HEADER + 100 * MIG_PAGE_REC, stream + MIG_HEADER + 101 * MIG_PAGE_REC,
+	       len - MIG_HEADER - 101 * MIG_PAGE_REC);
+	b.what = "a page missing";
+	b.len = len - MIG_PAGE_REC;
+	snprintf(b.reason, sizeof(b.reason), "the stream ended without 1 page(s)");
+	expect_refused(_metadata, self, &b, 61);
+	/* Without the config record, or the UART record */
+	memcpy(bad, stream, map.config);
+	memcpy(bad + map.config, stream + map.uart, len - map.uart);
+	b.what = "no config record";
+	b.len = len - (map.uart - map.config);
+	snprintf(b.reason, sizeof(b.reason), "the stream ended without a config record");
+	expect_refused(_metadata, self, &b, 62);
+	memcpy(bad, stream, map.uart);
+	memcpy(bad + map.uart, stream + map.end, len - map.end);
+	b.what = "no UART record";
+	b.len = len - (map.end - map.uart);
+	snprintf(b.reason, sizeof(b.reason), "the stream ended without a UART record");
+	expect_refused(_metadata, self, &b, 63);
+	free(bad);
+
+	/* The target still takes a good stream */
+	load(_metadata, self->v[TARGET].device, stream, len, by_pages, 1);
+	expect_loaded(_metadata, self, "a good stream");
+	free(stream);
+}
+
+/* A refused stream stays refused: later writes fail, and it cannot be loaded. */
+TEST_F_TIMEOUT(mig, refused_stream_stays_refused, 180)
+{
+	struct mig_stream_map map;
+	__u8 *stream, *mem;
+	char about[128];
+	size_t len, done;
+	int target, fd, none, i;
+
+	stream = refusal_setup(_metadata, self, variant->cdev, &len, &map);
+	target = self->v[TARGET].device;
+	snprintf(about, sizeof(about), "%s: migration stream refused: ", self->uuid[TARGET]);
+	stream[map.first_page + MIG_REC_HEADER + 8 + 17] ^= 0x40;
+	ASSERT_EQ(0, mig_set_state(target, RESUMING, &fd));
+	EXPECT_EQ(0, mig_write_plan(fd, stream, MIG_HEADER + MIG_PAGE_REC - 1, by_pages, 1,
+				    &done));
+	EXPECT_EQ(-1, write(fd, stream + MIG_HEADER + MIG_PAGE_REC - 1, 1));
+	EXPECT_EQ(EINVAL, errno);
+	expect_logged_once(_metadata, self->kmsg, about, "type 0x3 at byte 32: CRC");
+	stream[map.first_page + MIG_REC_HEADER + 8 + 17] ^= 0x40;
+	/* The rest of the stream, however good, is refused; so is loading it */
+	for (i = 0; i < 3; i++) {
+		EXPECT_EQ(-1, write(fd, stream + MIG_HEADER + (i + 1) * MIG_PAGE_REC,
+				    MIG_PAGE_REC));
+		EXPECT_EQ(EINVAL, errno);
+	}
+	EXPECT_EQ(-EINVAL, mig_set_state(target, RUNNING, &none));
+	EXPECT_EQ(RESUMING, mig_get_state(target));
+	mem = memory_read(_metadata, target, self->memory[TARGET]);
+	expect_same(_metadata, mem, self->snapshot, self->memory[TARGET], "memory");
+	free(mem);
+	ASSERT_EQ(0, ioctl(target, VFIO_DEVICE_RESET));
+	expect_stale(_metadata, fd, false);
+
+	/* After the reset, a new session loads the stream */
+	load(_metadata, target, stream, len, by_rotation, 3);
+	expect_loaded(_metadata, self, "a good stream after a reset");
+	free(stream);
+}
+
+TEST_HARNESS_MAIN
