@@ -23,6 +23,7 @@ use crate::{
     },
     stream::{
         Loader,
+        Refusal,
         Saver,
         Tail, //
     },
@@ -254,10 +255,10 @@ impl RmttyVfio {
 
     /// The config space and UART as the end of a saved stream holds them.
     fn tail(&self) -> Tail {
-        Tail {
-            config: self.config().lock().save(),
-            uart: self.uart().lock().save(),
-        }
+        // One lock at a time: the config and UART locks are never nested.
+        let config = self.config().lock().save();
+        let uart = self.uart().lock().save();
+        Tail { config, uart }
     }
 
     /// `RESUMING -> STOP`: replaces the device's state with the loaded stream's, if the stream
@@ -267,7 +268,10 @@ impl RmttyVfio {
             return Err(EINVAL);
         };
         let loaded = loader.finish().map_err(|refusal| {
-            dev_warn!(self.dev(), "migration stream refused: {refusal}\n");
+            // A stream refused while it was written was logged then.
+            if !matches!(refusal, Refusal::Refused) {
+                dev_warn!(self.dev(), "migration stream refused: {refusal}\n");
+            }
             EINVAL
         })?;
         state.memory.replace(loaded.memory);

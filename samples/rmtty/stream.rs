@@ -321,7 +321,10 @@ impl Saver {
                 break;
             }
             let len = out.room().min(self.chunk.len() - self.chunk_pos);
-            out.put(&self.chunk[self.chunk_pos..self.chunk_pos + len])?;
+            if let Err(e) = out.put(&self.chunk[self.chunk_pos..self.chunk_pos + len]) {
+                // What was copied before the fault is read; the rest stays for the next call.
+                return if done > 0 { Ok(done) } else { Err(e) };
+            }
             self.chunk_pos += len;
             done += len;
         }
@@ -348,6 +351,11 @@ pub(crate) enum Refusal {
         at: u64,
         kind: u16,
         len: usize,
+    },
+    RecordFlags {
+        at: u64,
+        kind: u16,
+        flags: u16,
     },
     RecordCrc {
         at: u64,
@@ -396,6 +404,12 @@ impl fmt::Display for Refusal {
             Self::HeaderReserved(value) => write!(f, "reserved header word {value:#x}"),
             Self::HeaderCrc { stored, computed } => {
                 write!(f, "header CRC {stored:#010x}, computed {computed:#010x}")
+            }
+            Self::RecordFlags { at, kind, flags } => {
+                write!(
+                    f,
+                    "record type {kind:#x} at byte {at} has unknown flags {flags:#x}"
+                )
             }
             Self::RecordLength { at, kind, len } => {
                 write!(f, "record type {kind:#x} at byte {at} has length {len}")
@@ -531,16 +545,20 @@ impl Loader {
         }
     }
 
-    /// Reads the bytes `src` has; fails as soon as a piece that is complete is wrong, and then
-    /// refuses the rest of the stream. Kernel errors (a fault, no memory) fail the call only.
+    /// Reads the bytes `src` has; returns how many it took.
+    ///
+    /// Fails with `EINVAL` as soon as a piece that is complete is wrong, with the reason the first
+    /// time, and then refuses the rest of the stream without one. A kernel error (a fault, no
+    /// memory) takes nothing of the piece it happened in: the call returns the bytes taken before
+    /// it, or the error if there were none.
     pub(crate) fn write(
         &mut self,
         src: &mut impl Source,
     ) -> Result<usize, (Error, Option<Refusal>)> {
-        let total = src.left();
+        let mut done = 0;
         while src.left() > 0 {
             match self.piece {
-                Piece::Refused => return Err((EINVAL, Some(Refusal::Refused))),
+                Piece::Refused => return Err((EINVAL, None)),
                 Piece::Ended => {
                     self.piece = Piece::Refused;
                     return Err((EINVAL, Some(Refusal::Trailing(self.offset))));
@@ -550,10 +568,16 @@ impl Loader {
             let want = self.piece_size() - self.unit.len();
             let len = want.min(src.left());
             let start = self.unit.len();
-            self.unit
+            let taken = self
+                .unit
                 .resize(start + len, 0, GFP_KERNEL)
-                .map_err(|e| (e.into(), None))?;
-            src.take(&mut self.unit[start..]).map_err(|e| (e, None))?;
+                .map_err(Error::from)
+                .and_then(|()| src.take(&mut self.unit[start..]));
+            if let Err(e) = taken {
+                self.unit.truncate(start);
+                return if done > 0 { Ok(done) } else { Err((e, None)) };
+            }
+            done += len;
             if self.unit.len() < self.piece_size() {
                 break;
             }
@@ -562,7 +586,7 @@ impl Loader {
                 return Err((EINVAL, Some(refusal)));
             }
         }
-        Ok(total)
+        Ok(done)
     }
 
     /// Handles the piece `unit` now holds in full and moves to the next.
@@ -579,6 +603,9 @@ impl Loader {
                 let kind = le16(&self.unit, 0);
                 let flags = le16(&self.unit, 2);
                 let len = le32(&self.unit, 4) as usize;
+                if flags & !REQUIRED != 0 {
+                    return Err(Refusal::RecordFlags { at, kind, flags });
+                }
                 let expected = match kind {
                     CONFIG => Some(CONFIG_SIZE),
                     UART => Some(uart::SAVED_SIZE),
@@ -687,6 +714,9 @@ impl Loader {
         }
         if self.config.is_none() {
             return Err(Refusal::Missing("a config record"));
+        }
+        if self.uart.is_none() {
+            return Err(Refusal::Missing("a UART record"));
         }
         let (Some(config), Some(uart)) = (self.config.take(), self.uart.take()) else {
             return Err(Refusal::Missing("a UART record"));

@@ -319,6 +319,8 @@ pub(crate) const SAVED_SIZE: usize = 28;
 /// Why a saved state cannot be loaded; the log line's reason.
 pub(crate) enum LoadRefusal {
     Fifo(u8),
+    FifoTail,
+    ModemInputs(u8),
     Flag(&'static str, u8),
     Register(&'static str, u8),
 }
@@ -328,6 +330,8 @@ impl core::fmt::Display for LoadRefusal {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::Fifo(len) => write!(f, "{len} bytes in the FIFO, more than it holds"),
+            Self::FifoTail => write!(f, "bytes past the FIFO's count are not 0"),
+            Self::ModemInputs(msr) => write!(f, "MSR {msr:#04x} does not follow MCR's outputs"),
             Self::Flag(name, value) => write!(f, "{name} is {value}, not 0 or 1"),
             Self::Register(name, value) => write!(f, "{name} {value:#04x} has undefined bits"),
         }
@@ -386,6 +390,13 @@ impl Uart {
         let len = usize::from(saved[0]);
         if len > uart.capacity() {
             return Err(LoadRefusal::Fifo(saved[0]));
+        }
+        if saved[1 + len..=FIFO_SIZE].iter().any(|&byte| byte != 0) {
+            return Err(LoadRefusal::FifoTail);
+        }
+        // The inputs are wired to the outputs; only the deltas are state of their own.
+        if uart.msr & !MSR_DELTAS != modem_inputs(uart.mcr) {
+            return Err(LoadRefusal::ModemInputs(uart.msr));
         }
         // INVARIANT: `len` fits the capacity of the loaded FCR, `head` is 0, and the registers
         // hold only their defined bits.
