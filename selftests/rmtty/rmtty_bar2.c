@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * rmtty_bar2: a device's memory (BAR2, VFIO region 2) through VFIO, for the
+ * shell tests; not a test itself. The device is opened through its group
+ * with a type1 container, or with --cdev through the iommufd cdev.
+ *
+ *   rmtty_bar2 [--cdev] fill UUID SEED     write SEED's pattern over the whole BAR
+ *   rmtty_bar2 [--cdev] hash UUID          print a 64-bit hash of the whole BAR
+ *   rmtty_bar2 [--cdev] verify UUID SEED   compare the BAR with SEED's pattern
+ *
+ * The pattern is a function of the seed and the offset only (8-byte words of
+ * a splitmix64 sequence), so a device of the same size filled with the same
+ * seed holds the same bytes. The hash is 64-bit FNV-1a over the BAR's bytes,
+ * the part past the backed memory (all-ones) included; it prints as 16 hex
+ * digits. verify prints how many 4 KiB pages differ and the first of them
+ * (for a BAR the memory fills: past the backed size it reads all-ones).
+ * Exit status: 0, 1 on a failure or a mismatch, 2 on a usage error.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+#include <linux/vfio.h>
+
+#include "kselftest.h"
+#include "rmtty_vfio.h"
+
+#define CHUNK		(64u << 10)
+#define PAGE		4096u
+
+static uint64_t splitmix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+/* The pattern's bytes for [@offset, @offset + @len), both multiples of 8. */
+static void pattern(uint64_t seed, uint64_t offset, uint8_t *buf, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i += 8) {
+		uint64_t word = splitmix64(seed * 0x100000001b3ull ^ ((offset + i) >> 3));
+
+		memcpy(buf + i, &word, 8);
+	}
+}
+
+/* The size of region @index, or 0 with what failed logged. */
+static uint64_t region_size(int device, unsigned int index)
+{
+	struct vfio_region_info info = { .argsz = sizeof(info), .index = index };
+
+	if (ioctl(device, VFIO_DEVICE_GET_REGION_INFO, &info)) {
+		ksft_print_msg("VFIO_DEVICE_GET_REGION_INFO of region %u: %s\n", index,
+			       strerror(errno));
+		return 0;
+	}
+	if (!info.size || info.size % CHUNK)
+		ksft_print_msg("region %u has size %llu, not a multiple of %u\n", index,
+			       (unsigned long long)info.size, CHUNK);
+	return info.size % CHUNK ? 0 : info.size;
+}
+
+static bool transfer(int device, uint8_t *buf, uint64_t offset, bool write)
+{
+	ssize_t n = write ? pwrite(device, buf, CHUNK, BAR2_OFFSET + offset)
+			  : pread(device, buf, CHUNK, BAR2_OFFSET + offset);
+
+	if (n == CHUNK)
+		return true;
+	ksft_print_msg("%s of %u bytes at BAR2 offset 0x%" PRIx64 ": %s\n",
+		       write ? "pwrite" : "pread", CHUNK, offset,
+		       n < 0 ? strerror(errno) : "short");
+	return false;
+}
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: rmtty_bar2 [--cdev] fill UUID SEED | hash UUID | verify UUID SEED\n");
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	struct rmtty_vfio v;
+	uint8_t *buf, *want;
+	uint64_t size, offset, seed = 0, hash = 0xcbf29ce484222325ull;
+	uint64_t bad_pages = 0, first_bad = 0;
+	const char *cmd, *uuid;
+	bool cdev = false, ok = true;
+	char *end;
+	size_t i;
+
+	if (argc > 1 && !strcmp(argv[1], "--cdev")) {
+		cdev = true;
+		argc--;
+		argv++;
+	}
+	if (argc < 3)
+		return usage();
+	cmd = argv[1];
+	uuid = argv[2];
+	if (!strcmp(cmd, "hash")) {
+		if (argc != 3)
+			return usage();
+	} else if (!strcmp(cmd, "fill") || !strcmp(cmd, "verify")) {
+		if (argc != 4)
+			return usage();
+		errno = 0;
+		seed = strtoull(argv[3], &end, 0);
+		if (errno || !*argv[3] || *end)
+			return usage();
+	} else {
+		return usage();
+	}
+
+	buf = malloc(CHUNK);
+	want = malloc(CHUNK);
+	if (!buf || !want)
+		return 1;
+	if (rmtty_vfio_open(&v, uuid, cdev))
+		return 1;
+	size = region_size(v.device, VFIO_PCI_BAR2_REGION_INDEX);
+	if (!size) {
+		rmtty_vfio_close(&v);
+		return 1;
+	}
+
+	for (offset = 0; ok && offset < size; offset += CHUNK) {
+		if (!strcmp(cmd, "fill")) {
+			pattern(seed, offset, buf, CHUNK);
+			ok = transfer(v.device, buf, offset, true);
+			continue;
+		}
+		ok = transfer(v.device, buf, offset, false);
+		if (!ok)
+			break;
+		if (!strcmp(cmd, "hash")) {
+			for (i = 0; i < CHUNK; i++)
+				hash = (hash ^ buf[i]) * 0x100000001b3ull;
+			continue;
+		}
+		pattern(seed, offset, want, CHUNK);
+		for (i = 0; i < CHUNK; i += PAGE) {
+			if (!memcmp(buf + i, want + i, PAGE))
+				continue;
+			if (!bad_pages++)
+				first_bad = offset + i;
+		}
+	}
+	rmtty_vfio_close(&v);
+	free(buf);
+	free(want);
+	if (!ok)
+		return 1;
+
+	if (!strcmp(cmd, "hash")) {
+		printf("%016" PRIx64 "\n", hash);
+	} else if (!strcmp(cmd, "verify")) {
+		if (bad_pages)
+			printf("%" PRIu64 " of %" PRIu64 " pages differ from seed %" PRIu64
+			       "'s pattern, the first at 0x%" PRIx64 "\n",
+			       bad_pages, size / PAGE, seed, first_bad);
+		else
+			printf("all %" PRIu64 " pages hold seed %" PRIu64 "'s pattern\n",
+			       size / PAGE, seed);
+		return bad_pages ? 1 : 0;
+	}
+	return 0;
+}
