@@ -980,7 +980,8 @@ TEST_F_TIMEOUT(mig, refused_records, 240)
 	} changes[] = {
 		{ "page payload", PAGE0, MIG_REC_HEADER + 2000, 0x01,
 		  .reason = "type 0x3 at byte %zu: CRC" },
-		{ "page flags", PAGE0, 2, 0x02, .reason = "type 0x3 at byte %zu: CRC" },
+		{ "page flags", PAGE0, 2, 0x02, .at_header = true,
+		  .reason = "type 0x3 at byte %zu has unknown flags 0x3" },
 		{ "page CRC", PAGE0, 8, 0x01, .reason = "type 0x3 at byte %zu: CRC" },
 		{ "page length", PAGE0, 4, 0x01, .at_header = true,
 		  .reason = "type 0x3 at byte %zu has length 4105" },
@@ -1004,6 +1005,10 @@ TEST_F_TIMEOUT(mig, refused_records, 240)
 		  .reason = "UART record at byte %zu: IER 0x10 has undefined bits" },
 		{ "UART reserved", UART, MIG_REC_HEADER + 25, 1, true, true,
 		  .reason = "UART record at byte %zu: reserved byte 0x01 has undefined bits" },
+		{ "UART FIFO past its count", UART, MIG_REC_HEADER + 16, 0x5a, true, true,
+		  .reason = "UART record at byte %zu: bytes past the FIFO's count are not 0" },
+		{ "UART MSR inputs", UART, MIG_REC_HEADER + 23, 0x10, false, true,
+		  .reason = "does not follow MCR's outputs" },
 		{ "end type", END, 0, 0x01, .reason = "type 0xfffe at byte %zu: CRC" },
 		{ "end CRC", END, 8, 0x01, .reason = "type 0xffff at byte %zu: CRC" },
 	};
