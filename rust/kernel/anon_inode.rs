@@ -120,6 +120,16 @@ pub trait Operations: Sized + 'static {
 }
 
 /// How userspace may use a file.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::anon_inode::Access;
+///
+/// // A file to read a saved state from.
+/// let access = Access::ReadOnly;
+/// assert_ne!(access, Access::WriteOnly);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
     /// `read()` only.

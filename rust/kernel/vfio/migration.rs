@@ -42,6 +42,15 @@ use core::{
 };
 
 /// A state of the migration state machine (`enum vfio_device_mig_state`).
+///
+/// # Examples
+///
+/// ```
+/// use kernel::vfio::migration::State;
+///
+/// assert_eq!(State::from_raw(2), Some(State::Running));
+/// assert_eq!(State::from_raw(8), None);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[repr(u32)]
 pub enum State {
@@ -106,6 +115,16 @@ impl fmt::Display for State {
 
 /// The migration features of a device (`VFIO_MIGRATION_*`), which decide the states and arcs of
 /// its state machine.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::{uapi, vfio::migration::Features};
+///
+/// const FEATURES: Features = Features::STOP_COPY.and(Features::PRE_COPY);
+/// let bits = uapi::VFIO_MIGRATION_STOP_COPY | uapi::VFIO_MIGRATION_PRE_COPY;
+/// assert_eq!(FEATURES.bits(), bits);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Features(u32);
 
@@ -130,6 +149,56 @@ impl Features {
 
 /// The migration ops of a VFIO device.
 ///
+/// # Examples
+///
+/// A device that can only be stopped and started, whose state is empty: it has no transfers,
+/// and the request for `STOP_COPY` or `RESUMING` is refused.
+///
+/// ```
+/// use kernel::{
+///     prelude::*,
+///     sync::Mutex,
+///     vfio::{
+///         self,
+///         migration::{DataFile, Features, Migration, State, Transition},
+///     },
+/// };
+///
+/// #[pin_data]
+/// struct Simple {
+///     #[pin]
+///     state: Mutex<State>,
+/// }
+///
+/// #[vtable]
+/// impl vfio::Driver for Simple {
+///     const NAME: &'static CStr = c"simple";
+/// }
+///
+/// impl Migration for Simple {
+///     const FEATURES: Features = Features::STOP_COPY;
+///
+///     fn set_state(&self, transition: &Transition<'_>, new: State) -> Result<Option<DataFile>> {
+///         let mut state = self.state.lock();
+///         while *state != new {
+///             match transition.next(*state, new)? {
+///                 next @ (State::Stop | State::Running) => *state = next,
+///                 _ => return Err(EINVAL),
+///             }
+///         }
+///         Ok(None)
+///     }
+///
+///     fn state(&self) -> Result<State> {
+///         Ok(*self.state.lock())
+///     }
+///
+///     fn data_size(&self) -> Result<usize> {
+///         Ok(0)
+///     }
+/// }
+/// ```
+///
 /// The VFIO core does not serialize the requests: a driver keeps its state under a lock of its
 /// own and walks a request to its end under that lock. Opening and closing the device and
 /// `VFIO_DEVICE_RESET` should bring it back to [`State::Running`], ending any transfer: a data
@@ -151,7 +220,22 @@ pub trait Migration: Driver {
     fn data_size(&self) -> Result<usize>;
 }
 
-/// A `MIG_DEVICE_STATE` request in progress on a device.
+/// A `MIG_DEVICE_STATE` request in progress on a device, given to [`Migration::set_state`].
+///
+/// # Examples
+///
+/// Walking a request to its end, one arc at a time:
+///
+/// ```
+/// use kernel::{prelude::*, vfio::migration::{State, Transition}};
+///
+/// fn walk(transition: &Transition<'_>, mut cur: State, new: State) -> Result<State> {
+///     while cur != new {
+///         cur = transition.next(cur, new)?;
+///     }
+///     Ok(cur)
+/// }
+/// ```
 ///
 /// # Invariants
 ///
@@ -293,6 +377,19 @@ pub fn nothing_ready() -> Error {
 ///
 /// Taken from the [`Transition`] that starts the transfer: whether userspace opted in to the
 /// second version of the ioctl's flags (`VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2`) is fixed for it.
+///
+/// # Examples
+///
+/// A data file's ioctl:
+///
+/// ```
+/// use kernel::{prelude::*, uaccess::UserPtr, vfio::migration::PrecopyInfo};
+///
+/// fn ioctl(precopy: PrecopyInfo, cmd: u32, arg: UserPtr, left: u64) -> Result<isize> {
+///     // Everything left is of the first pass; nothing is dirty.
+///     precopy.answer(cmd, arg, || Ok((left, 0)))
+/// }
+/// ```
 #[derive(Clone, Copy, Debug)]
 pub struct PrecopyInfo {
     v2: bool,
