@@ -182,7 +182,9 @@ divisor() {
 
 say "probe: \$(dmesg | grep -E 'ttyS1 at I/O .* is a')"
 port=\$(cat /sys/class/tty/ttyS1/port) || fail "no ttyS1"
+# The tty's device is the serial core's port; the PCI device is above it.
 pci=\$(readlink -f /sys/class/tty/ttyS1/device)
+while [ ! -e "\$pci/resource" ] && [ "\$pci" != /sys ]; do pci=\${pci%/*}; done
 res=
 n=0
 while read -r start end flags; do
@@ -331,8 +333,9 @@ if wait_line source "$source_pid" '^rmtty-live: ready' "$boot_timeout"; then
 	boot_time=$(since "$t0")
 	ktap_print_msg "the nested guest was ready after $boot_time"
 else
-	phase="boot: no \"rmtty-live: ready\" within $boot_timeout s ($(running "$source_pid" &&
+	phase="boot: no \"rmtty-live: ready\" after $(since "$t0") of $boot_timeout s ($(running "$source_pid" &&
 		echo "source QEMU still running" || echo "source QEMU exited"))"
+	msgs "$(tail -n 30 "$tmp/source.serial" 2>/dev/null | tr -d '\r' | sed 's/^/source console: /')"
 fi
 src_info=
 if [ -z "$phase" ] && ! running "$target_pid"; then
@@ -385,7 +388,11 @@ if [ -z "$phase" ]; then
 		phase="after: no \"rmtty-live: done\" from the target within $after_timeout s"
 	ktap_print_msg "the guest on the target ran $(since "$t") after the go line"
 fi
-if running "$target_pid"; then
+if running "$target_pid" && [ -n "$phase" ]; then
+	# It may never have had a guest to power off.
+	qmp target "$target_pid" "$quit_timeout" quit
+	qemu_wait "$target_pid" "$quit_timeout"
+elif running "$target_pid"; then
 	qemu_wait "$target_pid" "$quit_timeout"
 else
 	qemu_wait "$target_pid" 1
