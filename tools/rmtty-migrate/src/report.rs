@@ -404,7 +404,7 @@ impl Report {
                 let _ = writeln!(s, "  cancelled: the device was put back to {state}");
             }
             Some(Err(e)) => {
-                let _ = writeln!(s, "  cancel failed: {e}");
+                let _ = writeln!(s, "  cancel (back to RUNNING) failed: {e}");
             }
             None => {}
         }

@@ -180,7 +180,7 @@ fn finish(t: &mut dyn Transport, report: &mut Report, done: Result<()>) -> Resul
                     report.phase(format!("cancel -> {state}"), start.elapsed());
                     report.cancel = Some(Ok(state));
                 }
-                Err(e) => report.cancel = Some(Err(e.context("cancel"))),
+                Err(e) => report.cancel = Some(Err(e)),
             }
         }
     }

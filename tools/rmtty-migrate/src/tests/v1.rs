@@ -311,7 +311,14 @@ fn a_refused_commit_is_reported_and_the_cancel_fails_too() {
     let cancel = r.cancel.clone().unwrap().unwrap_err();
     assert_eq!(
         cancel.to_string(),
-        "cancel: write device_state: EINVAL (Invalid argument)"
+        "write device_state: EINVAL (Invalid argument)"
+    );
+    assert!(
+        r.human().contains(
+            "  cancel (back to RUNNING) failed: write device_state: EINVAL (Invalid argument)\n"
+        ),
+        "{}",
+        r.human()
     );
     assert_eq!(r.json()["cancel_error"]["errno_name"], "EINVAL");
 }
