@@ -324,10 +324,16 @@ fn set_stream(
     input: &[u8],
 ) -> Result {
     let Some(stream) = Stream::parse(input) else {
-        let value = BStr::from_bytes(input.strip_suffix(b"\n").unwrap_or(input));
+        // Enough of the value to see what it was, and the reason within one log line.
+        let value = input.strip_suffix(b"\n").unwrap_or(input);
+        let (shown, more) = match value.get(..16) {
+            Some(head) if value.len() > 16 => (head, "..."),
+            _ => (value, ""),
+        };
+        let shown = BStr::from_bytes(shown);
         dev_warn!(
             dev.as_ref(),
-            "stream_version: {value:?} is not a stream version this driver writes (1.0, 1.1)\n"
+            "stream_version: {shown:?}{more} is not a stream version this driver writes (1.0, 1.1)\n"
         );
         return Err(EINVAL);
     };
