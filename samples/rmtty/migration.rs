@@ -29,7 +29,10 @@ use crate::{
         Saver,
         Tail, //
     },
-    version::Shape,
+    version::{
+        Shape,
+        Stream, //
+    },
 };
 mod region;
 
@@ -112,6 +115,8 @@ pub(crate) struct Machine {
     region: RegionBuffer,
     /// Counts the transfers, so that a link knows whether its transfer is the current one.
     generation: u64,
+    /// The stream version the device writes and reads (its `stream_version` attribute).
+    stream: Stream,
 }
 
 impl Machine {
@@ -125,7 +130,18 @@ impl Machine {
             link: None,
             region: RegionBuffer::new(),
             generation: 0,
+            stream: Stream::LATEST,
         }
+    }
+
+    /// The stream version the device writes and reads.
+    pub(crate) fn stream(&self) -> Stream {
+        self.stream
+    }
+
+    /// Makes the device write and read `stream` from its next transfer on.
+    pub(crate) fn set_stream(&mut self, stream: Stream) {
+        self.stream = stream;
     }
 
     /// The state the device is in.
@@ -160,7 +176,7 @@ impl Machine {
     pub(crate) fn data_size(&self, shape: Shape) -> usize {
         match &self.transfer {
             Transfer::Saving(saver) => saver.remaining(),
-            _ => Saver::full_size(shape),
+            _ => Saver::full_size(shape, self.stream),
         }
     }
 }
@@ -245,12 +261,12 @@ impl RmttyVfio {
             | (State::PreCopy, State::PreCopyP2p)
             | (State::PreCopyP2p, State::PreCopy) => Ok(None),
             (State::Running, State::PreCopy) | (State::RunningP2p, State::PreCopyP2p) => {
-                let saver = KBox::new(Saver::new(shape)?, GFP_KERNEL)?;
+                let saver = KBox::new(Saver::new(shape, state.migration.stream)?, GFP_KERNEL)?;
                 self.start(state, Transfer::Saving(saver))?;
                 Ok(Some(Direction::Saving))
             }
             (State::Stop, State::StopCopy) => {
-                let mut saver = KBox::new(Saver::new(shape)?, GFP_KERNEL)?;
+                let mut saver = KBox::new(Saver::new(shape, state.migration.stream)?, GFP_KERNEL)?;
                 saver.stop_copy(self.tail());
                 self.start(state, Transfer::Saving(saver))?;
                 Ok(Some(Direction::Saving))
@@ -269,7 +285,9 @@ impl RmttyVfio {
                 Ok(None)
             }
             (State::Stop, State::Resuming) => {
-                let loader = KBox::new(Loader::new(shape, self.bar2_size(state))?, GFP_KERNEL)?;
+                let stream = state.migration.stream;
+                let loader = Loader::new(shape, self.bar2_size(state), stream)?;
+                let loader = KBox::new(loader, GFP_KERNEL)?;
                 self.start(state, Transfer::Loading(loader))?;
                 Ok(Some(Direction::Resuming))
             }

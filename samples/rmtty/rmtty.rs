@@ -29,7 +29,7 @@ mod version;
 use device::{DeviceState, Memory, RmttyVfio};
 use migration::Machine;
 use pool::Pool;
-use version::Shape;
+use version::{Shape, Stream};
 
 module! {
     type: RmttyModule,
@@ -111,6 +111,7 @@ const TYPES: [TypeInfo<RmttyType>; 3] = [
 #[derive(Clone, Copy)]
 enum DeviceAttr {
     MigrationVersion,
+    StreamVersion,
     AggregatedInstances,
     MaxAggregation,
 }
@@ -170,10 +171,10 @@ impl mdev::Driver for Rmtty {
     const DEVICE_ATTRIBUTE_GROUPS: &'static [AttributeGroup<DeviceAttr>] = &[
         AttributeGroup::new(
             None,
-            &[Attribute::read_write(
-                c"migration_version",
-                DeviceAttr::MigrationVersion,
-            )],
+            &[
+                Attribute::read_write(c"migration_version", DeviceAttr::MigrationVersion),
+                Attribute::read_write(c"stream_version", DeviceAttr::StreamVersion),
+            ],
         ),
         AttributeGroup::new(
             Some(c"mdev"),
@@ -275,8 +276,10 @@ impl mdev::Driver for Rmtty {
         match attr {
             DeviceAttr::MigrationVersion => {
                 let shape = self.shape(state.reservation.units());
-                version::write_device(f, shape, self.config.unit_mib)?;
+                let stream = state.migration.stream();
+                version::write_device(f, shape, stream, self.config.unit_mib)?;
             }
+            DeviceAttr::StreamVersion => writeln!(f, "{}", state.migration.stream())?,
             DeviceAttr::AggregatedInstances => writeln!(f, "{}", state.aggregation)?,
             DeviceAttr::MaxAggregation => {
                 let max = (state.aggregation + data.mtype.data().fit(self.pool.free()))
@@ -299,15 +302,51 @@ impl mdev::Driver for Rmtty {
                 // Under the lock: the shape must not change while it is compared.
                 let state = data.state.lock();
                 let shape = self.shape(state.reservation.units());
-                version::check_device(input, shape).map_err(|refusal| {
+                let stream = state.migration.stream();
+                version::check_device(input, shape, stream).map_err(|refusal| {
                     dev_warn!(dev.as_ref(), "migration_version refused: {refusal}\n");
                     EINVAL
                 })
             }
+            DeviceAttr::StreamVersion => set_stream(dev, &data, input),
             DeviceAttr::AggregatedInstances => self.set_aggregation(dev, &data, input),
             DeviceAttr::MaxAggregation => Err(EPERM),
         }
     }
+}
+
+/// Sets the stream version a device writes and reads: `1.0` lets an older driver take its stream,
+/// and makes it refuse 1.1 streams. Like the aggregation, it cannot change while the device is
+/// open: a transfer in progress keeps the version it started with.
+fn set_stream(
+    dev: &mdev::Device<kernel::device::Bound>,
+    device: &RmttyDevice,
+    input: &[u8],
+) -> Result {
+    let Some(stream) = Stream::parse(input) else {
+        // Enough of the value to see what it was, and the reason within one log line.
+        let value = input.strip_suffix(b"\n").unwrap_or(input);
+        let (shown, more) = match value.get(..16) {
+            Some(head) if value.len() > 16 => (head, "..."),
+            _ => (value, ""),
+        };
+        let shown = BStr::from_bytes(shown);
+        dev_warn!(
+            dev.as_ref(),
+            "stream_version: {shown:?}{more} is not a stream version this driver writes (1.0, 1.1)\n"
+        );
+        return Err(EINVAL);
+    };
+    let mut state = device.state.lock();
+    if stream == state.migration.stream() {
+        return Ok(());
+    }
+    if state.open {
+        dev_warn!(dev.as_ref(), "stream_version: the device is open\n");
+        return Err(EBUSY);
+    }
+    state.migration.set_stream(stream);
+    Ok(())
 }
 
 impl Rmtty {

@@ -20,7 +20,7 @@ use crate::{
     },
     version::{
         Shape,
-        STREAM_VERSION, //
+        Stream, //
     },
 };
 use kernel::{
@@ -57,10 +57,24 @@ const REQUIRED: u16 = 1;
 const CONFIG: u16 = 1;
 const UART: u16 = 2;
 const PAGE: u16 = 3;
+/// Since 1.1, before the end: what came before it. Written without `REQUIRED`: a 1.0 reader
+/// skips it.
+const SUMMARY: u16 = 4;
 const END: u16 = 0xffff;
 
-/// What the stream ends with, after the device memory: the config and UART records and the end.
-pub(crate) const TAIL_SIZE: usize = 3 * RECORD_HEADER_SIZE + CONFIG_SIZE + uart::SAVED_SIZE;
+/// The payload of a summary record: the stream's bytes before the record (u64), the page records
+/// among them (u32, modulo 2^32) and a reserved word.
+const SUMMARY_PAYLOAD: usize = 16;
+
+/// What a stream of `version` ends with, after the device memory: the config and UART records,
+/// from 1.1 the summary record, and the end.
+pub(crate) fn tail_size(version: Stream) -> usize {
+    let tail = 3 * RECORD_HEADER_SIZE + CONFIG_SIZE + uart::SAVED_SIZE;
+    match version {
+        Stream::V1_0 => tail,
+        Stream::V1_1 => tail + RECORD_HEADER_SIZE + SUMMARY_PAYLOAD,
+    }
+}
 
 /// The number of pages of a device of `shape`.
 pub(crate) fn pages(shape: Shape) -> usize {
@@ -68,14 +82,13 @@ pub(crate) fn pages(shape: Shape) -> usize {
     (shape.memory_mib as usize) << 20 >> 12
 }
 
-/// The stream's header for a device of `shape`.
-fn header(shape: Shape) -> [u8; HEADER_SIZE] {
-    let (major, minor) = STREAM_VERSION;
+/// The header of a stream of `version` for a device of `shape`.
+fn header(shape: Shape, version: Stream) -> [u8; HEADER_SIZE] {
     let mut header = [0; HEADER_SIZE];
     header[0..8].copy_from_slice(&MAGIC);
     // CAST: The versions are small.
-    header[8..10].copy_from_slice(&(major as u16).to_le_bytes());
-    header[10..12].copy_from_slice(&(minor as u16).to_le_bytes());
+    header[8..10].copy_from_slice(&(Stream::MAJOR as u16).to_le_bytes());
+    header[10..12].copy_from_slice(&(version.minor() as u16).to_le_bytes());
     // Flags at 12..16: none are defined.
     header[16..20].copy_from_slice(&shape.memory_mib.to_le_bytes());
     header[20..24].copy_from_slice(&shape.ports.to_le_bytes());
@@ -93,18 +106,22 @@ fn le32(bytes: &[u8], at: usize) -> u32 {
     u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
 }
 
+fn le64(bytes: &[u8], at: usize) -> u64 {
+    u64::from(le32(bytes, at)) | u64::from(le32(bytes, at + 4)) << 32
+}
+
 /// The CRC of a record: over its type, flags and length, then its payload.
 fn record_crc(head: &[u8], payload: &[u8]) -> u32 {
     let raw = kernel::crc::crc32c_update(!0, &head[..8]);
     !kernel::crc::crc32c_update(raw, payload)
 }
 
-/// Appends a record of `kind` with `payload` to `out`, which has room for it.
-fn push_record(out: &mut KVec<u8>, kind: u16, payload: &[&[u8]]) -> Result {
+/// Appends a record of `kind` with `flags` and `payload` to `out`, which has room for it.
+fn push_record(out: &mut KVec<u8>, kind: u16, flags: u16, payload: &[&[u8]]) -> Result {
     let len: usize = payload.iter().map(|part| part.len()).sum();
     let start = out.len();
     out.extend_from_slice(&kind.to_le_bytes(), GFP_KERNEL)?;
-    out.extend_from_slice(&REQUIRED.to_le_bytes(), GFP_KERNEL)?;
+    out.extend_from_slice(&flags.to_le_bytes(), GFP_KERNEL)?;
     // CAST: Records are at most a page and a few bytes.
     out.extend_from_slice(&(len as u32).to_le_bytes(), GFP_KERNEL)?;
     out.extend_from_slice(&[0; 4], GFP_KERNEL)?;
@@ -159,7 +176,7 @@ enum Part {
     Initial,
     /// A page written again after the first pass sent it.
     Dirty,
-    /// The config and UART records and the end.
+    /// The config, UART and summary records and the end.
     Tail,
 }
 
@@ -169,7 +186,7 @@ pub(crate) struct Tail {
     pub(crate) uart: [u8; uart::SAVED_SIZE],
 }
 
-/// A saving session: produces the stream of a device of `shape` as it is read.
+/// A saving session: produces the stream of `version` of a device of `shape` as it is read.
 ///
 /// Its first pass sends every page of the memory; pages written after the pass sent them are
 /// marked dirty and sent again, until stop-and-copy sends the last of them and the tail.
@@ -180,12 +197,17 @@ pub(crate) struct Tail {
 /// `chunk_pos <= chunk.len()`.
 pub(crate) struct Saver {
     shape: Shape,
+    version: Stream,
     pages: usize,
     header_sent: bool,
     /// The next page of the first pass.
     cursor: usize,
     dirty: BitmapVec,
     dirty_count: usize,
+    /// The bytes of the records filled before `chunk`'s, and the page records among them
+    /// (modulo 2^32): for the summary record.
+    sent: u64,
+    page_records: u32,
     /// Set when stop-and-copy begins.
     tail: Option<Tail>,
     tail_sent: bool,
@@ -196,17 +218,20 @@ pub(crate) struct Saver {
 }
 
 impl Saver {
-    /// A session for a device of `shape`.
-    pub(crate) fn new(shape: Shape) -> Result<Self> {
+    /// A session that writes the stream of `version` of a device of `shape`.
+    pub(crate) fn new(shape: Shape, version: Stream) -> Result<Self> {
         let pages = pages(shape);
         // INVARIANT: Nothing sent, nothing dirty.
         Ok(Self {
             shape,
+            version,
             pages,
             header_sent: false,
             cursor: 0,
             dirty: BitmapVec::new(pages, GFP_KERNEL)?,
             dirty_count: 0,
+            sent: 0,
+            page_records: 0,
             tail: None,
             tail_sent: false,
             chunk: KVec::with_capacity(PAGE_RECORD_SIZE, GFP_KERNEL)?,
@@ -215,9 +240,10 @@ impl Saver {
         })
     }
 
-    /// The size of the whole stream of a device of `shape`, saved by stop-and-copy alone.
-    pub(crate) fn full_size(shape: Shape) -> usize {
-        HEADER_SIZE + pages(shape) * PAGE_RECORD_SIZE + TAIL_SIZE
+    /// The size of the whole stream of `version` of a device of `shape`, saved by stop-and-copy
+    /// alone.
+    pub(crate) fn full_size(shape: Shape, version: Stream) -> usize {
+        HEADER_SIZE + pages(shape) * PAGE_RECORD_SIZE + tail_size(version)
     }
 
     /// Begins stop-and-copy: after the pages still to send, the stream ends with `tail`.
@@ -268,17 +294,23 @@ impl Saver {
 
     /// The bytes still to be read to the end of the stream, if stop-and-copy began now.
     pub(crate) fn remaining(&self) -> usize {
-        let tail = if self.tail_sent { 0 } else { TAIL_SIZE };
+        let tail = if self.tail_sent {
+            0
+        } else {
+            tail_size(self.version)
+        };
         self.initial_bytes() + self.dirty_bytes() + self.chunk_left(Part::Tail) + tail
     }
 
     /// Fills `chunk` with the next record; returns false if there is none to send now.
     fn refill(&mut self, memory: &[u8]) -> Result<bool> {
+        // CAST: A usize fits in a u64.
+        self.sent += self.chunk.len() as u64;
         self.chunk.clear();
         self.chunk_pos = 0;
         if !self.header_sent {
             self.chunk
-                .extend_from_slice(&header(self.shape), GFP_KERNEL)?;
+                .extend_from_slice(&header(self.shape, self.version), GFP_KERNEL)?;
             self.chunk_part = Part::Initial;
             self.header_sent = true;
         } else if self.cursor < self.pages {
@@ -292,9 +324,17 @@ impl Saver {
             self.dirty.clear_bit(page);
             self.dirty_count -= 1;
         } else if let (Some(tail), false) = (&self.tail, self.tail_sent) {
-            push_record(&mut self.chunk, CONFIG, &[&tail.config])?;
-            push_record(&mut self.chunk, UART, &[&tail.uart])?;
-            push_record(&mut self.chunk, END, &[])?;
+            push_record(&mut self.chunk, CONFIG, REQUIRED, &[&tail.config])?;
+            push_record(&mut self.chunk, UART, REQUIRED, &[&tail.uart])?;
+            if self.version >= Stream::V1_1 {
+                // What came before the summary: the header, every page record sent, the
+                // config and UART records.
+                // CAST: A usize fits in a u64.
+                let before = (self.sent + self.chunk.len() as u64).to_le_bytes();
+                let count = self.page_records.to_le_bytes();
+                push_record(&mut self.chunk, SUMMARY, 0, &[&before, &count, &[0; 4]])?;
+            }
+            push_record(&mut self.chunk, END, REQUIRED, &[])?;
             self.chunk_part = Part::Tail;
             self.tail_sent = true;
         } else {
@@ -308,7 +348,9 @@ impl Saver {
         let bytes = memory.get(start..start + PAGE_SIZE).ok_or(EINVAL)?;
         // CAST: At most 2^18 pages.
         let index = (page as u32).to_le_bytes();
-        push_record(&mut self.chunk, PAGE, &[&index, &[0; 4], bytes])
+        push_record(&mut self.chunk, PAGE, REQUIRED, &[&index, &[0; 4], bytes])?;
+        self.page_records = self.page_records.wrapping_add(1);
+        Ok(())
     }
 
     /// Moves the next bytes of the stream to `out`, as many as fit and are ready: the device
@@ -336,7 +378,8 @@ impl Saver {
 pub(crate) enum Refusal {
     Magic([u8; 8]),
     Major(u16),
-    NewerMinor(u16),
+    /// The stream's minor version, and the reader's.
+    NewerMinor(u16, u32),
     Flags(u32),
     Shape {
         stream: Shape,
@@ -382,6 +425,25 @@ pub(crate) enum Refusal {
         at: u64,
         why: uart::LoadRefusal,
     },
+    SummaryBytes {
+        at: u64,
+        stated: u64,
+    },
+    SummaryPages {
+        at: u64,
+        stated: u32,
+        received: u32,
+    },
+    SummaryReserved {
+        at: u64,
+    },
+    AfterSummary {
+        at: u64,
+        kind: u16,
+    },
+    NoSummary {
+        at: u64,
+    },
     Trailing(u64),
     Refused,
     Missing(&'static str),
@@ -390,11 +452,11 @@ pub(crate) enum Refusal {
 
 impl fmt::Display for Refusal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let (major, minor) = STREAM_VERSION;
+        let major = Stream::MAJOR;
         match self {
             Self::Magic(magic) => write!(f, "bad magic {magic:02x?}"),
             Self::Major(v) => write!(f, "major version {v}, this device reads {major}"),
-            Self::NewerMinor(v) => write!(f, "minor version {v} is newer than {minor}"),
+            Self::NewerMinor(v, minor) => write!(f, "minor version {v} is newer than {minor}"),
             Self::Flags(flags) => write!(f, "unknown header flags {flags:#x}"),
             Self::Shape { stream, device } => write!(
                 f,
@@ -433,6 +495,29 @@ impl fmt::Display for Refusal {
                 "config record at byte {at}: read-only bits of byte {offset:#x} differ"
             ),
             Self::Uart { at, why } => write!(f, "UART record at byte {at}: {why}"),
+            Self::SummaryBytes { at, stated } => write!(
+                f,
+                "summary record at byte {at}: {stated} bytes before it, {at} received"
+            ),
+            Self::SummaryPages {
+                at,
+                stated,
+                received,
+            } => write!(
+                f,
+                "summary record at byte {at}: {stated} page records before it, {received} received"
+            ),
+            Self::SummaryReserved { at } => {
+                write!(f, "summary record at byte {at}: reserved word")
+            }
+            Self::AfterSummary { at, kind } => write!(
+                f,
+                "record type {kind:#x} at byte {at} follows the summary record"
+            ),
+            Self::NoSummary { at } => write!(
+                f,
+                "end record at byte {at}: the 1.1 stream has no summary record"
+            ),
             Self::Trailing(at) => write!(f, "bytes after the end record, at byte {at}"),
             Self::Refused => write!(f, "the stream was refused already"),
             Self::Missing(what) => write!(f, "the stream ended without {what}"),
@@ -441,10 +526,10 @@ impl fmt::Display for Refusal {
     }
 }
 
-/// Checks a stream's header against a device of `shape`, field by field: a wrong field is
-/// named even if the header's CRC does not match either.
-fn check_header(header: &[u8], shape: Shape) -> Result<(), Refusal> {
-    let (major, minor) = STREAM_VERSION;
+/// Checks a stream's header against a device of `shape` that reads `version`, field by field: a
+/// wrong field is named even if the header's CRC does not match either.
+fn check_header(header: &[u8], shape: Shape, version: Stream) -> Result<(), Refusal> {
+    let (major, minor) = (Stream::MAJOR, version.minor());
     let mut magic = [0; 8];
     magic.copy_from_slice(&header[0..8]);
     let stream = Shape {
@@ -456,7 +541,7 @@ fn check_header(header: &[u8], shape: Shape) -> Result<(), Refusal> {
     } else if u32::from(le16(header, 8)) != major {
         Err(Refusal::Major(le16(header, 8)))
     } else if u32::from(le16(header, 10)) > minor {
-        Err(Refusal::NewerMinor(le16(header, 10)))
+        Err(Refusal::NewerMinor(le16(header, 10), minor))
     } else if le32(header, 12) != 0 {
         Err(Refusal::Flags(le32(header, 12)))
     } else if stream != shape {
@@ -493,7 +578,8 @@ pub(crate) struct Loaded {
     pub(crate) uart: Uart,
 }
 
-/// A resuming session: reads the stream of a device of `shape`, in pieces of any size.
+/// A resuming session: reads the stream of a device of `shape` that reads streams up to
+/// `version`, in pieces of any size.
 ///
 /// # Invariants
 ///
@@ -501,7 +587,10 @@ pub(crate) struct Loaded {
 /// of the device, `received_count` of them set; `memory`, once allocated, is the device's size.
 pub(crate) struct Loader {
     shape: Shape,
+    version: Stream,
     bar2_size: u32,
+    /// The stream's minor version, once its header is read.
+    minor: u16,
     /// Stream bytes consumed so far.
     offset: u64,
     piece: Piece,
@@ -511,17 +600,23 @@ pub(crate) struct Loader {
     memory: Option<VVec<u8>>,
     received: BitmapVec,
     received_count: usize,
+    /// The page records read, modulo 2^32, and whether a summary record was (from 1.1).
+    page_records: u32,
+    summary: bool,
     config: Option<ConfigSpace>,
     uart: Option<Uart>,
 }
 
 impl Loader {
-    /// A session for a device of `shape` whose BAR2 is `bar2_size` bytes.
-    pub(crate) fn new(shape: Shape, bar2_size: u32) -> Result<Self> {
+    /// A session for a device of `shape` whose BAR2 is `bar2_size` bytes, that reads the
+    /// streams of `version` and older.
+    pub(crate) fn new(shape: Shape, bar2_size: u32, version: Stream) -> Result<Self> {
         // INVARIANT: Nothing read yet.
         Ok(Self {
             shape,
+            version,
             bar2_size,
+            minor: 0,
             offset: 0,
             piece: Piece::Header,
             unit: KVec::with_capacity(HEADER_SIZE, GFP_KERNEL)?,
@@ -529,6 +624,8 @@ impl Loader {
             memory: None,
             received: BitmapVec::new(pages(shape), GFP_KERNEL)?,
             received_count: 0,
+            page_records: 0,
+            summary: false,
             config: None,
             uart: None,
         })
@@ -595,7 +692,8 @@ impl Loader {
         let size = self.unit.len();
         match self.piece {
             Piece::Header => {
-                check_header(&self.unit, self.shape)?;
+                check_header(&self.unit, self.shape, self.version)?;
+                self.minor = le16(&self.unit, 10);
                 self.piece = Piece::RecordHeader;
             }
             Piece::RecordHeader => {
@@ -606,10 +704,15 @@ impl Loader {
                 if flags & !REQUIRED != 0 {
                     return Err(Refusal::RecordFlags { at, kind, flags });
                 }
+                // The summary counts what came before it: only the end may follow.
+                if self.summary && kind != END {
+                    return Err(Refusal::AfterSummary { at, kind });
+                }
                 let expected = match kind {
                     CONFIG => Some(CONFIG_SIZE),
                     UART => Some(uart::SAVED_SIZE),
                     PAGE => Some(PAGE_PAYLOAD),
+                    SUMMARY if self.version >= Stream::V1_1 => Some(SUMMARY_PAYLOAD),
                     END => Some(0),
                     _ => None,
                 };
@@ -689,6 +792,29 @@ impl Loader {
                     self.received.set_bit(index);
                     self.received_count += 1;
                 }
+                self.page_records = self.page_records.wrapping_add(1);
+            }
+            // A 1.0 reader does not know the summary: it skips it, as any optional record.
+            SUMMARY if self.version >= Stream::V1_1 => {
+                let stated = le64(payload, 0);
+                if stated != at {
+                    return Err(Refusal::SummaryBytes { at, stated });
+                }
+                let stated = le32(payload, 8);
+                if stated != self.page_records {
+                    return Err(Refusal::SummaryPages {
+                        at,
+                        stated,
+                        received: self.page_records,
+                    });
+                }
+                if le32(payload, 12) != 0 {
+                    return Err(Refusal::SummaryReserved { at });
+                }
+                self.summary = true;
+            }
+            END if self.version >= Stream::V1_1 && self.minor >= 1 && !self.summary => {
+                return Err(Refusal::NoSummary { at });
             }
             END => self.piece = Piece::Ended,
             _ if flags & REQUIRED != 0 => return Err(Refusal::Unknown { at, kind }),

@@ -247,10 +247,14 @@ static inline void expect_stale(struct __test_metadata *_metadata, int fd, bool 
 static const unsigned int by_rotation[] = { 1, 7, 4093 }, by_sevens[] = { 7 },
 			  by_pages[] = { 4093 };
 
-/* Save @device by stop-and-copy, then let it run again: the stream, malloc'ed. */
-static inline __u8 *save(struct __test_metadata *_metadata, int device, size_t memory, size_t *len)
+/*
+ * Save @device, which writes stream version 1.@minor, by stop-and-copy, then
+ * let it run again: the stream, malloc'ed.
+ */
+static inline __u8 *save_minor(struct __test_metadata *_metadata, int device, size_t memory,
+			       unsigned int minor, size_t *len)
 {
-	size_t size = mig_stream_size(memory);
+	size_t size = mig_stream_size_minor(memory, minor);
 	__u8 *buf = malloc(size + MIG_PAGE_REC);
 	__u64 data_size = 0;
 	ssize_t got;
@@ -271,6 +275,12 @@ static inline __u8 *save(struct __test_metadata *_metadata, int device, size_t m
 	expect_stale(_metadata, fd, true);
 	*len = got;
 	return buf;
+}
+
+/* Save @device, which writes the default stream version 1.1. */
+static inline __u8 *save(struct __test_metadata *_metadata, int device, size_t memory, size_t *len)
+{
+	return save_minor(_metadata, device, memory, 1, len);
 }
 
 /* Load @len bytes of @s into @device in writes of @plan, and let it run. */

@@ -643,6 +643,30 @@ static void expect_loaded(struct __test_metadata *_metadata, FIXTURE_DATA(mig) *
 			 SOURCE_SEED);
 }
 
+/*
+ * Expect device @slot to hold what the source gave its stream, without
+ * reading the source's UART (reads change it): memory and config space as
+ * the source's, and the UART of SOURCE_SEED.
+ */
+static void expect_holds_source(struct __test_metadata *_metadata, FIXTURE_DATA(mig) *self,
+				unsigned int slot, const char *what)
+{
+	__u8 cs[MIG_CONFIG_SIZE], ct[MIG_CONFIG_SIZE], seq[UART_READS_MAX], *ms, *mt;
+	char label[128];
+
+	ms = memory_read(_metadata, self->v[SOURCE].device, self->memory[SOURCE]);
+	mt = memory_read(_metadata, self->v[slot].device, self->memory[SOURCE]);
+	snprintf(label, sizeof(label), "%s: memory", what);
+	expect_same(_metadata, mt, ms, self->memory[SOURCE], label);
+	free(ms);
+	free(mt);
+	config_read(_metadata, self->v[SOURCE].device, cs);
+	config_read(_metadata, self->v[slot].device, ct);
+	snprintf(label, sizeof(label), "%s: config space", what);
+	expect_same(_metadata, ct, cs, MIG_CONFIG_SIZE, label);
+	uart_expect(_metadata, seq, uart_reads(_metadata, self->v[slot].device, seq), SOURCE_SEED);
+}
+
 /* Each header field wrong, and a stream of another shape: refused with byte 32. */
 TEST_F_TIMEOUT(mig, refused_headers, 180)
 {
@@ -654,7 +678,7 @@ TEST_F_TIMEOUT(mig, refused_headers, 180)
 	} fields[] = {
 		{ "magic", 3, 0x20, "bad magic" },
 		{ "major", 8, 0x03, "major version 2, this device reads 1" },
-		{ "minor + 1", 10, 0x01, "minor version 1 is newer than 0" },
+		{ "minor + 1", 10, 0x03, "minor version 2 is newer than 1" },
 		{ "flags", 12, 0x01, "unknown header flags 0x1" },
 		{ "memory_mib", 16, 0x03, "shape 1 port(s) and 2 MiB, this device has 1 port(s)" },
 		{ "ports", 20, 0x03, "shape 2 port(s) and 1 MiB, this device has 1 port(s)" },
@@ -741,7 +765,8 @@ TEST_F_TIMEOUT(mig, refused_records, 240)
 		  .reason = "UART record at byte %zu: bytes past the FIFO's count are not 0" },
 		{ "UART MSR inputs", UART, MIG_REC_HEADER + 23, 0x10, false, true,
 		  .reason = "does not follow MCR's outputs" },
-		{ "end type", END, 0, 0x01, .reason = "type 0xfffe at byte %zu: CRC" },
+		{ "end type", END, 0, 0x01,
+		  .reason = "record type 0xfffe at byte %zu follows the summary record" },
 		{ "end CRC", END, 8, 0x01, .reason = "type 0xffff at byte %zu: CRC" },
 	};
 	struct bad_stream b = { 0 };
@@ -807,9 +832,10 @@ TEST_F_TIMEOUT(mig, refused_records, 240)
 		 map.config);
 	expect_refused(_metadata, self, &b, 33);
 	free(bad);
-	/* One of 64 KiB without MIG_REQUIRED is skipped: the stream loads */
+	/* One of 64 KiB without MIG_REQUIRED is skipped: the stream (its summary counting it) loads */
 	bad = mig_insert_record(stream, len, map.config, 7, 0, 65536, &bad_len);
 	ASSERT_TRUE(bad != NULL);
+	ASSERT_EQ(0, mig_fix_summary(bad, bad_len));
 	load(_metadata, self->v[TARGET].device, bad, bad_len, by_pages, 1);
 	EXPECT_EQ(0, kmsg_count(self->kmsg, "migration stream refused"));
 	free(bad);
@@ -852,6 +878,8 @@ TEST_F_TIMEOUT(mig, refused_short_streams, 240)
 	memcpy(bad + MIG_HEADER, stream + map.config, len - map.config);
 	b.what = "no pages";
 	b.len = MIG_HEADER + len - map.config;
+	/* The summary says what the stream holds: the check of the end does the refusing */
+	ASSERT_EQ(0, mig_fix_summary(bad, b.len));
 	snprintf(b.reason, sizeof(b.reason), "the stream ended without %zu page(s)",
 		 self->memory[TARGET] / MIG_PAGE);
 	expect_refused(_metadata, self, &b, 60);
@@ -861,6 +889,7 @@ TEST_F_TIMEOUT(mig, refused_short_streams, 240)
 	       len - MIG_HEADER - 101 * MIG_PAGE_REC);
 	b.what = "a page missing";
 	b.len = len - MIG_PAGE_REC;
+	ASSERT_EQ(0, mig_fix_summary(bad, b.len));
 	snprintf(b.reason, sizeof(b.reason), "the stream ended without 1 page(s)");
 	expect_refused(_metadata, self, &b, 61);
 	/* Without the config record, or the UART record */
@@ -868,12 +897,14 @@ TEST_F_TIMEOUT(mig, refused_short_streams, 240)
 	memcpy(bad + map.config, stream + map.uart, len - map.uart);
 	b.what = "no config record";
 	b.len = len - (map.uart - map.config);
+	ASSERT_EQ(0, mig_fix_summary(bad, b.len));
 	snprintf(b.reason, sizeof(b.reason), "the stream ended without a config record");
 	expect_refused(_metadata, self, &b, 62);
 	memcpy(bad, stream, map.uart);
-	memcpy(bad + map.uart, stream + map.end, len - map.end);
+	memcpy(bad + map.uart, stream + map.summary, len - map.summary);
 	b.what = "no UART record";
-	b.len = len - (map.end - map.uart);
+	b.len = len - (map.summary - map.uart);
+	ASSERT_EQ(0, mig_fix_summary(bad, b.len));
 	snprintf(b.reason, sizeof(b.reason), "the stream ended without a UART record");
 	expect_refused(_metadata, self, &b, 63);
 	free(bad);
@@ -921,6 +952,325 @@ TEST_F_TIMEOUT(mig, refused_stream_stays_refused, 180)
 	/* After the reset, a new session loads the stream */
 	load(_metadata, target, stream, len, by_rotation, 3);
 	expect_loaded(_metadata, self, "a good stream after a reset");
+	free(stream);
+}
+
+/*
+ * Versions in both directions: a device's stream_version (1.1 by default, or
+ * 1.0) is the stream version it writes and reads.
+ */
+
+/* Close device @slot, set its stream_version to @version ("1.0", "1.1") and open it again. */
+static int reopen_as(struct __test_metadata *_metadata, FIXTURE_DATA(mig) *self, bool cdev,
+		     unsigned int slot, const char *version)
+{
+	char path[256], buf[16];
+
+	rmtty_vfio_close(&self->v[slot]);
+	rmtty_device_path(path, sizeof(path), self->uuid[slot], "stream_version");
+	ASSERT_EQ(0, sysfs_write(path, version));
+	ASSERT_LT(0, sysfs_read(path, buf, sizeof(buf)));
+	EXPECT_EQ(0, strncmp(buf, version, 3)) TH_LOG("stream_version reads '%s'", buf);
+	ASSERT_EQ(0, rmtty_vfio_open(&self->v[slot], self->uuid[slot], cdev));
+	return self->v[slot].device;
+}
+
+/*
+ * stream_version cannot change while the device is open, in a migration or
+ * not; closed, it can, and the sizes the device reports follow it exactly.
+ */
+TEST_F_TIMEOUT(mig, stream_version_busy_while_open, 120)
+{
+	static const __u32 sessions[] = { RUNNING, PRE_COPY, STOP_COPY, RESUMING };
+	int device = add_device(_metadata, self, variant->cdev, 0, 1, 1), fd, fd2, none;
+	const size_t memory = self->memory[0];
+	const size_t first = MIG_HEADER + memory / MIG_PAGE * MIG_PAGE_REC;
+	__u8 *buf = malloc(first + MIG_TAIL + CHUNK);
+	char path[256], about[128], value[16];
+	struct mig_stream_map map;
+	__u64 size, initial, dirty;
+	size_t got = 0;
+	const char *why;
+	unsigned int i;
+	ssize_t n;
+
+	ASSERT_TRUE(buf != NULL);
+	rmtty_device_path(path, sizeof(path), self->uuid[0], "stream_version");
+	snprintf(about, sizeof(about), "%s: stream_version", self->uuid[0]);
+	for (i = 0; i < ARRAY_SIZE(sessions); i++) {
+		fd = -1;
+		if (sessions[i] != RUNNING) {
+			ASSERT_EQ(0, mig_set_state(device, sessions[i], &fd));
+			ASSERT_LE(0, fd);
+		}
+		EXPECT_EQ(-EBUSY, sysfs_write(path, "1.0\n")) TH_LOG("in %s", state_name[sessions[i]]);
+		expect_logged_once(_metadata, self->kmsg, about, "the device is open");
+		/* The version it has is no change: accepted, and nothing logged */
+		EXPECT_EQ(0, sysfs_write(path, "1.1"));
+		EXPECT_EQ(0, kmsg_count(self->kmsg, about));
+		ASSERT_LT(0, sysfs_read(path, value, sizeof(value)));
+		EXPECT_STREQ("1.1\n", value);
+		EXPECT_EQ(sessions[i], mig_get_state(device));
+		EXPECT_EQ(0, mig_data_size(device, &size));
+		EXPECT_EQ(mig_stream_size(memory), size);
+		ASSERT_EQ(0, ioctl(device, VFIO_DEVICE_RESET));
+		if (fd >= 0)
+			close(fd);
+	}
+
+	/* Closed, it changes; a 1.0 device's sizes have no summary record */
+	device = reopen_as(_metadata, self, variant->cdev, 0, "1.0");
+	EXPECT_EQ(0, kmsg_count(self->kmsg, about));
+	EXPECT_EQ(0, mig_data_size(device, &size));
+	EXPECT_EQ(mig_stream_size_minor(memory, 0), size);
+	EXPECT_EQ(MIG_HEADER + 256 * MIG_PAGE_REC + MIG_TAIL_1_0, size);
+	EXPECT_EQ(-EBUSY, sysfs_write(path, "1.1"));
+	expect_logged_once(_metadata, self->kmsg, about, "the device is open");
+
+	/* A converged pre-copy of a 1.0 device: exact sizes, then 320 bytes of tail */
+	give_state(_metadata, device, memory, 9);
+	ASSERT_EQ(0, mig_set_state(device, PRE_COPY, &fd));
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(0, mig_precopy_info(fd, &initial, &dirty));
+	EXPECT_EQ(first, initial);
+	EXPECT_EQ(0, dirty);
+	EXPECT_EQ(0, mig_data_size(device, &size));
+	EXPECT_EQ(first + MIG_TAIL_1_0, size);
+	while ((n = read(fd, buf + got, CHUNK)) > 0 && got + n <= first)
+		got += n;
+	EXPECT_EQ(-1, n);
+	EXPECT_EQ(first, got);
+	EXPECT_EQ(0, mig_precopy_info(fd, &initial, &dirty));
+	EXPECT_EQ(0, initial);
+	EXPECT_EQ(0, dirty);
+	EXPECT_EQ(0, mig_data_size(device, &size));
+	EXPECT_EQ(MIG_TAIL_1_0, size);
+	ASSERT_EQ(0, mig_set_state(device, STOP_COPY, &fd2));
+	EXPECT_EQ(-1, fd2);
+	EXPECT_EQ(0, mig_data_size(device, &size));
+	EXPECT_EQ(MIG_TAIL_1_0, size);
+	EXPECT_EQ(MIG_TAIL_1_0, read(fd, buf + got, CHUNK));
+	got += MIG_TAIL_1_0;
+	EXPECT_EQ(0, read(fd, buf + got, CHUNK));
+	why = mig_stream_parse(buf, got, memory, &map, NULL);
+	EXPECT_EQ(NULL, why) TH_LOG("%s", why);
+	EXPECT_EQ(0, map.minor);
+	EXPECT_EQ(0, map.summary);
+	ASSERT_EQ(0, mig_set_state(device, RUNNING, &none));
+	expect_stale(_metadata, fd, true);
+
+	/* And back to 1.1 */
+	device = reopen_as(_metadata, self, variant->cdev, 0, "1.1\n");
+	EXPECT_EQ(0, mig_data_size(device, &size));
+	EXPECT_EQ(mig_stream_size(memory), size);
+	free(buf);
+}
+
+/* A 1.0 target refuses a 1.1 stream at its header: nothing applied, one log line. */
+TEST_F_TIMEOUT(mig, older_target_refuses_newer_stream, 180)
+{
+	struct bad_stream b = { .at = MIG_HEADER - 1 };
+	struct mig_stream_map map;
+	__u8 *stream;
+	size_t len;
+
+	stream = refusal_setup(_metadata, self, variant->cdev, &len, &map);
+	EXPECT_EQ(1, map.minor);
+	EXPECT_NE(0, map.summary);
+	reopen_as(_metadata, self, variant->cdev, TARGET, "1.0");
+	b.what = "a 1.1 stream into a 1.0 device";
+	b.s = stream;
+	b.len = len;
+	b.count = MIG_PAGE_REC;
+	snprintf(b.reason, sizeof(b.reason), "minor version 1 is newer than 0");
+	expect_refused(_metadata, self, &b, 70);
+	/* Only the header: refused with its last byte */
+	b.what = "a 1.1 header into a 1.0 device";
+	b.len = MIG_HEADER;
+	b.count = 1;
+	expect_refused(_metadata, self, &b, 71);
+	free(stream);
+}
+
+/*
+ * A source set to 1.0 writes 1.0 streams: a 1.0 target loads them, and so
+ * does a 1.1 target (a newer driver reads older streams).
+ */
+TEST_F_TIMEOUT(mig, stream_1_0_round_trips, 180)
+{
+	int source = add_device(_metadata, self, variant->cdev, SOURCE, 1, 2);
+	int newer = add_device(_metadata, self, variant->cdev, TWIN, 2, 1);
+	const size_t memory = self->memory[SOURCE];
+	struct mig_stream_map map;
+	const char *why;
+	__u8 *stream;
+	size_t len;
+	int target;
+
+	add_device(_metadata, self, variant->cdev, TARGET, 2, 1);
+	source = reopen_as(_metadata, self, variant->cdev, SOURCE, "1.0");
+	target = reopen_as(_metadata, self, variant->cdev, TARGET, "1.0");
+	give_state(_metadata, source, memory, SOURCE_SEED);
+	give_state(_metadata, target, memory, SOURCE_SEED + 1);
+	give_state(_metadata, newer, memory, SOURCE_SEED + 2);
+	stream = save_minor(_metadata, source, memory, 0, &len);
+	why = mig_stream_parse(stream, len, memory, &map, NULL);
+	ASSERT_EQ(NULL, why) TH_LOG("%s", why);
+	EXPECT_EQ(0, map.minor);
+	EXPECT_EQ(0, map.summary);
+
+	load(_metadata, target, stream, len, by_rotation, 3);
+	load(_metadata, newer, stream, len, by_sevens, 1);
+	EXPECT_EQ(0, kmsg_count(self->kmsg, "migration stream refused"));
+
+	expect_holds_source(_metadata, self, TWIN, "1.0 -> 1.1");
+	/* The 1.0 target reads like the source */
+	expect_loaded(_metadata, self, "1.0 -> 1.0");
+	free(stream);
+}
+
+/*
+ * A 1.1 reader checks the summary: wrong counts (the record's CRC fixed), a
+ * stream without it, records after it are refused; then the stream loads.
+ */
+TEST_F_TIMEOUT(mig, refused_summaries, 240)
+{
+	static const struct {
+		const char *what;
+		unsigned int offset;
+		__u8 xor;
+		bool fix_crc;
+	} changes[] = {
+		{ "summary byte count", MIG_REC_HEADER, 0x01, true },
+		{ "summary byte count's high word", MIG_REC_HEADER + 4, 0x01, true },
+		{ "summary page count", MIG_REC_HEADER + 8, 0x01, true },
+		{ "summary reserved word", MIG_REC_HEADER + 14, 0x80, true },
+		{ "summary payload, CRC not fixed", MIG_REC_HEADER + 9, 0x01, false },
+	};
+	struct bad_stream b = { 0 };
+	struct mig_stream_map map;
+	__u8 *stream, *bad, *rec;
+	size_t len, bad_len, at;
+	unsigned long long stated;
+	unsigned int i;
+
+	stream = refusal_setup(_metadata, self, variant->cdev, &len, &map);
+	at = map.summary;
+	ASSERT_NE(0, at);
+	ASSERT_EQ(map.uart + MIG_REC_HEADER + MIG_UART_SIZE, at);
+	ASSERT_EQ(at + MIG_REC_HEADER + MIG_SUMMARY_SIZE, map.end);
+	bad = malloc(len + MIG_PAGE_REC);
+	ASSERT_TRUE(bad != NULL);
+	for (i = 0; i < ARRAY_SIZE(changes); i++) {
+		memcpy(bad, stream, len);
+		rec = bad + at;
+		rec[changes[i].offset] ^= changes[i].xor;
+		if (changes[i].fix_crc)
+			put_le32(rec + 8, mig_record_crc(rec));
+		stated = get_le32(rec + MIG_REC_HEADER) |
+			 (unsigned long long)get_le32(rec + MIG_REC_HEADER + 4) << 32;
+		b = (struct bad_stream){ changes[i].what, bad, len, map.end - 1, len - map.end + 1 };
+		if (!changes[i].fix_crc)
+			snprintf(b.reason, sizeof(b.reason), "record type 0x4 at byte %zu: CRC", at);
+		else if (i < 2)
+			snprintf(b.reason, sizeof(b.reason),
+				 "summary record at byte %zu: %llu bytes before it, %zu received",
+				 at, stated, at);
+		else if (i == 2)
+			snprintf(b.reason, sizeof(b.reason),
+				 "summary record at byte %zu: %u page records before it, %u received",
+				 at, map.page_records ^ 1, map.page_records);
+		else
+			snprintf(b.reason, sizeof(b.reason), "summary record at byte %zu: reserved word",
+				 at);
+		expect_refused(_metadata, self, &b, 80 + i);
+	}
+
+	/* A 1.1 stream without its summary: refused with the end record */
+	memcpy(bad, stream, at);
+	memcpy(bad + at, stream + map.end, len - map.end);
+	b = (struct bad_stream){ "no summary record", bad, at + MIG_REC_HEADER,
+				 at + MIG_REC_HEADER - 1, 1 };
+	snprintf(b.reason, sizeof(b.reason),
+		 "end record at byte %zu: the 1.1 stream has no summary record", at);
+	expect_refused(_metadata, self, &b, 90);
+	free(bad);
+
+	/* A page record, or a second summary, after the summary: refused with its header */
+	bad = mig_insert_record(stream, len, map.end, MIG_REC_PAGE, MIG_REQUIRED, 8 + MIG_PAGE,
+				&bad_len);
+	ASSERT_TRUE(bad != NULL);
+	b = (struct bad_stream){ "a page after the summary", bad, bad_len,
+				 map.end + MIG_REC_HEADER - 1, 64 };
+	snprintf(b.reason, sizeof(b.reason),
+		 "record type 0x3 at byte %zu follows the summary record", map.end);
+	expect_refused(_metadata, self, &b, 91);
+	free(bad);
+	bad = mig_insert_record(stream, len, map.end, MIG_REC_SUMMARY, 0, MIG_SUMMARY_SIZE,
+				&bad_len);
+	ASSERT_TRUE(bad != NULL);
+	b = (struct bad_stream){ "a second summary", bad, bad_len,
+				 map.end + MIG_REC_HEADER - 1, 64 };
+	snprintf(b.reason, sizeof(b.reason),
+		 "record type 0x4 at byte %zu follows the summary record", map.end);
+	expect_refused(_metadata, self, &b, 92);
+	free(bad);
+
+	/* The target still takes the stream as it was written */
+	load(_metadata, self->v[TARGET].device, stream, len, by_rotation, 3);
+	expect_loaded(_metadata, self, "after refused summaries");
+	free(stream);
+}
+
+/*
+ * A 1.0 reader skips the summary: a 1.1 stream whose header says 1.0 loads
+ * into a 1.0 device, whatever its summary says. A 1.1 device loads it too,
+ * and checks its summary.
+ */
+TEST_F_TIMEOUT(mig, older_reader_skips_the_summary, 180)
+{
+	struct bad_stream b = { 0 };
+	struct mig_stream_map map;
+	__u8 *stream, *bad, *rec;
+	size_t len, at;
+	unsigned int pages;
+	const char *why;
+
+	stream = refusal_setup(_metadata, self, variant->cdev, &len, &map);
+	pages = self->memory[SOURCE] / MIG_PAGE;
+	ASSERT_NE(0, map.summary);
+	ASSERT_EQ(pages, map.page_records);
+	at = map.summary;
+	mig_set_minor(stream, 0);
+	/* Not as a 1.1 device writes it: the helper's own parser says so */
+	why = mig_stream_parse(stream, len, self->memory[SOURCE], &map, NULL);
+	EXPECT_NE(NULL, why);
+	bad = malloc(len);
+	ASSERT_TRUE(bad != NULL);
+	memcpy(bad, stream, len);
+	rec = bad + at;
+	rec[MIG_REC_HEADER + 8] ^= 0x01;
+	put_le32(rec + 8, mig_record_crc(rec));
+
+	/* The 1.1 target checks the summary of the 1.0 stream */
+	b = (struct bad_stream){ "a wrong summary in a 1.0 stream", bad, len,
+				 at + MIG_REC_HEADER + MIG_SUMMARY_SIZE - 1, MIG_REC_HEADER + 1 };
+	snprintf(b.reason, sizeof(b.reason),
+		 "summary record at byte %zu: %u page records before it, %u received", at,
+		 pages ^ 1, pages);
+	expect_refused(_metadata, self, &b, 100);
+	load(_metadata, self->v[TARGET].device, stream, len, by_pages, 1);
+	EXPECT_EQ(0, kmsg_count(self->kmsg, "migration stream refused"));
+	expect_holds_source(_metadata, self, TARGET, "1.1 stream with a 1.0 header -> 1.1");
+
+	/* The 1.0 target skips it, right or wrong */
+	reopen_as(_metadata, self, variant->cdev, TARGET, "1.0");
+	ASSERT_EQ(0, memory_give_state(self->v[TARGET].device, self->memory[TARGET],
+				       SOURCE_SEED + 5));
+	load(_metadata, self->v[TARGET].device, bad, len, by_rotation, 3);
+	EXPECT_EQ(0, kmsg_count(self->kmsg, "migration stream refused"));
+	expect_loaded(_metadata, self, "1.1 stream with a 1.0 header -> 1.0");
+	free(bad);
 	free(stream);
 }
 

@@ -29,7 +29,7 @@ static const struct {
 	  "stream major version 2, this driver reads 1" },
 	{ "rmtty 0.9 ports=1 memory_mib=4 unit_mib=1",
 	  "stream major version 0, this driver reads 1" },
-	{ "rmtty 1.1 ports=1 memory_mib=4 unit_mib=1", "stream minor version 1 is newer than 1.0" },
+	{ "rmtty 1.2 ports=1 memory_mib=4 unit_mib=1", "stream minor version 2 is newer than 1.1" },
 	{ "rmtty 1 ports=1 memory_mib=4 unit_mib=1", BAD_VERSION },
 	{ "rmtty 1. ports=1 memory_mib=4 unit_mib=1", BAD_VERSION },
 	{ "rmtty +1.0 ports=1 memory_mib=4 unit_mib=1", BAD_VERSION },
@@ -78,7 +78,7 @@ FIXTURE_TEARDOWN(version)
 static void device_string(char *buf, size_t size, unsigned int memory_mib,
 			  unsigned int unit_mib)
 {
-	snprintf(buf, size, "rmtty 1.0 ports=1 memory_mib=%u unit_mib=%u\n", memory_mib, unit_mib);
+	snprintf(buf, size, "rmtty 1.1 ports=1 memory_mib=%u unit_mib=%u\n", memory_mib, unit_mib);
 }
 
 static void read_attr(struct __test_metadata *_metadata, const char *path, char *buf,
@@ -138,7 +138,7 @@ TEST_F(version, type_strings)
 		rmtty_type_path(path, sizeof(path), n, "migration_version");
 		read_attr(_metadata, path, buf, sizeof(buf));
 		snprintf(expect, sizeof(expect),
-			 "rmtty 1.0 ports=1 memory_mib=%u unit_mib=%u max_aggregation=%u\n",
+			 "rmtty 1.1 ports=1 memory_mib=%u unit_mib=%u max_aggregation=%u\n",
 			 n * self->unit_mib, self->unit_mib, self->units / n);
 		EXPECT_STREQ(expect, buf);
 	}
@@ -254,6 +254,125 @@ TEST_F(version, refusals_change_nothing)
 	EXPECT_STREQ(before, after);
 	EXPECT_EQ(1, rmtty_device_long(uuid, "mdev/aggregated_instances"));
 	EXPECT_EQ((self->units - 2) / 2, rmtty_type_long(2, "available_instances"));
+}
+
+/* The reason a device logs for a stream_version it does not take */
+#define NOT_A_VERSION	"is not a stream version this driver writes (1.0, 1.1)"
+
+/* stream_version: 1.1 by default, 1.0 or 1.1 written, anything else refused. */
+TEST_F(version, stream_version_attribute)
+{
+	static const char *const bad[] = {
+		"\n", "1", "1.", "1.2", "1.00", "01.0", "2.0", "0.9", " 1.0", "1.0 ", "1.0\n\n",
+		"v1.0", "1.1x", "rmtty 1.0", "1,0", "-1.0",
+	};
+	char uuid[UUID_LEN + 1], path[256], about[128], reason[128], buf[64];
+	static char overlong[2000];
+	unsigned int i;
+
+	rmtty_uuid(uuid, 9);
+	ASSERT_EQ(0, rmtty_create(1, uuid));
+	rmtty_device_path(path, sizeof(path), uuid, "stream_version");
+	snprintf(about, sizeof(about), "%s: stream_version: ", uuid);
+	read_attr(_metadata, path, buf, sizeof(buf));
+	EXPECT_STREQ("1.1\n", buf);
+
+	for (i = 0; i < ARRAY_SIZE(bad); i++) {
+		EXPECT_EQ(-EINVAL, sysfs_write(path, bad[i])) TH_LOG("'%s'", bad[i]);
+		/* The value as it was written, less one trailing newline */
+		if (!strchr(bad[i], '\n'))
+			snprintf(reason, sizeof(reason), "\"%s\" " NOT_A_VERSION, bad[i]);
+		else
+			snprintf(reason, sizeof(reason), "%s", NOT_A_VERSION);
+		expect_logged_once(_metadata, self->kmsg, about, reason);
+		read_attr(_metadata, path, buf, sizeof(buf));
+		EXPECT_STREQ("1.1\n", buf) TH_LOG("after '%s'", bad[i]);
+	}
+	memset(overlong, '1', sizeof(overlong) - 1);
+	EXPECT_EQ(-EINVAL, sysfs_write(path, overlong));
+	/* The log line shows the value's first 16 bytes */
+	expect_logged_once(_metadata, self->kmsg, about, "\"1111111111111111\"... " NOT_A_VERSION);
+
+	/* With and without newline; the same value again changes nothing */
+	EXPECT_EQ(0, sysfs_write(path, "1.0"));
+	read_attr(_metadata, path, buf, sizeof(buf));
+	EXPECT_STREQ("1.0\n", buf);
+	EXPECT_EQ(0, sysfs_write(path, "1.0\n"));
+	read_attr(_metadata, path, buf, sizeof(buf));
+	EXPECT_STREQ("1.0\n", buf);
+	EXPECT_EQ(0, sysfs_write(path, "1.1\n"));
+	read_attr(_metadata, path, buf, sizeof(buf));
+	EXPECT_STREQ("1.1\n", buf);
+	EXPECT_EQ(0, kmsg_count(self->kmsg, about));
+
+	/* A new device starts at 1.1, whatever another was set to */
+	EXPECT_EQ(0, sysfs_write(path, "1.0"));
+	EXPECT_EQ(0, rmtty_remove(uuid));
+	ASSERT_EQ(0, rmtty_create(1, uuid));
+	read_attr(_metadata, path, buf, sizeof(buf));
+	EXPECT_STREQ("1.1\n", buf);
+}
+
+/*
+ * A device's migration_version names the version it writes, and its verdicts
+ * follow the version it reads; type nodes stay at 1.1.
+ */
+TEST_F(version, migration_version_follows_stream_version)
+{
+	char older[UUID_LEN + 1], newer[UUID_LEN + 1], stream[256], path[256], type[256];
+	char s10[256], s11[256], s12[256], buf[256], expect[256];
+	const unsigned int m = 2 * self->unit_mib;
+
+	rmtty_uuid(older, 10);
+	rmtty_uuid(newer, 11);
+	ASSERT_EQ(0, rmtty_create(2, older));
+	ASSERT_EQ(0, rmtty_create(2, newer));
+	rmtty_device_path(stream, sizeof(stream), older, "stream_version");
+	rmtty_device_path(path, sizeof(path), older, "migration_version");
+	rmtty_type_path(type, sizeof(type), 2, "migration_version");
+	snprintf(s10, sizeof(s10), "rmtty 1.0 ports=1 memory_mib=%u unit_mib=%u\n", m,
+		 self->unit_mib);
+	snprintf(s11, sizeof(s11), "rmtty 1.1 ports=1 memory_mib=%u unit_mib=%u\n", m,
+		 self->unit_mib);
+	snprintf(s12, sizeof(s12), "rmtty 1.2 ports=1 memory_mib=%u unit_mib=%u\n", m,
+		 self->unit_mib);
+
+	read_attr(_metadata, path, buf, sizeof(buf));
+	EXPECT_STREQ(s11, buf);
+	ASSERT_EQ(0, sysfs_write(stream, "1.0\n"));
+	read_attr(_metadata, path, buf, sizeof(buf));
+	EXPECT_STREQ(s10, buf);
+	snprintf(expect, sizeof(expect),
+		 "rmtty 1.1 ports=1 memory_mib=%u unit_mib=%u max_aggregation=%u\n", m,
+		 self->unit_mib, self->units / 2);
+	read_attr(_metadata, type, buf, sizeof(buf));
+	EXPECT_STREQ(expect, buf);
+
+	/* The 1.0 device takes 1.0 sources only */
+	accepted(_metadata, self->kmsg, path, s10);
+	refused(_metadata, self->kmsg, path, s11, "stream minor version 1 is newer than 1.0");
+	refused(_metadata, self->kmsg, path, s12, "stream minor version 2 is newer than 1.0");
+	/* The version is checked before the shape */
+	snprintf(buf, sizeof(buf), "rmtty 1.1 ports=1 memory_mib=%u unit_mib=1", m + 1);
+	refused(_metadata, self->kmsg, path, buf, "stream minor version 1 is newer than 1.0");
+	snprintf(buf, sizeof(buf), "rmtty 1.0 ports=1 memory_mib=%u unit_mib=1", m + 1);
+	refused(_metadata, self->kmsg, path, buf, SHAPE_DIFFERS, 1, m + 1, m);
+
+	/* A 1.1 device and the type node take both */
+	rmtty_device_path(path, sizeof(path), newer, "migration_version");
+	accepted(_metadata, self->kmsg, path, s10);
+	accepted(_metadata, self->kmsg, path, s11);
+	refused(_metadata, self->kmsg, path, s12, "stream minor version 2 is newer than 1.1");
+	accepted(_metadata, self->kmsg, type, s10);
+	accepted(_metadata, self->kmsg, type, s11);
+	refused(_metadata, self->kmsg, type, s12, "stream minor version 2 is newer than 1.1");
+
+	/* Back to 1.1 */
+	ASSERT_EQ(0, sysfs_write(stream, "1.1"));
+	rmtty_device_path(path, sizeof(path), older, "migration_version");
+	read_attr(_metadata, path, buf, sizeof(buf));
+	EXPECT_STREQ(s11, buf);
+	accepted(_metadata, self->kmsg, path, s11);
 }
 
 TEST_HARNESS_MAIN

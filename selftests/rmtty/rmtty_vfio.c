@@ -426,9 +426,14 @@ __u32 mig_record_crc(const __u8 *rec)
 			      get_le32(rec + 4));
 }
 
+size_t mig_stream_size_minor(size_t memory, unsigned int minor)
+{
+	return MIG_HEADER + memory / MIG_PAGE * MIG_PAGE_REC + (minor ? MIG_TAIL : MIG_TAIL_1_0);
+}
+
 size_t mig_stream_size(size_t memory)
 {
-	return MIG_HEADER + memory / MIG_PAGE * MIG_PAGE_REC + MIG_TAIL;
+	return mig_stream_size_minor(memory, 1);
 }
 
 /* Check the record at @rec of @plen payload bytes, and note where it is in @map. */
@@ -436,10 +441,13 @@ static const char *parse_record(const __u8 *rec, size_t at, size_t plen, size_t 
 				struct mig_stream_map *map, __u8 *out)
 {
 	__u32 index = get_le32(rec + MIG_REC_HEADER);
+	__u16 type = get_le16(rec);
 
-	if (get_le16(rec + 2) != MIG_REQUIRED || get_le32(rec + 8) != mig_record_crc(rec))
+	/* The summary is the one record a reader may skip */
+	if (get_le16(rec + 2) != (type == MIG_REC_SUMMARY ? 0 : MIG_REQUIRED) ||
+	    get_le32(rec + 8) != mig_record_crc(rec))
 		return "record flags or CRC";
-	switch (get_le16(rec)) {
+	switch (type) {
 	case MIG_REC_PAGE:
 		if (plen != 8 + MIG_PAGE || map->config || index >= pages ||
 		    get_le32(rec + MIG_REC_HEADER + 4))
@@ -463,8 +471,17 @@ static const char *parse_record(const __u8 *rec, size_t at, size_t plen, size_t 
 			return "UART record";
 		map->uart = at;
 		return NULL;
+	case MIG_REC_SUMMARY:
+		if (plen != MIG_SUMMARY_SIZE || !map->minor || !map->uart || map->summary)
+			return "summary record";
+		if (get_le32(rec + MIG_REC_HEADER) != at || get_le32(rec + MIG_REC_HEADER + 4) ||
+		    get_le32(rec + MIG_REC_HEADER + 8) != map->page_records ||
+		    get_le32(rec + MIG_REC_HEADER + 12))
+			return "summary record's counts";
+		map->summary = at;
+		return NULL;
 	case MIG_REC_END:
-		if (plen || !map->uart)
+		if (plen || !map->uart || !map->minor != !map->summary)
 			return "end record";
 		map->end = at;
 		return NULL;
@@ -481,7 +498,8 @@ const char *mig_stream_parse(const __u8 *s, size_t len, size_t memory,
 	memset(map, 0, sizeof(*map));
 	if (len < MIG_HEADER || memcmp(s, "RMTTYMIG", 8))
 		return "no header";
-	if (get_le16(s + 8) != 1 || get_le16(s + 10) || get_le32(s + 12) || get_le32(s + 28))
+	map->minor = get_le16(s + 10);
+	if (get_le16(s + 8) != 1 || map->minor > 1 || get_le32(s + 12) || get_le32(s + 28))
 		return "header version, flags or reserved word";
 	if (get_le32(s + 16) != memory >> 20 || get_le32(s + 20) != 1)
 		return "header shape";
@@ -521,6 +539,38 @@ __u8 *mig_insert_record(const __u8 *s, size_t len, size_t at, __u16 type, __u16 
 	memcpy(rec + MIG_REC_HEADER + plen, s + at, len - at);
 	*new_len = len + MIG_REC_HEADER + plen;
 	return out;
+}
+
+int mig_fix_summary(__u8 *s, size_t len)
+{
+	size_t at = MIG_HEADER, plen;
+	__u32 pages = 0;
+	__u8 *rec;
+
+	while (len - at >= MIG_REC_HEADER) {
+		rec = s + at;
+		plen = get_le32(rec + 4);
+		if (get_le16(rec) == MIG_REC_SUMMARY && plen == MIG_SUMMARY_SIZE &&
+		    len - at - MIG_REC_HEADER >= plen) {
+			put_le32(rec + MIG_REC_HEADER, at);
+			put_le32(rec + MIG_REC_HEADER + 4, (__u64)at >> 32);
+			put_le32(rec + MIG_REC_HEADER + 8, pages);
+			put_le32(rec + 8, mig_record_crc(rec));
+			return 0;
+		}
+		pages += get_le16(rec) == MIG_REC_PAGE;
+		if (len - at - MIG_REC_HEADER < plen)
+			break;
+		at += MIG_REC_HEADER + plen;
+	}
+	return -1;
+}
+
+void mig_set_minor(__u8 *s, unsigned int minor)
+{
+	s[10] = minor;
+	s[11] = minor >> 8;
+	put_le32(s + 24, crc32c(s, 24));
 }
 
 ssize_t mig_read_to_end(int fd, __u8 *buf, size_t size)

@@ -125,9 +125,15 @@ __u8 *memory_read_all(int device, size_t memory);
 #define MIG_PAGE_REC	(MIG_REC_HEADER + 8 + MIG_PAGE)
 #define MIG_CONFIG_SIZE	256
 #define MIG_UART_SIZE	28
-#define MIG_TAIL	(3 * MIG_REC_HEADER + MIG_CONFIG_SIZE + MIG_UART_SIZE)
+#define MIG_SUMMARY_SIZE 16
+/* What follows the pages: config, UART, (1.1) summary and end records */
+#define MIG_TAIL_1_0	(3 * MIG_REC_HEADER + MIG_CONFIG_SIZE + MIG_UART_SIZE)
+#define MIG_TAIL	(MIG_TAIL_1_0 + MIG_REC_HEADER + MIG_SUMMARY_SIZE)
 #define MIG_REQUIRED	1
-enum { MIG_REC_CONFIG = 1, MIG_REC_UART = 2, MIG_REC_PAGE = 3, MIG_REC_END = 0xffff };
+enum {
+	MIG_REC_CONFIG = 1, MIG_REC_UART = 2, MIG_REC_PAGE = 3, MIG_REC_SUMMARY = 4,
+	MIG_REC_END = 0xffff,
+};
 
 static inline __u16 get_le16(const __u8 *p)
 {
@@ -152,21 +158,28 @@ __u32 crc32c_update(__u32 crc, const void *buf, size_t len);
 __u32 crc32c(const void *buf, size_t len);
 /* The CRC a record must have: of its type, flags and length, then its payload */
 __u32 mig_record_crc(const __u8 *rec);
-/* The size of the stream of a device of @memory bytes saved by stop-and-copy alone */
+/*
+ * The size of the stream of a device of @memory bytes saved by stop-and-copy
+ * alone: of version 1.1, the default, or of 1.@minor.
+ */
 size_t mig_stream_size(size_t memory);
+size_t mig_stream_size_minor(size_t memory, unsigned int minor);
 
 /* Where the pieces of a well-formed stream are */
 struct mig_stream_map {
-	size_t first_page, config, uart, end;
+	unsigned int minor;	/* the header's */
+	size_t first_page, config, uart, summary, end;	/* summary: 0 in a 1.0 stream */
 	unsigned int page_records;
 	unsigned int resent[16], nr_resent;	/* pages after the first pass, in order */
 };
 
 /*
  * Check that @s is a stream as an rmtty device of @memory bytes writes it: the
- * header, a first pass over the pages in order, maybe pages again, the config,
- * UART and end records, every CRC right. The pages go to @pages (if not NULL),
- * the last of each counting. NULL if it is one, else what is wrong.
+ * header (version 1.1 or 1.0), a first pass over the pages in order, maybe
+ * pages again, the config and UART records, in 1.1 the summary record with
+ * the right counts, and the end record, every CRC right. The pages go to
+ * @pages (if not NULL), the last of each counting. NULL if it is one, else
+ * what is wrong.
  */
 const char *mig_stream_parse(const __u8 *s, size_t len, size_t memory,
 			     struct mig_stream_map *map, __u8 *pages);
@@ -176,6 +189,14 @@ const char *mig_stream_parse(const __u8 *s, size_t len, size_t memory,
  */
 __u8 *mig_insert_record(const __u8 *s, size_t len, size_t at, __u16 type, __u16 flags,
 			__u32 plen, size_t *new_len);
+/*
+ * Rewrite the summary record of the @len bytes of @s to count what is before
+ * it, its CRC too, as a writer of that stream would have; 0, or -1 if @s has
+ * no summary record.
+ */
+int mig_fix_summary(__u8 *s, size_t len);
+/* Give the header of @s minor version @minor, and the CRC that goes with it. */
+void mig_set_minor(__u8 *s, unsigned int minor);
 /* Read a data fd until read() returns 0, at most @size bytes: how many, or -errno. */
 ssize_t mig_read_to_end(int fd, __u8 *buf, size_t size);
 /*

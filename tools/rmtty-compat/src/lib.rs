@@ -6,6 +6,10 @@
 //! The format and the rules are those of `samples/rmtty/migration-version.md`: a string names the
 //! driver, the stream version and the device's shape (ports and total memory); a device node
 //! accepts a source of its own shape, a type node one that some aggregation of the type has.
+//!
+//! Both take no newer stream minor version than their own. A device's version is its
+//! `stream_version` attribute (1.1, or 1.0 to migrate to an older driver); when a source is newer
+//! than a 1.0 target, [`Refusal::hint`] says to write 1.0 to the source's `stream_version`.
 
 use std::fmt;
 use std::fs;
@@ -101,6 +105,20 @@ impl fmt::Display for Refusal {
     }
 }
 
+impl Refusal {
+    /// What would make the target accept the source, when the source can do it: a source newer
+    /// than a 1.0 target can be made to write 1.0 streams.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            Self::NewerMinor { target: 0, .. } => Some(STREAM_VERSION_HINT),
+            _ => None,
+        }
+    }
+}
+
+/// What a source whose stream is newer than a 1.0 target's can do.
+pub const STREAM_VERSION_HINT: &str = "write 1.0 to the source's stream_version";
+
 /// A verdict the target would give.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -167,6 +185,15 @@ impl Version {
         }
     }
 
+    /// This string with stream minor version `minor`: what the device would read if it wrote that
+    /// version.
+    pub fn with_minor(&self, minor: u32) -> Self {
+        Self {
+            minor,
+            ..self.clone()
+        }
+    }
+
     /// Whether this is a type node's string.
     pub fn is_type(&self) -> bool {
         self.max_aggregation.is_some()
@@ -218,6 +245,21 @@ impl Version {
                 max,
             })
         }
+    }
+}
+
+/// The string as a node reads it, without the newline.
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "rmtty {}.{} ports={} memory_mib={} unit_mib={}",
+            self.major, self.minor, self.shape.ports, self.shape.memory_mib, self.unit_mib
+        )?;
+        if let Some(max) = self.max_aggregation {
+            write!(f, " max_aggregation={max}")?;
+        }
+        Ok(())
     }
 }
 
@@ -300,6 +342,18 @@ pub fn plan(source: &[u8], parent: &Path) -> io::Result<Vec<Candidate>> {
         ))
     });
     Ok(candidates)
+}
+
+/// For a source that no type of the parent at `parent` can host: the types that could if the
+/// source wrote stream version 1.0 (`stream_version`), as [`plan`] lists them. Empty if the
+/// source writes 1.0 already, or if 1.0 would not help.
+pub fn plan_as_1_0(source: &[u8], parent: &Path) -> io::Result<Vec<Candidate>> {
+    match Version::parse(source) {
+        Ok(v) if v.major == 1 && v.minor > 0 => {
+            plan(v.with_minor(0).to_string().as_bytes(), parent)
+        }
+        _ => Ok(Vec::new()),
+    }
 }
 
 #[cfg(test)]

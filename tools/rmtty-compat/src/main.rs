@@ -2,7 +2,7 @@
 
 //! `rmtty-compat`: predicts rmtty's `migration_version` verdicts and plans migration targets.
 
-use rmtty_compat::{plan, Verdict, Version};
+use rmtty_compat::{plan, plan_as_1_0, Verdict, Version, STREAM_VERSION_HINT};
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,10 +18,12 @@ max_aggregation= is a type node's string.
 check: prints the verdict the target would give to a write of SOURCE;
        exits 0 if compatible, 1 if not, 2 on usage errors. With SOURCE -,
        reads NUL-terminated sources from stdin and prints one verdict line
-       for each; exits 0 unless there is a usage error.
+       for each; exits 0 unless there is a usage error. A source newer than
+       a 1.0 target gets the hint to write 1.0 to its stream_version.
 plan:  lists the types of the parent at DIR (e.g. /sys/class/mdev_bus/rmtty)
        that can host a compatible target, best first; --mdevctl-json prints
-       the mdevctl JSON that creates it on the best one. Exits 1 if none.";
+       the mdevctl JSON that creates it on the best one. Exits 1 if none,
+       saying whether the source's stream_version set to 1.0 would help.";
 
 fn read_arg(arg: &str) -> Result<Vec<u8>, String> {
     match arg.strip_prefix('@') {
@@ -38,7 +40,10 @@ fn print_verdict(target: &Version, source: &[u8]) -> bool {
             aggregation: Some(a),
         } => println!("compatible with aggregation {a}"),
         Verdict::Incompatible(refusal) => {
-            println!("incompatible: {refusal}");
+            match refusal.hint() {
+                Some(hint) => println!("incompatible: {refusal}; {hint}"),
+                None => println!("incompatible: {refusal}"),
+            }
             return false;
         }
     }
@@ -86,6 +91,16 @@ fn plan_cmd(args: &[String]) -> Result<ExitCode, String> {
             "no type of {} can host a compatible target",
             parent.display()
         );
+        let older =
+            plan_as_1_0(&source, &parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+        if !older.is_empty() {
+            let types: Vec<_> = older.iter().map(|c| c.mdev_type.as_str()).collect();
+            eprintln!(
+                "the source's stream is newer than these types read; {STREAM_VERSION_HINT} \
+                 and {} can host it",
+                types.join(", ")
+            );
+        }
         return Ok(ExitCode::from(1));
     };
     if json {

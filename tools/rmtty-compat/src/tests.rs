@@ -231,3 +231,108 @@ fn plans_over_a_parent_directory() {
         r#"{"attrs":[{"mdev/aggregated_instances":"4"}],"mdev_type":"rmtty-1","start":"manual"}"#
     );
 }
+
+#[test]
+fn devices_set_to_1_0() {
+    let dev11 = b"rmtty 1.1 ports=1 memory_mib=4 unit_mib=1\n";
+    let older = device(4); // a device whose stream_version is 1.0
+    let newer = Version::parse(dev11).unwrap();
+
+    // 1.1 into 1.0: refused for the version, with the hint; 1.0 into 1.1 and 1.1 into 1.1: fine.
+    let refusal = refused(&older, dev11);
+    assert_eq!(
+        refusal,
+        Refusal::NewerMinor {
+            source: 1,
+            target: 0
+        }
+    );
+    assert_eq!(refusal.hint(), Some(STREAM_VERSION_HINT));
+    assert_eq!(
+        refusal.to_string(),
+        "stream minor version 1 is newer than the target's 0"
+    );
+    assert_eq!(
+        newer.verdict(DEV4),
+        Verdict::Compatible { aggregation: None }
+    );
+    assert_eq!(
+        newer.verdict(dev11),
+        Verdict::Compatible { aggregation: None }
+    );
+    // The version comes before the shape, as in the driver.
+    assert!(matches!(
+        refused(&older, b"rmtty 1.1 ports=1 memory_mib=2 unit_mib=1"),
+        Refusal::NewerMinor { .. }
+    ));
+
+    // Newer than a 1.1 target: 1.0 would not be needed, nor is it known to exist.
+    let refusal = refused(&newer, b"rmtty 1.2 ports=1 memory_mib=4 unit_mib=1");
+    assert_eq!(
+        refusal,
+        Refusal::NewerMinor {
+            source: 2,
+            target: 1
+        }
+    );
+    assert_eq!(refusal.hint(), None);
+    assert_eq!(
+        refused(&older, b"rmtty 2.0 ports=1 memory_mib=4 unit_mib=1").hint(),
+        None
+    );
+    assert_eq!(refused(&device(2), DEV4).hint(), None);
+
+    // A type node of a 1.1 driver takes both.
+    let t = Version::parse(b"rmtty 1.1 ports=1 memory_mib=2 unit_mib=1 max_aggregation=8").unwrap();
+    for source in [DEV4, dev11] {
+        assert_eq!(
+            t.verdict(source),
+            Verdict::Compatible {
+                aggregation: Some(2)
+            }
+        );
+    }
+}
+
+#[test]
+fn strings_print_as_nodes_write_them() {
+    for s in [
+        "rmtty 1.1 ports=1 memory_mib=4 unit_mib=1",
+        "rmtty 1.0 ports=1 memory_mib=2 unit_mib=2 max_aggregation=8",
+    ] {
+        assert_eq!(Version::parse(s.as_bytes()).unwrap().to_string(), s);
+    }
+    let v = Version::parse(b"rmtty 1.1 ports=1 memory_mib=4 unit_mib=1\n").unwrap();
+    assert_eq!(
+        v.with_minor(0).to_string(),
+        "rmtty 1.0 ports=1 memory_mib=4 unit_mib=1"
+    );
+}
+
+#[test]
+fn plans_for_a_source_newer_than_the_parent() {
+    let parent = std::env::temp_dir().join(format!("rmtty-compat-older-{}", std::process::id()));
+    for (name, memory, max) in [("rmtty-1", 1, 16), ("rmtty-4", 4, 4)] {
+        let dir = parent.join("mdev_supported_types").join(name);
+        fs::create_dir_all(&dir).unwrap();
+        let s = format!("rmtty 1.0 ports=1 memory_mib={memory} unit_mib=1 max_aggregation={max}\n");
+        fs::write(dir.join("migration_version"), s).unwrap();
+        fs::write(dir.join("available_instances"), "1\n").unwrap();
+    }
+    let dev11 = b"rmtty 1.1 ports=1 memory_mib=4 unit_mib=1\n";
+    let none = plan(dev11, &parent).unwrap();
+    let older = plan_as_1_0(dev11, &parent).unwrap();
+    let already = plan_as_1_0(DEV4, &parent).unwrap();
+    let too_big = plan_as_1_0(b"rmtty 1.1 ports=1 memory_mib=64 unit_mib=1", &parent).unwrap();
+    fs::remove_dir_all(&parent).unwrap();
+
+    assert!(none.is_empty());
+    let got: Vec<_> = older
+        .iter()
+        .map(|c| (c.mdev_type.as_str(), c.aggregation, c.available))
+        .collect();
+    assert_eq!(got, [("rmtty-4", 1, true), ("rmtty-1", 4, false)]);
+    // Already 1.0, or another shape: 1.0 does not help.
+    assert!(already.is_empty());
+    assert!(too_big.is_empty());
+}

@@ -29,7 +29,11 @@ pub const REQUIRED: u16 = 1;
 pub const CONFIG: u16 = 1;
 pub const UART: u16 = 2;
 pub const PAGE: u16 = 3;
+/// Since 1.1, before the end: the bytes and page records before it; not `REQUIRED`.
+pub const SUMMARY: u16 = 4;
 pub const END: u16 = 0xffff;
+/// A summary record's payload: u64 bytes before the record, u32 page records, u32 reserved.
+pub const SUMMARY_PAYLOAD: usize = 16;
 /// Pages in a MiB of device memory.
 const PAGES_PER_MIB: u64 = (1 << 20) / PAGE_SIZE as u64;
 
@@ -127,13 +131,15 @@ pub struct Summary {
     pub pages: u64,
     pub config: u32,
     pub uart: u32,
+    /// Summary records (1.1) whose counts are those of what came before them.
+    pub summary: u32,
     /// Records of types this reader does not know: with `REQUIRED` set, and without.
     pub unknown_required: u32,
     pub unknown_optional: u32,
     /// Records whose CRC does not match.
     pub bad_crc: u32,
-    /// Records with the wrong payload length for their type, or page records with an index past
-    /// the memory or a reserved word not 0.
+    /// Records with the wrong payload length for their type, page records with an index past
+    /// the memory or a reserved word not 0, or summary records with wrong counts.
     pub malformed: u32,
     /// Whether the end record is there.
     pub end: bool,
@@ -154,6 +160,7 @@ impl Summary {
         let mut pages = BTreeSet::new();
         let mut rest = &stream[HEADER_SIZE..];
         while !rest.is_empty() {
+            let at = (stream.len() - rest.len()) as u64;
             if s.end {
                 s.trailing = rest.len() as u64;
                 break;
@@ -188,8 +195,20 @@ impl Summary {
                         pages.insert(index);
                     }
                 }
+                (SUMMARY, SUMMARY_PAYLOAD) => {
+                    let before = u64::from(le32(payload, 0)) | u64::from(le32(payload, 4)) << 32;
+                    // The page count is modulo 2^32.
+                    if before == at
+                        && le32(payload, 8) == s.page_records as u32
+                        && le32(payload, 12) == 0
+                    {
+                        s.summary += 1;
+                    } else {
+                        s.malformed += 1;
+                    }
+                }
                 (END, 0) => s.end = true,
-                (CONFIG | UART | PAGE | END, _) => s.malformed += 1,
+                (CONFIG | UART | PAGE | SUMMARY | END, _) => s.malformed += 1,
                 _ if flags & REQUIRED != 0 => s.unknown_required += 1,
                 _ => s.unknown_optional += 1,
             }
@@ -199,7 +218,7 @@ impl Summary {
     }
 
     /// Whether a reader of the header's version would take the stream: the end record after a
-    /// config and a UART record and every page, and nothing wrong.
+    /// config and a UART record, every page and (1.1) a summary record, and nothing wrong.
     pub fn complete(&self) -> bool {
         let Some(h) = self.header else {
             return false;
@@ -211,6 +230,7 @@ impl Summary {
             && self.end
             && self.config > 0
             && self.uart > 0
+            && (h.minor == 0 || self.summary == 1)
             && self.pages == h.pages()
             && self.unknown_required == 0
             && self.bad_crc == 0
@@ -239,6 +259,7 @@ impl Summary {
             "pages": self.pages,
             "config_records": self.config,
             "uart_records": self.uart,
+            "summary_records": self.summary,
             "unknown_required_records": self.unknown_required,
             "unknown_optional_records": self.unknown_optional,
             "bad_crc_records": self.bad_crc,
@@ -277,6 +298,9 @@ impl fmt::Display for Summary {
             self.config,
             self.uart
         )?;
+        if self.summary > 0 {
+            write!(f, ", {} summary", self.summary)?;
+        }
         let others = [
             (self.unknown_required, "unknown required"),
             (self.unknown_optional, "unknown optional"),

@@ -2,16 +2,21 @@
 
 //! A transport that plays a device from a script, and streams built as the driver builds them.
 
-use crate::stream::{record_crc, CONFIG, END, MAGIC, PAGE, PAGE_SIZE, REQUIRED, UART};
+use crate::stream::{record_crc, CONFIG, END, MAGIC, PAGE, PAGE_SIZE, REQUIRED, SUMMARY, UART};
 use crate::transport::{Chunk, Error, Features, MigState, Pending, Result, Transport};
 use std::collections::VecDeque;
 
 /// A stream header for a device of `memory_mib` MiB and `ports` ports.
 pub fn header(memory_mib: u32, ports: u32) -> Vec<u8> {
+    header_minor(memory_mib, ports, 0)
+}
+
+/// A stream header of version 1.`minor`.
+pub fn header_minor(memory_mib: u32, ports: u32, minor: u16) -> Vec<u8> {
     let mut h = Vec::with_capacity(32);
     h.extend_from_slice(&MAGIC);
     h.extend_from_slice(&1u16.to_le_bytes());
-    h.extend_from_slice(&0u16.to_le_bytes());
+    h.extend_from_slice(&minor.to_le_bytes());
     h.extend_from_slice(&0u32.to_le_bytes());
     h.extend_from_slice(&memory_mib.to_le_bytes());
     h.extend_from_slice(&ports.to_le_bytes());
@@ -57,6 +62,27 @@ pub fn first_pass(memory_mib: u32) -> Vec<u8> {
     for i in 0..memory_mib * 256 {
         s.extend(page(i, i as u8));
     }
+    s
+}
+
+/// The summary record of a stream of `before` bytes with `pages` page records before it.
+pub fn summary(before: u64, pages: u32) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(16);
+    payload.extend_from_slice(&before.to_le_bytes());
+    payload.extend_from_slice(&pages.to_le_bytes());
+    payload.extend_from_slice(&[0; 4]);
+    record(SUMMARY, 0, &payload)
+}
+
+/// A whole 1.1 stream saved by stop-and-copy alone: the summary before the end.
+pub fn whole_1_1(memory_mib: u32) -> Vec<u8> {
+    let mut s = header_minor(memory_mib, 1, 1);
+    s.extend_from_slice(&first_pass(memory_mib)[32..]);
+    let mut t = tail();
+    let end = t.split_off(t.len() - 12);
+    s.extend(t);
+    s.extend(summary(s.len() as u64, memory_mib * 256));
+    s.extend(end);
     s
 }
 

@@ -202,3 +202,37 @@ fn the_summary_as_json() {
     assert_eq!(v["pages"], 256);
     assert_eq!(v["complete"], true);
 }
+
+#[test]
+fn describes_a_1_1_stream_and_its_summary() {
+    let stream = mock::whole_1_1(1);
+    // TAIL in 1.1 = 12 + 256 + 12 + 28 + 12 + 16 + 12.
+    assert_eq!(stream.len(), 32 + 256 * 4116 + 348);
+    let s = Summary::of(&stream).unwrap();
+    assert_eq!((s.summary, s.unknown_optional, s.malformed), (1, 0, 0));
+    assert!(s.complete());
+    assert_eq!(
+        s.to_string(),
+        "rmtty 1.1, memory_mib=1 ports=1, header CRC ok; 256 page records (256 of 256 pages), \
+         1 config, 1 UART, 1 summary, end"
+    );
+    assert_eq!(s.json()["summary_records"], 1);
+
+    // A summary whose page count is wrong (its CRC right) is malformed.
+    let at = stream.len() - 12 - 28;
+    let mut bad = stream[..at].to_vec();
+    bad.extend(mock::summary(at as u64, 255));
+    bad.extend(mock::record(END, REQUIRED, &[]));
+    let s = Summary::of(&bad).unwrap();
+    assert_eq!((s.summary, s.malformed), (0, 1));
+    assert!(!s.complete());
+
+    // A 1.1 stream without a summary is not complete; a 1.0 stream needs none.
+    let mut none = stream[..at].to_vec();
+    none.extend(mock::record(END, REQUIRED, &[]));
+    assert!(!Summary::of(&none).unwrap().complete());
+    none[10] = 0;
+    let crc = crc32c::crc32c(&none[..24]);
+    none[24..28].copy_from_slice(&crc.to_le_bytes());
+    assert!(Summary::of(&none).unwrap().complete());
+}
