@@ -33,10 +33,6 @@
 
 . "$(dirname "$0")/rmtty_lib.sh"
 
-here=$(cd "$(dirname "$0")" && pwd)
-QEMU=qemu-system-x86_64
-QMP=$here/rmtty_qmp.py
-
 TTY_TEXT=rmtty-live-tty-unread
 FIFO_TEXT=fifo-unread-42
 AFTER_TEXT=rmtty-live-after
@@ -45,14 +41,11 @@ BAUD=9600
 DIVISOR=12
 
 # Time limits, scaled as rmtty_8250_test.sh scales its nested guest's (see
-# there): REF_LOOP_MS is the CPU loop's time in the check's guest on an idle
-# machine. The boot to "ready" gets BOOT_TIMEOUT s, the migration
+# rmtty_lib.sh). The boot to "ready" gets BOOT_TIMEOUT s, the migration
 # MIGRATE_TIMEOUT, the guest's work on the target after it AFTER_TEXT, and
 # a QEMU's exit QUIT_TIMEOUT; all scaled by the loop's slowdown (never less
 # than 1), each capped at its MAX, and all of them together within the
 # runner's limit (settings) less MARGIN.
-LOOP_ITERATIONS=100000
-REF_LOOP_MS=4700
 # The boot took 808 s on a busy 2-core machine (two guests, loop 5784 ms).
 BOOT_TIMEOUT=1200
 MIGRATE_TIMEOUT=300
@@ -61,21 +54,12 @@ QUIT_TIMEOUT=120
 MAX_SCALE=4
 MARGIN=120
 
-loop_ms() {
-	local start end i
-
-	start=${EPOCHREALTIME//[.,]/}
-	for ((i = 0; i < LOOP_ITERATIONS; i++)); do :; done
-	end=${EPOCHREALTIME//[.,]/}
-	echo $(((end - start) / 1000))
-}
-
 # set_timeouts: scale the phases' time limits (in s) to this machine's speed.
 set_timeouts() {
 	local ms runner=${kselftest_timeout:-} scale100 sum
 
-	ms=$(loop_ms)
-	scale100=$((100 * ms / REF_LOOP_MS))
+	ms=$(rmtty_loop_ms)
+	scale100=$((100 * ms / RMTTY_REF_LOOP_MS))
 	[ "$scale100" -ge 100 ] || scale100=100
 	[ "$scale100" -le $((100 * MAX_SCALE)) ] || scale100=$((100 * MAX_SCALE))
 	boot_timeout=$((BOOT_TIMEOUT * scale100 / 100))
@@ -92,59 +76,20 @@ set_timeouts() {
 	fi
 	ktap_print_msg "time limits: boot $boot_timeout s, migration $migrate_timeout s," \
 		"after it $after_timeout s, quit $quit_timeout s; the CPU loop took $ms ms," \
-		"$REF_LOOP_MS ms on an idle machine; the runner's limit: ${runner:-none}"
+		"$RMTTY_REF_LOOP_MS ms on an idle machine; the runner's limit: ${runner:-none}"
 }
 
 ktap_print_header
 # All of these are part of the test setup: without them the run is broken.
-command -v "$QEMU" >/dev/null || ktap_exit_fail_msg "$QEMU is not installed"
-busybox=$(command -v busybox) || ktap_exit_fail_msg "busybox is not installed"
-command -v python3 >/dev/null || ktap_exit_fail_msg "python3 is not installed"
-[ -r "$QMP" ] || ktap_exit_fail_msg "$QMP is missing: it is installed with the tests"
+rmtty_qemu_setup 10
+command -v busybox >/dev/null || ktap_exit_fail_msg "busybox is not installed"
 [ -n "${RMTTY_BZIMAGE:-}" ] ||
 	ktap_exit_fail_msg "RMTTY_BZIMAGE is not set: it must name the test kernel's bzImage"
 [ -r "$RMTTY_BZIMAGE" ] || ktap_exit_fail_msg "RMTTY_BZIMAGE=$RMTTY_BZIMAGE cannot be read"
-ktap_print_msg "$("$QEMU" --version | head -n 1)"
 rmtty_reload
 # Eleven tests and the unload
 ktap_set_plan 12
 set_timeouts
-
-tmp=$(mktemp -d)
-source_pid=
-target_pid=
-cleanup() {
-	running "$source_pid" && kill -KILL "$source_pid"
-	running "$target_pid" && kill -KILL "$target_pid"
-	rm -rf "$tmp"
-}
-trap cleanup EXIT
-
-# running PID: whether PID is a child of this shell that has not exited.
-running() {
-	local stat state ppid
-
-	[ -n "$1" ] && stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-	read -r state ppid _ <<<"${stat##*) }"
-	[ "$ppid" = "$$" ] && [ "$state" != Z ]
-}
-
-now_ms() {
-	local t=${EPOCHREALTIME//[.,]/}
-
-	echo $((t / 1000))
-}
-
-# since MS: the seconds since now_ms said MS, with one decimal.
-since() {
-	local ms=$(($(now_ms) - $1))
-
-	printf '%d.%d s' $((ms / 1000)) $((ms % 1000 / 100))
-}
-
-msgs() {
-	[ -n "$1" ] && printf '%s\n' "$1" | sed 's/^/#   /'
-}
 
 src=$(rmtty_create 1 1) && tgt=$(rmtty_create 1 2) ||
 	ktap_exit_fail_msg "creating the devices failed"
@@ -154,9 +99,7 @@ tgt_uuid=$(basename "$tgt")
 # The nested guest's init. The rmtty port is ttyS1, the PCI one after the ISA
 # ttyS0 (the console). Its registers are reached through the resource file of
 # the BAR that holds the port's I/O address.
-mkdir -p "$tmp/root/bin" "$tmp/root/dev" "$tmp/root/proc" "$tmp/root/sys"
-cp "$busybox" "$tmp/root/bin/busybox"
-cat >"$tmp/root/init" <<EOF
+rmtty_initramfs "$tmp" <<EOF
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t devtmpfs dev /dev
@@ -235,66 +178,31 @@ say "done"
 sleep 2
 poweroff -f
 EOF
-chmod +x "$tmp/root/init"
-(cd "$tmp/root" && find . | busybox cpio -o -H newc 2>/dev/null) | gzip >"$tmp/initramfs.gz"
 
-# qemu_start NAME DEVICE ARGS...: start a QEMU running the nested guest with
-# DEVICE (sysfs path) assigned, its QMP socket $tmp/NAME.sock, its serial port
-# a socket chardev $tmp/NAME.con logged to $tmp/NAME.serial, its output in
-# $tmp/NAME.log and the device states it sets in $tmp/NAME.trace; sets
-# NAME_pid (not in a subshell: this shell must be its parent).
-qemu_start() {
+# live_start NAME DEVICE ARGS...: start QEMU NAME running the nested guest
+# with DEVICE (sysfs path) assigned, its serial port a socket chardev
+# $tmp/NAME.con logged to $tmp/NAME.serial.
+live_start() {
 	local name=$1 dev=$2
 
 	shift 2
-	"$QEMU" -nodefaults -display none -m 256 -no-reboot \
+	qemu_start "$name" -m 256 -no-reboot \
 		-kernel "$RMTTY_BZIMAGE" -initrd "$tmp/initramfs.gz" \
 		-append "console=ttyS0 panic=-1 kmemleak=off" \
 		-chardev "socket,id=con,path=$tmp/$name.con,server=on,wait=off,logfile=$tmp/$name.serial" \
 		-serial chardev:con \
-		-qmp "unix:$tmp/$name.sock,server=on,wait=off" \
-		-D "$tmp/$name.trace" -trace vfio_migration_set_device_state \
-		-device "vfio-pci,sysfsdev=$dev,enable-migration=on" \
-		"$@" >"$tmp/$name.log" 2>&1 </dev/null &
-	printf -v "${name}_pid" '%s' $!
+		-device "vfio-pci,sysfsdev=$dev,$QEMU_MIGRATION" \
+		"$@"
 }
 
-# qmp NAME PID TIMEOUT COMMAND [ARG]: rmtty_qmp.py's COMMAND on QEMU NAME;
-# its output in qmp_out, its status returned.
-qmp() {
-	local name=$1 pid=$2
-
-	shift 2
-	qmp_out=$(RMTTY_QMP_PID=$pid python3 "$QMP" "$tmp/$name.sock" "$@" 2>&1)
-}
-
-# qemu_wait PID TIMEOUT: wait for the QEMU to exit, kill it after TIMEOUT s;
-# sets qemu_rc to its exit status ("killed" if it had to be).
-qemu_wait() {
-	local end=$((SECONDS + $2))
-
-	while [ "$SECONDS" -lt "$end" ]; do
-		running "$1" || break
-		sleep 0.2
-	done
-	if running "$1"; then
-		kill -KILL "$1"
-		wait "$1" 2>/dev/null
-		qemu_rc=killed
-	else
-		wait "$1"
-		qemu_rc=$?
-	fi
-}
-
-# wait_line NAME PID PATTERN TIMEOUT: wait for a line matching PATTERN in QEMU
+# wait_line NAME PATTERN TIMEOUT: wait for a line matching PATTERN in QEMU
 # NAME's serial output; fails when QEMU exits first or TIMEOUT s pass.
 wait_line() {
-	local end=$((SECONDS + $4))
+	local end=$((SECONDS + $3))
 
 	while [ "$SECONDS" -lt "$end" ]; do
-		grep -qa "$3" "$tmp/$1.serial" 2>/dev/null && return 0
-		running "$2" || { grep -qa "$3" "$tmp/$1.serial" 2>/dev/null; return; }
+		grep -qa "$2" "$tmp/$1.serial" 2>/dev/null && return 0
+		qemu_running "$1" || { grep -qa "$2" "$tmp/$1.serial" 2>/dev/null; return; }
 		sleep 0.5
 	done
 	return 1
@@ -303,50 +211,37 @@ wait_line() {
 # field NAME KEY: what the nested guest said on QEMU NAME's console as KEY.
 field() { sed -n "s/^rmtty-live: $2: //p" "$tmp/$1.serial" 2>/dev/null | tr -d '\r' | tail -n 1; }
 
-# qemu_errors NAME: what QEMU NAME printed besides warnings.
-qemu_errors() {
-	grep -v -e 'warning:' -e '^[[:space:]]*$' "$tmp/$1.log"
-}
-
 # report NAME: QEMU NAME's output and the device states it set, and what the
 # nested guest said on its console, as diagnostics.
 report() {
-	local states
-
-	msgs "$(sed "s/^/$1: /" "$tmp/$1.log")"
-	states=$(sed -n 's/.*vfio_migration_set_device_state *([^)]*) *\(state \)\?//p' \
-		"$tmp/$1.trace" 2>/dev/null | tr '\n' ' ')
-	ktap_print_msg "$1: device states set: ${states:-none}"
+	qemu_report "$1"
 	msgs "$(grep -a '^rmtty-live: ' "$tmp/$1.serial" 2>/dev/null | tr -d '\r' | sed "s/^/$1 guest: /")"
 }
 
-# Earlier tests refuse requests of devices of these names on purpose: only the
-# kernel log after this mark is this test's QEMUs'.
-LOG_MARK="rmtty_qemu10_live_test: the QEMUs start with $src_uuid and $tgt_uuid"
-echo "$LOG_MARK" >/dev/kmsg
+rmtty_log_mark "rmtty_qemu10_live_test: the QEMUs start with $src_uuid and $tgt_uuid"
 
 phase=
 t0=$(now_ms)
-qemu_start source "$src"
-qemu_start target "$tgt" -incoming "unix:$tmp/migration.sock"
+live_start source "$src"
+live_start target "$tgt" -incoming "unix:$tmp/migration.sock"
 
 # Phase 1: the source boots the nested guest, which prepares the port.
-if wait_line source "$source_pid" '^rmtty-live: ready' "$boot_timeout"; then
+if wait_line source '^rmtty-live: ready' "$boot_timeout"; then
 	boot_time=$(since "$t0")
 	ktap_print_msg "the nested guest was ready after $boot_time"
 else
-	phase="boot: no \"rmtty-live: ready\" after $(since "$t0") of $boot_timeout s ($(running "$source_pid" &&
+	phase="boot: no \"rmtty-live: ready\" after $(since "$t0") of $boot_timeout s ($(qemu_running source &&
 		echo "source QEMU still running" || echo "source QEMU exited"))"
 	msgs "$(tail -n 30 "$tmp/source.serial" 2>/dev/null | tr -d '\r' | sed 's/^/source console: /')"
 fi
 src_info=
-if [ -z "$phase" ] && ! running "$target_pid"; then
+if [ -z "$phase" ] && ! qemu_running target; then
 	phase="the target QEMU exited before the migration"
 fi
 if [ -z "$phase" ]; then
 	# Phase 2: the migration, live.
 	t=$(now_ms)
-	qmp source "$source_pid" "$migrate_timeout" migrate "unix:$tmp/migration.sock"
+	qmp source "$migrate_timeout" migrate "unix:$tmp/migration.sock"
 	rc=$?
 	src_info=$qmp_out
 	ktap_print_msg "migration: the source's migrate ended after $(since "$t") ($rc)"
@@ -362,14 +257,14 @@ ktap_print_msg "migration total time: ${total:-unknown} ms, downtime: ${downtime
 
 tgt_info=
 if [ -z "$phase" ]; then
-	qmp target "$target_pid" "$migrate_timeout" incoming
+	qmp target "$migrate_timeout" incoming
 	rc=$?
 	tgt_info=$qmp_out
 	[ "$rc" = 0 ] || phase="migration: the target's incoming migration did not complete ($rc)"
 	msgs "$(grep '^query-migrate:' <<<"$tgt_info")"
 fi
 if [ -z "$phase" ]; then
-	qmp target "$target_pid" 60 ready
+	qmp target 60 ready
 	[ "$qmp_out" = running ] || phase="migration: the target does not run (${qmp_out:-no answer})"
 fi
 [ -z "$phase" ]
@@ -386,28 +281,26 @@ if [ -z "$phase" ]; then
 	s.sendall(b"go\n")
 	s.close()
 	PY
-	[ -n "$phase" ] || wait_line target "$target_pid" '^rmtty-live: done' "$after_timeout" ||
+	[ -n "$phase" ] || wait_line target '^rmtty-live: done' "$after_timeout" ||
 		phase="after: no \"rmtty-live: done\" from the target within $after_timeout s"
 	ktap_print_msg "the guest on the target ran $(since "$t") after the go line"
 fi
-if running "$target_pid" && [ -n "$phase" ]; then
+if qemu_running target && [ -n "$phase" ]; then
 	# It may never have had a guest to power off.
-	qmp target "$target_pid" "$quit_timeout" quit
-	qemu_wait "$target_pid" "$quit_timeout"
-elif running "$target_pid"; then
-	qemu_wait "$target_pid" "$quit_timeout"
+	qmp target "$quit_timeout" quit
+	qemu_wait target "$quit_timeout"
+elif qemu_running target; then
+	qemu_wait target "$quit_timeout"
 else
-	qemu_wait "$target_pid" 1
+	qemu_wait target 1
 fi
 tgt_rc=$qemu_rc
-target_pid=
 [ "$tgt_rc" = killed ] && [ -z "$phase" ] && phase="after: the target QEMU did not power off within $quit_timeout s"
-if running "$source_pid"; then
-	qmp source "$source_pid" "$quit_timeout" quit
+if qemu_running source; then
+	qmp source "$quit_timeout" quit
 fi
-qemu_wait "$source_pid" "$quit_timeout"
+qemu_wait source "$quit_timeout"
 src_rc=$qemu_rc
-source_pid=
 ktap_print_msg "QEMUs exited: source $src_rc, target $tgt_rc; $(since "$t0") in all"
 [ -z "$phase" ] || ktap_print_msg "timed out or failed in phase: $phase"
 report source
@@ -442,8 +335,7 @@ irq_after=$(field target 'irqs after')
 [[ "$irq_target" =~ ^[0-9]+$ ]] && [[ "$irq_after" =~ ^[0-9]+$ ]] && [ "$irq_after" -gt "$irq_target" ]
 result "the port interrupts on the target (ttyS1: $irq_target, then $irq_after)"
 
-refusals=$(dmesg | awk -v m="$LOG_MARK" 'found; index($0, m) { found = 1 }' |
-	grep -F -e "$src_uuid" -e "$tgt_uuid" | grep -F refused)
+refusals=$(rmtty_refusals "$src_uuid" "$tgt_uuid")
 [ -z "$refusals" ]
 result "neither device refused a request of QEMU's"
 msgs "$refusals"
