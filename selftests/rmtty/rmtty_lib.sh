@@ -416,6 +416,7 @@ migration_same_shape() {
 
 	migration_load "$backend" "$tgt" "$backend"
 	ok=$?
+	[ "$ok" = 0 ]
 	result "$backend: another QEMU loads it onto rmtty-4 (incoming migration completed) and runs it"
 	[ "$ok" = 0 ] || msgs "$load_info"
 	qemu_report "$backend-target"
