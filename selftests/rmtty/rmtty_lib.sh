@@ -353,11 +353,18 @@ migration_save() {
 # (cont): the source was paused, so the VM stays paused after the load and
 # QEMU moves the device out of RESUMING, which commits the loaded state, only
 # when the VM starts. The QEMU is LABEL-target. Sets load_info; returns 0 if
-# the load completed and the VM ran.
+# the load completed and the VM ran. Without a state file no QEMU starts
+# (QEMU 7.2 would wait for its exec: stream's first byte forever).
 migration_load() {
 	local label=$1 name=$1-target t0 t up rc uri
 	local -a args
 
+	if [ ! -s "$tmp/$label.state" ]; then
+		load_info="there is no state file to load"
+		qemu_rc=none
+		ktap_print_msg "$label: no target QEMU: the save left no state file"
+		return 1
+	fi
 	read -ra args <<<"$(device_args "$2" "$3")"
 	# shellcheck disable=SC2059 # the format is the QEMU's
 	printf -v uri "$QEMU_LOAD_URI" "$tmp/$label.state"
