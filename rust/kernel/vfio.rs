@@ -22,6 +22,8 @@ use crate::{
         to_result,
         VTABLE_DEFAULT_ERROR, //
     },
+    mm::virt::VmaNew,
+    page::PAGE_SHIFT,
     prelude::*,
     ratelimit::RateLimit,
     sync::{
@@ -43,6 +45,7 @@ use core::{
 
 mod info;
 mod irq;
+mod mappable;
 pub mod migration;
 mod request;
 
@@ -62,6 +65,7 @@ use irq::{
     IrqQuery,
     IrqSetHeader, //
 };
+pub use mappable::MappableBuffer;
 use migration::{
     Features,
     Migration, //
@@ -99,6 +103,14 @@ pub trait Driver: Send + Sync + Sized + 'static {
     /// Writes `buf` to the device's regions at `offset`; returns the number of bytes written.
     fn write(&self, buf: &mut UserSliceReader, offset: u64) -> Result<usize> {
         let _ = (buf, offset);
+        build_error!(VTABLE_DEFAULT_ERROR)
+    }
+
+    /// Sets up `vma`, a new mapping of the device at `offset` (the driver's encoding of region and
+    /// offset, as for [`Driver::read`]), typically with [`MappableBuffer::map`]. Without this op
+    /// the core refuses every `mmap()` of the device.
+    fn mmap(&self, vma: &VmaNew, offset: u64) -> Result {
+        let _ = (vma, offset);
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
@@ -265,6 +277,11 @@ impl<T: Driver> RawDevice<T> {
         } else {
             None
         },
+        mmap: if T::HAS_MMAP {
+            Some(Self::mmap_callback)
+        } else {
+            None
+        },
         ioctl: Some(Self::ioctl_callback),
         get_region_info_caps: if T::HAS_REGION_INFO {
             Some(Self::region_info_callback)
@@ -339,6 +356,27 @@ impl<T: Driver> RawDevice<T> {
                 .and_then(|done| at_most(done, count))
                 .map_err(|e| raw.refuse(Request::Write { len: count, pos }, e))?;
             isize::try_from(done).map_err(|_| EINVAL)
+        })
+    }
+
+    extern "C" fn mmap_callback(
+        vdev: *mut bindings::vfio_device,
+        vma: *mut bindings::vm_area_struct,
+    ) -> c_int {
+        // SAFETY: The core only maps open devices, from the `mmap()` of their file, with the vma
+        // being set up.
+        let (raw, vma) = unsafe { (Self::from_vdev(vdev), VmaNew::from_raw(vma)) };
+        // SAFETY: The vma is valid; its page offset is fixed before `mmap()` ops run.
+        // CAST: `unsigned long` has at most 64 bits.
+        let pgoff = unsafe { (*vma.as_ptr()).vm_pgoff } as u64;
+        let len = vma.end() - vma.start();
+        from_result(|| {
+            pgoff
+                .checked_mul(1 << PAGE_SHIFT)
+                .ok_or(EINVAL)
+                .and_then(|offset| raw.data().mmap(vma, offset))
+                .map_err(|e| raw.refuse(Request::Mmap { len, pgoff }, e))?;
+            Ok(0)
         })
     }
 

@@ -4,7 +4,11 @@
 
 use crate::{
     interrupts::{self, Interrupts},
-    migration::Machine,
+    migration::{
+        Machine,
+        DATA_SECTION,
+        REGION_SIZE, //
+    },
     pci::{
         ConfigSpace,
         CONFIG_SIZE,
@@ -16,7 +20,9 @@ use crate::{
 };
 use kernel::{
     alloc::kvec::VVec,
-    device, new_mutex,
+    device,
+    mm::virt::VmaNew,
+    new_mutex,
     prelude::*,
     sync::{
         aref::ARef,
@@ -35,15 +41,17 @@ use kernel::{
         DeviceInfo,
         IrqInfo,
         IrqSet,
+        MappableBuffer,
         RegionCaps,
-        RegionInfo, //
+        RegionInfo,
+        SparseMmapArea, //
     },
 };
 
 const BAR0: u32 = uapi::VFIO_PCI_BAR0_REGION_INDEX;
 const BAR2: u32 = uapi::VFIO_PCI_BAR2_REGION_INDEX;
 const CONFIG: u32 = uapi::VFIO_PCI_CONFIG_REGION_INDEX;
-/// The v1 migration region: reported with size 0 until the migration protocols implement it.
+/// The v1 migration region: the first index after the vfio-pci ones, where QEMU looks.
 const MIGRATION: u32 = uapi::VFIO_PCI_NUM_REGIONS;
 const NUM_REGIONS: u32 = MIGRATION + 1;
 const READ_WRITE: u32 = uapi::VFIO_REGION_INFO_FLAG_READ | uapi::VFIO_REGION_INFO_FLAG_WRITE;
@@ -126,6 +134,10 @@ pub(crate) struct RmttyVfio {
     /// How the UART's interrupt reaches userspace.
     #[pin]
     interrupts: Mutex<Interrupts>,
+    /// The data section of the migration region, once used; dropped when the device is closed.
+    /// Never held while another lock is taken: `mmap()` takes it with the mm locked.
+    #[pin]
+    migration_data: Mutex<Option<Arc<MappableBuffer>>>,
 }
 
 impl RmttyVfio {
@@ -139,6 +151,7 @@ impl RmttyVfio {
             config <- new_mutex!(ConfigSpace::new(bar2_size)),
             uart <- new_mutex!(Uart::new()),
             interrupts <- new_mutex!(Interrupts::None),
+            migration_data <- new_mutex!(None),
             state,
             unit_mib,
             dev,
@@ -156,6 +169,10 @@ impl RmttyVfio {
 
     pub(crate) fn uart(&self) -> &Mutex<Uart> {
         &self.uart
+    }
+
+    pub(crate) fn migration_data(&self) -> &Mutex<Option<Arc<MappableBuffer>>> {
+        &self.migration_data
     }
 
     /// The mdev, for log lines.
@@ -237,11 +254,16 @@ impl vfio::Driver for RmttyVfio {
         *self.interrupts.lock() = Interrupts::None;
         state.migration.reset();
         state.open = false;
+        *self.migration_data.lock() = None;
     }
 
     fn read(&self, buf: &mut UserSliceWriter, pos: u64) -> Result<usize> {
         let len = buf.len();
         let (index, offset) = vfio::pci::split(pos);
+        if index == u64::from(MIGRATION) {
+            let offset = in_region(offset, len, REGION_SIZE)?;
+            return self.migration_region_read(buf, offset);
+        }
         if index == u64::from(BAR2) {
             let state = self.state.lock();
             let (offset, backed) = self.bar2_range(&state, offset, len)?;
@@ -281,6 +303,10 @@ impl vfio::Driver for RmttyVfio {
     fn write(&self, buf: &mut UserSliceReader, pos: u64) -> Result<usize> {
         let len = buf.len();
         let (index, offset) = vfio::pci::split(pos);
+        if index == u64::from(MIGRATION) {
+            let offset = in_region(offset, len, REGION_SIZE)?;
+            return self.migration_region_write(buf, offset);
+        }
         if index == u64::from(BAR2) {
             let mut state = self.state.lock();
             let (offset, backed) = self.bar2_range(&state, offset, len)?;
@@ -312,6 +338,16 @@ impl vfio::Driver for RmttyVfio {
         Ok(len)
     }
 
+    fn mmap(&self, vma: &VmaNew, pos: u64) -> Result {
+        // Only the migration region's data section can be mapped.
+        let (index, offset) = vfio::pci::split(pos);
+        let offset = usize::try_from(offset).map_err(|_| EINVAL)?;
+        if index != u64::from(MIGRATION) || offset < DATA_SECTION {
+            return Err(EINVAL);
+        }
+        self.data_section()?.map(vma, offset - DATA_SECTION)
+    }
+
     fn ioctl(&self, cmd: u32, arg: UserPtr) -> Result<isize> {
         match cmd {
             vfio::ioctl::DEVICE_GET_INFO => DeviceInfo {
@@ -340,14 +376,21 @@ impl vfio::Driver for RmttyVfio {
     fn region_info(&self, info: &mut RegionInfo<'_>, caps: &mut RegionCaps<'_>) -> Result {
         let index = info.index();
         let (size, flags) = match index {
-            // Already typed as the v1 migration region, so that userspace finds it; it has no
-            // bytes until the migration protocols implement it.
             MIGRATION => {
                 caps.add_type(
                     uapi::VFIO_REGION_TYPE_MIGRATION_DEPRECATED,
                     uapi::VFIO_REGION_SUBTYPE_MIGRATION_DEPRECATED,
                 )?;
-                (0, 0)
+                // The header is trapped; the data section can be mapped.
+                caps.add_sparse_mmap(&[SparseMmapArea {
+                    offset: DATA_SECTION as u64,
+                    size: (REGION_SIZE - DATA_SECTION) as u64,
+                }])?;
+                // CAST: A page and 1 MiB.
+                (
+                    REGION_SIZE as u32,
+                    READ_WRITE | uapi::VFIO_REGION_INFO_FLAG_MMAP,
+                )
             }
             BAR0 => (IO_BAR_SIZE, READ_WRITE),
             BAR2 => {

@@ -13,8 +13,10 @@
 //! and stopping it only means its state is saved or loaded. `RESUMING -> STOP` commits a loaded
 //! stream, which until then changed nothing of the device.
 //!
-//! The v2 protocol's front end is the `vfio::migration::Migration` implementation here; a front
-//! end is only a way to reach [`RmttyVfio::walk`] and to carry the stream's bytes.
+//! The v2 protocol's front end is the `vfio::migration::Migration` implementation here, the v1
+//! protocol's is the migration region ([`region`]); a front end is only a way to reach
+//! [`RmttyVfio::walk`] and to carry the stream's bytes. While one front end has a transfer going,
+//! the other cannot move the machine (`EBUSY`): each would see the other's stream cut short.
 
 use crate::{
     device::{
@@ -29,6 +31,14 @@ use crate::{
     },
     version::Shape,
 };
+mod region;
+
+pub(crate) use region::{
+    RegionBuffer,
+    DATA_SECTION,
+    REGION_SIZE, //
+};
+
 use kernel::{
     anon_inode, device, new_mutex,
     prelude::*,
@@ -61,6 +71,24 @@ enum Transfer {
     Loading(KBox<Loader>),
 }
 
+/// The protocol a request to the machine came through.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FrontEnd {
+    /// The migration region.
+    V1,
+    /// `VFIO_DEVICE_FEATURE_MIGRATION` and the data files.
+    V2,
+}
+
+impl kernel::fmt::Display for FrontEnd {
+    fn fmt(&self, f: &mut kernel::fmt::Formatter<'_>) -> kernel::fmt::Result {
+        f.write_str(match self {
+            Self::V1 => "v1 (migration region)",
+            Self::V2 => "v2 (data file)",
+        })
+    }
+}
+
 /// Which way a transfer that an arc started goes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Direction {
@@ -73,11 +101,15 @@ pub(crate) enum Direction {
 /// # Invariants
 ///
 /// `transfer` is `Saving` in `PRE_COPY`, `PRE_COPY_P2P` and `STOP_COPY`, `Loading` in
-/// `RESUMING`, and `None` otherwise; `link` is the link of the transfer, if there is one.
+/// `RESUMING`, and `None` otherwise; `link` is the link of the transfer, if there is one, and
+/// `owner` the front end that started it.
 pub(crate) struct Machine {
     state: State,
     transfer: Transfer,
+    owner: FrontEnd,
     link: Option<Arc<Link>>,
+    /// The buffer of a v1 transfer.
+    region: RegionBuffer,
     /// Counts the transfers, so that a link knows whether its transfer is the current one.
     generation: u64,
 }
@@ -89,7 +121,9 @@ impl Machine {
         Self {
             state: State::Running,
             transfer: Transfer::None,
+            owner: FrontEnd::V2,
             link: None,
+            region: RegionBuffer::new(),
             generation: 0,
         }
     }
@@ -102,6 +136,7 @@ impl Machine {
     /// Ends the transfer in progress, if any: its data file fails from now on.
     fn end_transfer(&mut self) {
         self.transfer = Transfer::None;
+        self.region = RegionBuffer::new();
         if let Some(link) = self.link.take() {
             *link.device.lock() = None;
         }
@@ -161,20 +196,35 @@ impl Link {
 }
 
 impl RmttyVfio {
-    /// Moves the machine to `new`, arc by arc along the path `next` gives for each step; returns
-    /// which transfer the request started, if one did, and the state before the arc that started
-    /// it. On failure the machine stays where the failing arc began.
+    /// Moves the machine to `new` for a request through `front`, arc by arc along the path `next`
+    /// gives for each step; returns which transfer the request started, if one did, and the state
+    /// before the arc that started it. On failure the machine stays where the failing arc began.
+    /// A transfer of the other front end fails the request with `EBUSY`.
     pub(crate) fn walk(
         &self,
         state: &mut DeviceState,
         new: State,
+        front: FrontEnd,
         mut next: impl FnMut(State, State) -> Result<State>,
     ) -> Result<Option<(Direction, State)>> {
+        let machine = &state.migration;
+        if machine.state != new
+            && !matches!(machine.transfer, Transfer::None)
+            && machine.owner != front
+        {
+            dev_warn!(
+                self.dev(),
+                "migration: {front} request for {new} refused: a {} transfer is in progress\n",
+                machine.owner
+            );
+            return Err(EBUSY);
+        }
         let mut started = None;
         while state.migration.state != new {
             let from = state.migration.state;
             let to = next(from, new)?;
             if let Some(direction) = self.step(state, to)? {
+                state.migration.owner = front;
                 started = Some((direction, from));
             }
             state.migration.state = to;
@@ -340,7 +390,9 @@ impl Migration for RmttyVfio {
 
     fn set_state(&self, transition: &Transition<'_>, new: State) -> Result<Option<DataFile>> {
         let mut state = self.device_state().lock();
-        let started = self.walk(&mut state, new, |cur, new| transition.next(cur, new))?;
+        let started = self.walk(&mut state, new, FrontEnd::V2, |cur, new| {
+            transition.next(cur, new)
+        })?;
         let (Some((direction, before)), Some(link)) = (started, state.migration.link.clone())
         else {
             return Ok(None);

@@ -185,4 +185,56 @@ ssize_t mig_read_to_end(int fd, __u8 *buf, size_t size);
 int mig_write_plan(int fd, const __u8 *s, size_t len, const unsigned int *plan,
 		   unsigned int steps, size_t *done);
 
+/*
+ * The v1 migration region (index 9, samples/rmtty/migration/region.rs): its
+ * header, struct vfio_device_migration_info, and its data section, which holds
+ * one buffer of the stream at a time and can be mapped.
+ */
+#define MIG1_INDEX	VFIO_PCI_NUM_REGIONS
+#define MIG1_OFFSET	REGION_OFFSET(MIG1_INDEX)
+#define MIG1_DATA	4096
+#define MIG1_CAPACITY	(1 << 20)
+#define MIG1_SIZE	(MIG1_DATA + MIG1_CAPACITY)
+#define V1_STOP		VFIO_DEVICE_STATE_V1_STOP
+#define V1_RUNNING	VFIO_DEVICE_STATE_V1_RUNNING
+#define V1_SAVING	VFIO_DEVICE_STATE_V1_SAVING
+#define V1_RESUMING	VFIO_DEVICE_STATE_V1_RESUMING
+#define V1_PRECOPY	(V1_RUNNING | V1_SAVING)
+
+/* The header field at @off, read with one pread of its @width (4 or 8) bytes; 0 or -errno. */
+int mig1_read(int device, unsigned int off, unsigned int width, __u64 *val);
+/* Write @val to the header field at @off with one pwrite of @width bytes; 0 or -errno. */
+int mig1_write(int device, unsigned int off, unsigned int width, __u64 val);
+/* device_state, or -errno */
+int mig1_state(int device);
+/*
+ * device_state <- @bits, as QEMU 7.2 does it: read it, then write; 0 or
+ * -errno.
+ */
+int mig1_set_state(int device, __u32 bits);
+/* The data section mapped read-write, or MAP_FAILED. */
+__u8 *mig1_map(int device);
+
+/* How a saving or resuming sequence moves the data section's bytes */
+struct mig1_access {
+	size_t piece;	/* bytes per pread/pwrite: 8 is QEMU 7.2's */
+	__u8 *map;	/* or through this mapping, if not NULL */
+	size_t chunk;	/* resuming: bytes per data_size write */
+};
+
+/*
+ * QEMU 7.2's saving loop: while pending_bytes > 0, read data_offset, data_size
+ * and the buffer, appending it to @buf (@size bytes). The bytes read, or
+ * -errno; -EPROTO if a buffer is empty or larger than pending_bytes said, or
+ * data_offset is not the data section. @buffers counts the buffers.
+ */
+ssize_t mig1_drain(int device, __u8 *buf, size_t size, const struct mig1_access *a,
+		   unsigned int *buffers);
+/*
+ * QEMU 7.2's resuming loop for @len bytes of @s: read data_offset, write a
+ * chunk there, write data_size. 0 or -errno, with the bytes the device took
+ * in @done.
+ */
+int mig1_fill(int device, const __u8 *s, size_t len, const struct mig1_access *a, size_t *done);
+
 #endif /* RMTTY_VFIO_H */

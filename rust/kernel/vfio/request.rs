@@ -18,6 +18,8 @@ pub(super) enum Request {
     Read { len: usize, pos: i64 },
     /// A write of `len` bytes at file offset `pos`.
     Write { len: usize, pos: i64 },
+    /// A mapping of `len` bytes at file page offset `pgoff`.
+    Mmap { len: usize, pgoff: u64 },
     /// An ioctl, before (or without) reading its argument.
     Ioctl(u32),
     /// `VFIO_DEVICE_GET_IRQ_INFO` of an interrupt index.
@@ -51,6 +53,7 @@ impl fmt::Display for Request {
             Self::Open => f.write_str("open"),
             Self::Read { len, pos } => write!(f, "{len}-byte read at {pos:#x}"),
             Self::Write { len, pos } => write!(f, "{len}-byte write at {pos:#x}"),
+            Self::Mmap { len, pgoff } => write!(f, "{len}-byte mmap at page offset {pgoff:#x}"),
             Self::Ioctl(cmd) => match ioctl_name(cmd) {
                 Some(name) => f.write_str(name),
                 None => write!(f, "ioctl {cmd:#x}"),

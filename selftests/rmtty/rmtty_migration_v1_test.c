@@ -1,0 +1,549 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * rmtty's v1 migration region, through both front doors: its layout, header
+ * fields only at their width, the states and every transition between them,
+ * QEMU 7.2's sequences (reference/vfio-migration.md 2.5) replayed, exact
+ * pending_bytes, loads in any chunks, the mapped data section, bad streams
+ * refused as over v2, and the interlock with the v2 front end.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include <linux/vfio.h>
+
+#include "rmtty_mig_fixture.h"
+
+#define FIELD(name)	offsetof(struct vfio_device_migration_info, name)
+#define PENDING		FIELD(pending_bytes)
+#define DATA_OFFSET	FIELD(data_offset)
+#define DATA_SIZE	FIELD(data_size)
+
+/* As QEMU 7.2 does without a mapping; in larger pieces and chunks */
+static const struct mig1_access qemu_pieces = { .piece = 8, .chunk = MIG1_CAPACITY },
+				page_pieces = { .piece = 4093, .chunk = 4093 };
+
+static __u64 field(struct __test_metadata *_metadata, int device, unsigned int off)
+{
+	__u64 val = 0;
+
+	EXPECT_EQ(0, mig1_read(device, off, 8, &val)) TH_LOG("field at %u", off);
+	return val;
+}
+
+static void set_v1(struct __test_metadata *_metadata, int device, __u32 bits)
+{
+	ASSERT_EQ(0, mig1_set_state(device, bits)) TH_LOG("to %#x", bits);
+	ASSERT_EQ(bits, mig1_state(device));
+}
+
+/* Save @device over v1 as QEMU's savevm does, and let it run: the stream. */
+static __u8 *save1(struct __test_metadata *_metadata, int device, size_t memory,
+		   const struct mig1_access *a, size_t *len)
+{
+	size_t size = mig_stream_size(memory);
+	__u8 *buf = malloc(size);
+	unsigned int buffers;
+	ssize_t got;
+
+	ASSERT_TRUE(buf != NULL);
+	set_v1(_metadata, device, V1_SAVING);
+	EXPECT_EQ(0, mig1_set_state(device, V1_SAVING));	/* save_setup: the same */
+	EXPECT_EQ(size, field(_metadata, device, PENDING));
+	got = mig1_drain(device, buf, size, a, &buffers);
+	ASSERT_EQ((ssize_t)size, got);
+	EXPECT_EQ((size + MIG1_CAPACITY - 1) / MIG1_CAPACITY, buffers);
+	set_v1(_metadata, device, V1_STOP);
+	set_v1(_metadata, device, V1_RUNNING);
+	*len = got;
+	return buf;
+}
+
+/* Load @s over v1 as QEMU's target does (straight from RUNNING), and let it run. */
+static void load1(struct __test_metadata *_metadata, int device, const __u8 *s, size_t len,
+		  const struct mig1_access *a)
+{
+	size_t done;
+	int ret;
+
+	set_v1(_metadata, device, V1_RESUMING);
+	ret = mig1_fill(device, s, len, a, &done);
+	ASSERT_EQ(0, ret) TH_LOG("at byte %zu: %s", done, strerror(-ret));
+	set_v1(_metadata, device, V1_RUNNING);
+	EXPECT_EQ(RUNNING, mig_get_state(device));
+}
+
+/*
+ * One pre-copy iteration as QEMU 7.2's save_live_iterate does it: one buffer,
+ * read in 4093-byte pieces to @out; its size.
+ */
+static size_t iterate(struct __test_metadata *_metadata, int device, __u8 *out, size_t room)
+{
+	__u64 len, done, n;
+
+	EXPECT_EQ(MIG1_DATA, field(_metadata, device, DATA_OFFSET));
+	len = field(_metadata, device, DATA_SIZE);
+	ASSERT_GE(room, len);
+	for (done = 0; done < len; done += n) {
+		n = len - done < 4093 ? len - done : 4093;
+		ASSERT_EQ(n, pread(device, out + done, n, MIG1_OFFSET + MIG1_DATA + done));
+	}
+	return len;
+}
+
+/*
+ * Expect device @t to read like @s, whose state came from @seed: memory,
+ * config space, and a UART in @seed's state (@s's UART is not read, so that
+ * it can be compared again).
+ */
+static void expect_like(struct __test_metadata *_metadata, FIXTURE_DATA(mig) *self,
+			unsigned int s, unsigned int t, unsigned int seed, const char *what)
+{
+	__u8 *ms = memory_read(_metadata, self->v[s].device, self->memory[s]);
+	__u8 *mt = memory_read(_metadata, self->v[t].device, self->memory[t]);
+	__u8 cs[MIG_CONFIG_SIZE], ct[MIG_CONFIG_SIZE], ut[UART_READS_MAX];
+
+	expect_same(_metadata, mt, ms, self->memory[s], what);
+	free(ms);
+	free(mt);
+	config_read(_metadata, self->v[s].device, cs);
+	config_read(_metadata, self->v[t].device, ct);
+	expect_same(_metadata, ct, cs, MIG_CONFIG_SIZE, what);
+	uart_expect(_metadata, ut, uart_reads(_metadata, self->v[t].device, ut), seed);
+}
+
+TEST_F_TIMEOUT(mig, region_layout, 120)
+{
+	int device = add_device(_metadata, self, variant->cdev, 0, 1, 1);
+	struct vfio_device_info info = { .argsz = sizeof(info) };
+	__u8 buf[512] __attribute__((aligned(8)));
+	struct vfio_region_info *r = (void *)buf;
+	struct vfio_info_cap_header *cap;
+	struct vfio_region_info_cap_sparse_mmap *sparse = NULL;
+	struct vfio_region_info_cap_type *type = NULL;
+	__u8 *map;
+
+	ASSERT_EQ(0, ioctl(device, VFIO_DEVICE_GET_INFO, &info));
+	EXPECT_EQ(MIG1_INDEX + 1, info.num_regions);
+	memset(buf, 0, sizeof(buf));
+	r->argsz = sizeof(buf);
+	r->index = MIG1_INDEX;
+	ASSERT_EQ(0, ioctl(device, VFIO_DEVICE_GET_REGION_INFO, r));
+	EXPECT_EQ(MIG1_SIZE, r->size);
+	EXPECT_EQ(MIG1_OFFSET, r->offset);
+	EXPECT_EQ(VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE |
+		  VFIO_REGION_INFO_FLAG_MMAP | VFIO_REGION_INFO_FLAG_CAPS, r->flags);
+	ASSERT_LE(r->argsz, sizeof(buf));
+	for (__u32 off = r->cap_offset; off; off = cap->next) {
+		ASSERT_LT(off, r->argsz);
+		cap = (void *)(buf + off);
+		if (cap->id == VFIO_REGION_INFO_CAP_TYPE)
+			type = (void *)cap;
+		else if (cap->id == VFIO_REGION_INFO_CAP_SPARSE_MMAP)
+			sparse = (void *)cap;
+	}
+	ASSERT_TRUE(type && sparse);
+	EXPECT_EQ(VFIO_REGION_TYPE_MIGRATION_DEPRECATED, type->type);
+	EXPECT_EQ(VFIO_REGION_SUBTYPE_MIGRATION_DEPRECATED, type->subtype);
+	ASSERT_EQ(1, sparse->nr_areas);
+	EXPECT_EQ(MIG1_DATA, sparse->areas[0].offset);
+	EXPECT_EQ(MIG1_CAPACITY, sparse->areas[0].size);
+
+	/* Only the data section maps, and only inside the region */
+	EXPECT_EQ(MAP_FAILED, mmap(NULL, 4096, PROT_READ, MAP_SHARED, device, MIG1_OFFSET));
+	EXPECT_EQ(EINVAL, errno);
+	EXPECT_EQ(MAP_FAILED, mmap(NULL, 2 * MIG1_CAPACITY, PROT_READ, MAP_SHARED, device,
+				   MIG1_OFFSET + MIG1_DATA));
+	EXPECT_EQ(MAP_FAILED, mmap(NULL, 4096, PROT_READ, MAP_SHARED, device, BAR2_OFFSET));
+	map = mig1_map(device);
+	ASSERT_NE(MAP_FAILED, map);
+	EXPECT_EQ(0, munmap(map, MIG1_CAPACITY));
+	EXPECT_EQ(V1_RUNNING, mig1_state(device));
+}
+
+/* Every access that is not exactly one header field is refused, and changes nothing. */
+TEST_F_TIMEOUT(mig, header_fields_only_at_their_width, 120)
+{
+	static const unsigned int widths[] = { 1, 2, 3, 4, 8, 16 };
+	int device = add_device(_metadata, self, variant->cdev, 0, 1, 1);
+	__u8 bytes[16] = { 0 };
+	unsigned int off, w, refused = 0;
+	__u64 val;
+
+	for (off = 0; off < 40; off++) {
+		for (w = 0; w < sizeof(widths) / sizeof(widths[0]); w++) {
+			unsigned int width = widths[w];
+			bool valid = (width == 4 && (off == 0 || off == 4)) ||
+				     (width == 8 && (off == 8 || off == 16 || off == 24));
+
+			if (valid)
+				continue;
+			errno = 0;
+			EXPECT_EQ(-1, pread(device, bytes, width, MIG1_OFFSET + off))
+				TH_LOG("read of %u bytes at %u", width, off);
+			EXPECT_EQ(EINVAL, errno);
+			errno = 0;
+			EXPECT_EQ(-1, pwrite(device, bytes, width, MIG1_OFFSET + off))
+				TH_LOG("write of %u bytes at %u", width, off);
+			EXPECT_EQ(EINVAL, errno);
+			refused += 2;
+		}
+	}
+	EXPECT_LT(300, refused);
+	/* Past the header, up to the data section; and the data section with no transfer */
+	EXPECT_EQ(-1, pread(device, bytes, 8, MIG1_OFFSET + 32));
+	EXPECT_EQ(-1, pread(device, bytes, 8, MIG1_OFFSET + MIG1_DATA - 8));
+	EXPECT_EQ(-1, pread(device, bytes, 8, MIG1_OFFSET + MIG1_DATA));
+	EXPECT_EQ(-1, pwrite(device, bytes, 8, MIG1_OFFSET + MIG1_DATA));
+	/* pending_bytes and data_offset are read-only; reserved reads 0, writes do nothing */
+	EXPECT_EQ(-EINVAL, mig1_write(device, PENDING, 8, 1));
+	EXPECT_EQ(-EINVAL, mig1_write(device, DATA_OFFSET, 8, 8192));
+	EXPECT_EQ(0, mig1_write(device, FIELD(reserved), 4, 0xffffffff));
+	ASSERT_EQ(0, mig1_read(device, FIELD(reserved), 4, &val));
+	EXPECT_EQ(0, val);
+	/* data_size is only written while resuming */
+	EXPECT_EQ(-EINVAL, mig1_write(device, DATA_SIZE, 8, 16));
+
+	EXPECT_EQ(V1_RUNNING, mig1_state(device));
+	EXPECT_EQ(0, field(_metadata, device, PENDING));
+	EXPECT_EQ(MIG1_DATA, field(_metadata, device, DATA_OFFSET));
+	EXPECT_EQ(0, field(_metadata, device, DATA_SIZE));
+	EXPECT_EQ(RUNNING, mig_get_state(device));
+}
+
+/* 110b, 101b, 111b and bits above the three: EINVAL, and the state stays. */
+TEST_F_TIMEOUT(mig, invalid_states_keep_the_state, 120)
+{
+	static const __u32 invalid[] = { 6, 5, 7, 8 | V1_RUNNING, 0x80000000 | V1_RUNNING, 8 };
+	static const __u32 from[] = { V1_RUNNING, V1_PRECOPY, V1_SAVING, V1_RESUMING };
+	int device = add_device(_metadata, self, variant->cdev, 0, 1, 1);
+	unsigned int i, j;
+	__u64 pending;
+
+	for (i = 0; i < sizeof(from) / sizeof(from[0]); i++) {
+		ASSERT_EQ(0, ioctl(device, VFIO_DEVICE_RESET));
+		if (from[i] == V1_SAVING)
+			set_v1(_metadata, device, V1_STOP);
+		set_v1(_metadata, device, from[i]);
+		pending = field(_metadata, device, PENDING);
+		for (j = 0; j < sizeof(invalid) / sizeof(invalid[0]); j++) {
+			EXPECT_EQ(-EINVAL, mig1_set_state(device, invalid[j]))
+				TH_LOG("%#x from %#x", invalid[j], from[i]);
+			EXPECT_EQ(from[i], mig1_state(device));
+		}
+		/* The transfer goes on as before */
+		EXPECT_EQ(pending, field(_metadata, device, PENDING));
+	}
+	/* One line per refusal, saying why */
+	EXPECT_EQ(4, kmsg_count(self->kmsg, "device_state 0x80000001 is not a state"));
+	ASSERT_EQ(0, ioctl(device, VFIO_DEVICE_RESET));
+	EXPECT_EQ(V1_RUNNING, mig1_state(device));
+}
+
+/* Each of the 25 transitions between the five states; out of RESUMING with a stream loaded. */
+TEST_F_TIMEOUT(mig, every_v1_transition, 240)
+{
+	static const __u32 states[] = { V1_STOP, V1_RUNNING, V1_SAVING, V1_PRECOPY, V1_RESUMING };
+	static const __u32 v2[] = { STOP, RUNNING, STOP_COPY, PRE_COPY, RESUMING };
+	int device = add_device(_metadata, self, variant->cdev, 0, 1, 1);
+	int twin = add_device(_metadata, self, variant->cdev, 1, 1, 1);
+	unsigned int i, j;
+	size_t len, done;
+	__u8 *stream;
+
+	stream = save1(_metadata, twin, self->memory[1], &page_pieces, &len);
+	for (i = 0; i < 5; i++) {
+		for (j = 0; j < 5; j++) {
+			__u32 a = states[i], b = states[j];
+
+			ASSERT_EQ(0, ioctl(device, VFIO_DEVICE_RESET));
+			if (a == V1_SAVING)
+				set_v1(_metadata, device, V1_STOP);
+			set_v1(_metadata, device, a);
+			if (a == V1_RESUMING)
+				ASSERT_EQ(0, mig1_fill(device, stream, len, &page_pieces, &done));
+			EXPECT_EQ(0, mig1_set_state(device, b)) TH_LOG("%#x -> %#x", a, b);
+			EXPECT_EQ(b, mig1_state(device)) TH_LOG("%#x -> %#x", a, b);
+			EXPECT_EQ(v2[b], mig_get_state(device)) TH_LOG("%#x -> %#x", a, b);
+		}
+	}
+	/* Out of RESUMING without a whole stream: refused, and still resuming */
+	ASSERT_EQ(0, ioctl(device, VFIO_DEVICE_RESET));
+	set_v1(_metadata, device, V1_RESUMING);
+	EXPECT_EQ(-EINVAL, mig1_set_state(device, V1_RUNNING));
+	EXPECT_EQ(V1_RESUMING, mig1_state(device));
+	EXPECT_EQ(-EINVAL, mig1_set_state(device, V1_STOP));
+	EXPECT_EQ(V1_RESUMING, mig1_state(device));
+	free(stream);
+}
+
+/*
+ * QEMU 7.2's sequences: stop/cont, savevm, a live migration with pages dirtied
+ * during pre-copy and its target (loaded straight from RUNNING, committed on
+ * 100 -> 001), loadvm, and cancels in pre-copy and in stop-and-copy.
+ */
+TEST_F_TIMEOUT(mig, qemu72_sequences, 300)
+{
+	int s = add_device(_metadata, self, variant->cdev, 0, 1, 1);
+	int t = add_device(_metadata, self, variant->cdev, 1, 1, 1);
+	const size_t memory = self->memory[0];
+	size_t size = mig_stream_size(memory) + 4 * MIG_PAGE_REC, len, done;
+	__u8 *stream = malloc(size), *pages = calloc(1, memory), *saved, byte = 0x5a, *mt;
+	unsigned int buffers, iterations = 0;
+	struct mig_stream_map map;
+	ssize_t got;
+
+	ASSERT_TRUE(stream && pages);
+	give_state(_metadata, s, memory, 21);
+	give_state(_metadata, t, memory, 22);
+
+	/* stop, cont */
+	set_v1(_metadata, s, V1_STOP);
+	set_v1(_metadata, s, V1_RUNNING);
+
+	/* savevm: the stream is what v2 saves of the same state */
+	saved = save1(_metadata, s, memory, &page_pieces, &len);
+	EXPECT_EQ(NULL, mig_stream_parse(saved, len, memory, &map, pages));
+
+	/* Live: save_setup, iterations of one buffer each, a page dirtied on the way */
+	set_v1(_metadata, s, V1_PRECOPY);
+	len = 0;
+	while (field(_metadata, s, PENDING)) {
+		len += iterate(_metadata, s, stream + len, size - len);
+		if (++iterations == 1)
+			ASSERT_EQ(1, pwrite(s, &byte, 1, BAR2_OFFSET + 3 * MIG_PAGE + 1));
+	}
+	EXPECT_LT(1, iterations);
+	/* vm_stop_force_state: 011 -> 010; complete_precopy: 010 -> 010, the rest, 010 -> 000 */
+	set_v1(_metadata, s, V1_SAVING);
+	EXPECT_EQ(0, mig1_set_state(s, V1_SAVING));
+	got = mig1_drain(s, stream + len, size - len, &page_pieces, &buffers);
+	ASSERT_LT(0, got);
+	len += got;
+	set_v1(_metadata, s, V1_STOP);
+	EXPECT_EQ(NULL, mig_stream_parse(stream, len, memory, &map, NULL));
+	EXPECT_EQ(1, map.nr_resent);
+
+	/* The target: 001 -> 100, the data, 100 -> 001 */
+	load1(_metadata, t, stream, len, &qemu_pieces);
+	expect_like(_metadata, self, 0, 1, 21, "live migration");
+
+	/* loadvm of the savevm stream on the running target: 001 -> 000 -> 100 -> 001 */
+	set_v1(_metadata, t, V1_STOP);
+	set_v1(_metadata, t, V1_RESUMING);
+	ASSERT_EQ(0, mig1_fill(t, saved, mig_stream_size(memory), &page_pieces, &done));
+	set_v1(_metadata, t, V1_RUNNING);
+	mt = memory_read(_metadata, t, memory);
+	expect_same(_metadata, mt, pages, memory, "loadvm");
+	free(mt);
+
+	/* Cancel in pre-copy and in stop-and-copy: back to running, the transfer gone */
+	set_v1(_metadata, s, V1_RUNNING);
+	set_v1(_metadata, s, V1_PRECOPY);
+	ASSERT_LT(0, field(_metadata, s, PENDING));
+	EXPECT_EQ(MIG1_CAPACITY, iterate(_metadata, s, stream, size));
+	set_v1(_metadata, s, V1_RUNNING);
+	EXPECT_EQ(0, field(_metadata, s, PENDING));
+	set_v1(_metadata, s, V1_PRECOPY);
+	set_v1(_metadata, s, V1_SAVING);
+	set_v1(_metadata, s, V1_RUNNING);
+	EXPECT_EQ(0, field(_metadata, s, PENDING));
+	EXPECT_EQ(RUNNING, mig_get_state(s));
+	free(stream);
+	free(saved);
+	free(pages);
+}
+
+/* pending_bytes is exact: every buffer is as large as it allows, and it shrinks by that. */
+TEST_F_TIMEOUT(mig, pending_bytes_exact, 180)
+{
+	int device = add_device(_metadata, self, variant->cdev, 0, 4, 1);
+	const size_t memory = self->memory[0];
+	__u64 pending, next, size, pages = memory / MIG_PAGE;
+	__u8 byte = 1;
+
+	/* Stop-and-copy from STOP: the whole stream */
+	set_v1(_metadata, device, V1_STOP);
+	set_v1(_metadata, device, V1_SAVING);
+	pending = field(_metadata, device, PENDING);
+	EXPECT_EQ(mig_stream_size(memory), pending);
+	while (pending) {
+		EXPECT_EQ(MIG1_DATA, field(_metadata, device, DATA_OFFSET));
+		size = field(_metadata, device, DATA_SIZE);
+		EXPECT_EQ(pending < MIG1_CAPACITY ? pending : MIG1_CAPACITY, size);
+		/* Reading them again changes nothing */
+		EXPECT_EQ(MIG1_DATA, field(_metadata, device, DATA_OFFSET));
+		EXPECT_EQ(size, field(_metadata, device, DATA_SIZE));
+		next = field(_metadata, device, PENDING);
+		EXPECT_EQ(pending - size, next);
+		EXPECT_EQ(next, field(_metadata, device, PENDING));
+		if (next >= pending)
+			break;
+		pending = next;
+	}
+	EXPECT_EQ(MIG1_DATA, field(_metadata, device, DATA_OFFSET));
+	EXPECT_EQ(0, field(_metadata, device, DATA_SIZE));
+	set_v1(_metadata, device, V1_STOP);
+
+	/* Pre-copy: the first pass, then a dirty page, then the tail */
+	set_v1(_metadata, device, V1_RUNNING);
+	set_v1(_metadata, device, V1_PRECOPY);
+	EXPECT_EQ(MIG_HEADER + pages * MIG_PAGE_REC, field(_metadata, device, PENDING));
+	while ((pending = field(_metadata, device, PENDING))) {
+		field(_metadata, device, DATA_OFFSET);
+		if (!field(_metadata, device, DATA_SIZE))
+			break;
+	}
+	EXPECT_EQ(0, pending);
+	ASSERT_EQ(1, pwrite(device, &byte, 1, BAR2_OFFSET + 5 * MIG_PAGE));
+	EXPECT_EQ(MIG_PAGE_REC, field(_metadata, device, PENDING));
+	set_v1(_metadata, device, V1_SAVING);
+	EXPECT_EQ(MIG_PAGE_REC + MIG_TAIL, field(_metadata, device, PENDING));
+	field(_metadata, device, DATA_OFFSET);
+	EXPECT_EQ(MIG_PAGE_REC + MIG_TAIL, field(_metadata, device, DATA_SIZE));
+	EXPECT_EQ(0, field(_metadata, device, PENDING));
+	set_v1(_metadata, device, V1_STOP);
+}
+
+/*
+ * Streams cross front ends and chunkings: v1 saves the bytes v2 saves, and
+ * either loads in any chunks, through pieces or the mapping.
+ */
+TEST_F_TIMEOUT(mig, streams_cross_front_ends, 300)
+{
+	int s = add_device(_metadata, self, variant->cdev, 0, 2, 1);
+	int t = add_device(_metadata, self, variant->cdev, 1, 1, 2);
+	const size_t memory = self->memory[0];
+	struct mig1_access mapped = { .chunk = MIG1_CAPACITY }, mapped_small = { .chunk = 65536 };
+	__u8 *v1, *v1_mapped, *v2;
+	size_t len1, len1m, len2;
+
+	ASSERT_EQ(memory, self->memory[1]);
+	give_state(_metadata, s, memory, 31);
+	mapped.map = mig1_map(s);
+	ASSERT_NE(MAP_FAILED, mapped.map);
+	v2 = save(_metadata, s, memory, &len2);
+	v1 = save1(_metadata, s, memory, &page_pieces, &len1);
+	v1_mapped = save1(_metadata, s, memory, &mapped, &len1m);
+	ASSERT_EQ(len2, len1);
+	ASSERT_EQ(len2, len1m);
+	expect_same(_metadata, v1, v2, len2, "v1 stream");
+	expect_same(_metadata, v1_mapped, v2, len2, "v1 stream through the mapping");
+	EXPECT_EQ(0, munmap(mapped.map, MIG1_CAPACITY));
+
+	load(_metadata, t, v1, len1, by_pages, 1);
+	expect_like(_metadata, self, 0, 1, 31, "v1 stream loaded over v2");
+	give_state(_metadata, t, memory, 32);
+	load1(_metadata, t, v2, len2, &page_pieces);
+	expect_like(_metadata, self, 0, 1, 31, "v2 stream loaded over v1 in 4093-byte chunks");
+	give_state(_metadata, t, memory, 33);
+	mapped_small.map = mig1_map(t);
+	ASSERT_NE(MAP_FAILED, mapped_small.map);
+	load1(_metadata, t, v2, len2, &mapped_small);
+	expect_like(_metadata, self, 0, 1, 31, "v2 stream loaded through the mapping");
+	EXPECT_EQ(0, munmap(mapped_small.map, MIG1_CAPACITY));
+	free(v1);
+	free(v1_mapped);
+	free(v2);
+}
+
+/*
+ * Bad streams are refused over v1 where v2 refuses them: a bad header by the
+ * data_size write of its chunk, a corrupt record by the one of its chunk, a
+ * short stream on leaving RESUMING; the state stays 100, nothing is applied.
+ */
+TEST_F_TIMEOUT(mig, bad_streams_refused, 240)
+{
+	int s = add_device(_metadata, self, variant->cdev, 0, 1, 1);
+	int t = add_device(_metadata, self, variant->cdev, 1, 1, 1);
+	const size_t memory = self->memory[0];
+	const size_t page_at = MIG_HEADER + 100 * MIG_PAGE_REC;
+	/* The byte flipped, where the piece it spoils ends, and the reason logged */
+	struct { size_t at, end; const char *reason; } bad[] = {
+		{ 0, MIG_HEADER, "bad magic" },
+		{ page_at + MIG_REC_HEADER + 8 + 77, page_at + MIG_PAGE_REC, "CRC" },
+		{ 0, 0, "ended without" },
+	};
+	__u8 *stream, *mem, *before, cfg[MIG_CONFIG_SIZE], cfg_after[MIG_CONFIG_SIZE];
+	unsigned int i;
+	size_t len, done;
+	char about[128];
+
+	give_state(_metadata, s, memory, 41);
+	stream = save1(_metadata, s, memory, &page_pieces, &len);
+	ASSERT_EQ(0, memory_give_state(t, memory, 42));
+	before = memory_read(_metadata, t, memory);
+	snprintf(about, sizeof(about), "%s: migration stream refused: ", self->uuid[1]);
+	for (i = 0; i < 3; i++) {
+		struct mig1_access a = { .piece = 65536, .chunk = 65536 };
+		size_t n = i == 2 ? len - 100 : len;
+		int ret;
+
+		ASSERT_EQ(0, ioctl(t, VFIO_DEVICE_RESET));
+		ASSERT_EQ(0, config_give_state(t, 43));
+		config_read(_metadata, t, cfg);
+		if (bad[i].end)
+			stream[bad[i].at] ^= 0x40;
+		set_v1(_metadata, t, V1_RESUMING);
+		ret = mig1_fill(t, stream, n, &a, &done);
+		if (bad[i].end) {
+			stream[bad[i].at] ^= 0x40;
+			EXPECT_EQ(-EINVAL, ret) TH_LOG("%s", bad[i].reason);
+			EXPECT_EQ((bad[i].end - 1) / a.chunk * a.chunk, done)
+				TH_LOG("%s", bad[i].reason);
+		} else {
+			EXPECT_EQ(0, ret);
+			EXPECT_EQ(-EINVAL, mig1_set_state(t, V1_RUNNING));
+		}
+		EXPECT_EQ(V1_RESUMING, mig1_state(t)) TH_LOG("%s", bad[i].reason);
+		expect_logged_once(_metadata, self->kmsg, about, bad[i].reason);
+		mem = memory_read(_metadata, t, memory);
+		expect_same(_metadata, mem, before, memory, bad[i].reason);
+		free(mem);
+		config_read(_metadata, t, cfg_after);
+		expect_same(_metadata, cfg_after, cfg, MIG_CONFIG_SIZE, bad[i].reason);
+	}
+	ASSERT_EQ(0, ioctl(t, VFIO_DEVICE_RESET));
+	EXPECT_EQ(V1_RUNNING, mig1_state(t));
+	free(stream);
+	free(before);
+}
+
+/* A transfer of one front end keeps the other from moving the machine: EBUSY. */
+TEST_F_TIMEOUT(mig, v1_v2_interlock, 120)
+{
+	int device = add_device(_metadata, self, variant->cdev, 0, 1, 1), fd, none;
+	__u8 *buf = malloc(mig_stream_size(self->memory[0]));
+	unsigned int buffers;
+
+	ASSERT_TRUE(buf != NULL);
+	set_v1(_metadata, device, V1_PRECOPY);
+	EXPECT_EQ(PRE_COPY, mig_get_state(device));
+	EXPECT_EQ(-EBUSY, mig_set_state(device, STOP_COPY, &none));
+	EXPECT_EQ(-EBUSY, mig_set_state(device, RUNNING, &none));
+	expect_logged_once(_metadata, self->kmsg, "v2 (data file) request for STOP_COPY",
+			   "a v1 (migration region) transfer is in progress");
+	EXPECT_EQ(PRE_COPY, mig_get_state(device));
+	EXPECT_LT(0, mig1_drain(device, buf, mig_stream_size(self->memory[0]), &page_pieces,
+				&buffers));
+	set_v1(_metadata, device, V1_RUNNING);
+
+	ASSERT_EQ(0, mig_set_state(device, PRE_COPY, &fd));
+	ASSERT_LE(0, fd);
+	EXPECT_EQ(V1_PRECOPY, mig1_state(device));
+	EXPECT_EQ(-EBUSY, mig1_set_state(device, V1_SAVING));
+	EXPECT_EQ(-EBUSY, mig1_set_state(device, V1_RUNNING));
+	EXPECT_EQ(V1_PRECOPY, mig1_state(device));
+	/* Its own front end's reads see no transfer of theirs */
+	EXPECT_EQ(0, field(_metadata, device, PENDING));
+	EXPECT_EQ(0, mig1_set_state(device, V1_PRECOPY));	/* the same state: nothing to do */
+	ASSERT_EQ(0, mig_set_state(device, RUNNING, &none));
+	expect_stale(_metadata, fd, true);
+	set_v1(_metadata, device, V1_STOP);
+	set_v1(_metadata, device, V1_RUNNING);
+	free(buf);
+}
+
+TEST_HARNESS_MAIN
