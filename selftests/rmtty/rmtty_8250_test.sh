@@ -40,10 +40,7 @@ ktap_print_header
 # All of these are part of the test setup: without them the run is broken.
 command -v qemu-system-x86_64 >/dev/null ||
 	ktap_exit_fail_msg "qemu-system-x86_64 is not installed"
-command -v busybox >/dev/null || ktap_exit_fail_msg "busybox is not installed"
-[ -n "${RMTTY_BZIMAGE:-}" ] ||
-	ktap_exit_fail_msg "RMTTY_BZIMAGE is not set: it must name the test kernel's bzImage"
-[ -r "$RMTTY_BZIMAGE" ] || ktap_exit_fail_msg "RMTTY_BZIMAGE=$RMTTY_BZIMAGE cannot be read"
+rmtty_nested_guest_setup
 rmtty_reload
 # Six tests and the unload
 ktap_set_plan 7

@@ -117,6 +117,15 @@ rmtty_loop_ms() {
 	echo $(((end - start) / 1000))
 }
 
+# rmtty_nested_guest_setup: fail every test without what a nested guest
+# needs: busybox and the test kernel's image.
+rmtty_nested_guest_setup() {
+	command -v busybox >/dev/null || ktap_exit_fail_msg "busybox is not installed"
+	[ -n "${RMTTY_BZIMAGE:-}" ] ||
+		ktap_exit_fail_msg "RMTTY_BZIMAGE is not set: it must name the test kernel's bzImage"
+	[ -r "$RMTTY_BZIMAGE" ] || ktap_exit_fail_msg "RMTTY_BZIMAGE=$RMTTY_BZIMAGE cannot be read"
+}
+
 # rmtty_initramfs DIR: DIR/initramfs.gz, a busybox initramfs for a nested
 # guest whose /init is the script on stdin; the tree is DIR/root.
 rmtty_initramfs() {
@@ -159,11 +168,12 @@ declare -A qemu_pids
 
 # rmtty_qemu_setup VERSION: set QEMU to the qemu-system-x86_64 of QEMU
 # VERSION, 10 (the machine's) or 7.2 (unpacked by tools/deps.sh into
-# RMTTY_QEMU72), QEMU_ARGS to what it always needs and QEMU_MIGRATION to the
-# vfio-pci property that enables migration; create tmp, which goes at exit
-# with any QEMU still running. Without that QEMU or the QMP driver every test
-# fails.
+# RMTTY_QEMU72), QEMU_ARGS to what it always needs, QEMU_MIGRATION to the
+# vfio-pci property that enables migration and QEMU_VERSION to VERSION;
+# create tmp, which goes at exit with any QEMU still running. Without that
+# QEMU or the QMP driver every test fails.
 rmtty_qemu_setup() {
+	QEMU_VERSION=$1
 	case $1 in
 	10)
 		QEMU=qemu-system-x86_64
