@@ -249,7 +249,7 @@ TEST_F(rmtty, remove_twice)
 }
 
 /* Aggregation: each write takes or returns units at once. */
-TEST_F(rmtty, aggregation)
+TEST_F_TIMEOUT(rmtty, aggregation, 180)
 {
 	/* (An empty write never reaches the driver: write(2) returns 0.) */
 	static const char *const bad[] = { "0", "-1", "abc", "\n", "1x", "2 ", "0x2", "+2",

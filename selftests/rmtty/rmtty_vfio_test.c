@@ -73,15 +73,20 @@ TEST_F(vfio, device_info)
 
 TEST_F(vfio, region_info)
 {
+	const __u32 rw = VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE;
 	__u64 sizes[VFIO_PCI_NUM_REGIONS + 1] = {
 		[VFIO_PCI_BAR0_REGION_INDEX] = 8,
 		[VFIO_PCI_BAR2_REGION_INDEX] = BAR2_SIZE,
 		[VFIO_PCI_CONFIG_REGION_INDEX] = 256,
+		[MIG1_INDEX] = MIG1_SIZE,
 	};
+	/* The migration region's answer: its type, then its one mappable area */
 	struct {
 		struct vfio_region_info info;
 		struct vfio_region_info_cap_type type;
-	} full = { .info = { .argsz = sizeof(full), .index = VFIO_PCI_NUM_REGIONS } };
+		struct vfio_region_info_cap_sparse_mmap sparse;
+		struct vfio_region_sparse_mmap_area area;
+	} full = { .info = { .argsz = sizeof(full), .index = MIG1_INDEX } };
 	struct vfio_region_info info;
 	__u32 i;
 
@@ -93,28 +98,30 @@ TEST_F(vfio, region_info)
 			TH_LOG("region %u: %s", i, strerror(errno));
 		EXPECT_EQ(sizes[i], info.size) TH_LOG("region %u", i);
 		EXPECT_EQ((__u64)i << 40, info.offset) TH_LOG("region %u", i);
-		EXPECT_EQ(sizes[i] ? VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE :
-			  i == VFIO_PCI_NUM_REGIONS ? VFIO_REGION_INFO_FLAG_CAPS : 0,
+		EXPECT_EQ(i == MIG1_INDEX ? rw | VFIO_REGION_INFO_FLAG_MMAP |
+			  VFIO_REGION_INFO_FLAG_CAPS : sizes[i] ? rw : 0,
 			  info.flags) TH_LOG("region %u", i);
 	}
 
-	/*
-	 * The migration region has a type capability: with room for the
-	 * region info alone, the size needed comes back.
-	 */
+	/* With room for the region info alone, the size needed comes back. */
 	memset(&info, 0, sizeof(info));
 	info.argsz = sizeof(info);
-	info.index = VFIO_PCI_NUM_REGIONS;
+	info.index = MIG1_INDEX;
 	ASSERT_EQ(0, ioctl(self->v.device, VFIO_DEVICE_GET_REGION_INFO, &info));
-	EXPECT_EQ(sizeof(info) + sizeof(struct vfio_region_info_cap_type), info.argsz);
+	EXPECT_EQ(sizeof(full), info.argsz);
 	EXPECT_EQ(0, info.cap_offset);
 	ASSERT_EQ(0, ioctl(self->v.device, VFIO_DEVICE_GET_REGION_INFO, &full));
-	EXPECT_EQ(sizeof(full.info), full.info.cap_offset);
+	EXPECT_EQ(offsetof(typeof(full), type), full.info.cap_offset);
 	EXPECT_EQ(VFIO_REGION_INFO_CAP_TYPE, full.type.header.id);
 	EXPECT_EQ(1, full.type.header.version);
-	EXPECT_EQ(0, full.type.header.next);
+	EXPECT_EQ(offsetof(typeof(full), sparse), full.type.header.next);
 	EXPECT_EQ(VFIO_REGION_TYPE_MIGRATION_DEPRECATED, full.type.type);
 	EXPECT_EQ(VFIO_REGION_SUBTYPE_MIGRATION_DEPRECATED, full.type.subtype);
+	EXPECT_EQ(VFIO_REGION_INFO_CAP_SPARSE_MMAP, full.sparse.header.id);
+	EXPECT_EQ(0, full.sparse.header.next);
+	EXPECT_EQ(1, full.sparse.nr_areas);
+	EXPECT_EQ(MIG1_DATA, full.area.offset);
+	EXPECT_EQ(MIG1_CAPACITY, full.area.size);
 
 	memset(&info, 0, sizeof(info));
 	info.argsz = sizeof(info);

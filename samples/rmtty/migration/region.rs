@@ -17,6 +17,7 @@
 
 use super::{
     FrontEnd,
+    Machine,
     Transfer, //
 };
 use crate::device::{
@@ -187,6 +188,29 @@ fn field(offset: usize, len: usize) -> Option<usize> {
     .map(|(at, _)| at)
 }
 
+/// Which way a data section access goes.
+#[derive(Clone, Copy)]
+enum Access {
+    Read,
+    Write,
+}
+
+/// Where in the data section an access of `len` bytes at `offset` of the region falls, if the
+/// region's own transfer allows it: reads inside the buffer being saved, writes anywhere in the
+/// data section while resuming.
+fn data_window(machine: &Machine, offset: usize, len: usize, access: Access) -> Result<usize> {
+    let limit = match (&machine.transfer, machine.owner, access) {
+        (Transfer::Saving(_), FrontEnd::V1, Access::Read) => machine.region.len,
+        (Transfer::Loading(_), FrontEnd::V1, Access::Write) => DATA_CAPACITY,
+        _ => return Err(EINVAL),
+    };
+    let at = offset - DATA_SECTION;
+    match at.checked_add(len) {
+        Some(end) if end <= limit => Ok(at),
+        _ => Err(EINVAL),
+    }
+}
+
 impl RmttyVfio {
     /// Reads `buf.len()` bytes at `offset` of the migration region.
     pub(crate) fn migration_region_read(
@@ -197,17 +221,7 @@ impl RmttyVfio {
         let len = buf.len();
         let mut state = self.device_state().lock();
         if offset >= DATA_SECTION {
-            let at = offset - DATA_SECTION;
-            let machine = &state.migration;
-            if !matches!(
-                (&machine.transfer, machine.owner),
-                (Transfer::Saving(_), FrontEnd::V1)
-            ) || at
-                .checked_add(len)
-                .is_none_or(|end| end > machine.region.len)
-            {
-                return Err(EINVAL);
-            }
+            let at = data_window(&state.migration, offset, len, Access::Read)?;
             self.data_section()?.read_to_user(at, buf)?;
             return Ok(len);
         }
@@ -221,8 +235,11 @@ impl RmttyVfio {
             DATA_SIZE => state.migration.region.len as u64,
             _ => 0,
         };
-        // In the CPU's byte order, like any uAPI structure; the field's own width.
-        buf.write_slice(&value.to_ne_bytes()[..len])?;
+        // In the CPU's byte order, like any uAPI structure, at the field's own width.
+        match u32::try_from(value) {
+            Ok(value) if len == size_of::<u32>() => buf.write_slice(&value.to_ne_bytes())?,
+            _ => buf.write_slice(&value.to_ne_bytes())?,
+        }
         Ok(len)
     }
 
@@ -235,22 +252,16 @@ impl RmttyVfio {
         let len = buf.len();
         let mut state = self.device_state().lock();
         if offset >= DATA_SECTION {
-            let at = offset - DATA_SECTION;
-            let machine = &state.migration;
-            if !matches!(
-                (&machine.transfer, machine.owner),
-                (Transfer::Loading(_), FrontEnd::V1)
-            ) || at.checked_add(len).is_none_or(|end| end > DATA_CAPACITY)
-            {
-                return Err(EINVAL);
-            }
+            let at = data_window(&state.migration, offset, len, Access::Write)?;
             self.data_section()?.write_from_user(at, buf)?;
             return Ok(len);
         }
         let field = field(offset, len).ok_or(EINVAL)?;
-        let mut bytes = [0; 8];
-        buf.read_slice(&mut bytes[..len])?;
-        let value = u64::from_ne_bytes(bytes);
+        let value = if len == size_of::<u32>() {
+            u64::from(u32::from_ne_bytes(buf.read()?))
+        } else {
+            u64::from_ne_bytes(buf.read()?)
+        };
         match field {
             // CAST: A 4-byte field.
             DEVICE_STATE => self.set_v1_state(&mut state, value as u32)?,

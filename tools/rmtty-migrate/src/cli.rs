@@ -12,8 +12,16 @@ const AFTER_HELP: &str = "\
 The device is an mdev's UUID (under /sys/bus/mdev/devices) or its sysfs path.
 It is opened through its VFIO group and a type1 container (--group, the
 default) or through its iommufd cdev /dev/vfio/devices/vfioN (--cdev), and
-migrated with the VFIO v2 protocol. Closing the device at exit returns its
-migration state machine to RUNNING.
+migrated with the VFIO v2 protocol (a data file), or with --v1 through its v1
+migration region (the region with a VFIO_REGION_INFO_CAP_TYPE of type 3
+subtype 1; its header fields are each one pread/pwrite of their width, its
+data section is mapped unless --no-mmap is given or the region cannot be
+mapped, else read and written one buffer per call). The stream is the same
+either way: a stream saved with one protocol loads with the other.
+
+When a migration fails, a v1 session puts the device back to RUNNING
+(device_state 001), as QEMU does when a migration is cancelled; closing the
+device at exit returns its migration state machine to RUNNING in any case.
 
 Reports: a human-readable report always goes to stderr, unless --json is
 given; then one JSON object is printed instead: to stdout, except for a save
@@ -44,11 +52,23 @@ dirty its pages). Its environment has:
 MIG_DATA_SIZE is read just before STOP_COPY; STOP_COPY must then produce
 exactly that many bytes, else the save fails (the stream is still written).
 The stream is written to FILE (or stdout) once it is whole; a failed save
-writes nothing (FILE is left empty) unless the stream was read to its end.";
+writes nothing (FILE is left empty) unless the stream was read to its end.
+
+With --v1: device_state 001 -> 011 (pre-copy) and the passes, each reading
+buffers until pending_bytes is 0 (a buffer: pending_bytes, data_offset,
+data_size, then its data), then -> 010 (stop-and-copy) and buffers until
+pending_bytes is 0, then -> 000. Without --precopy-passes, 001 -> 010 straight.
+v1 has no MIG_DATA_SIZE, so there is nothing to check the size against.";
 
 const LOAD_HELP: &str = "\
 RUNNING -> RESUMING, the stream written to the data file in writes of 1 MiB,
-RESUMING -> RUNNING. The input is read whole before the device is touched.";
+RESUMING -> RUNNING. The input is read whole before the device is touched.
+
+With --v1: device_state 001 -> 100, then for each piece of the stream (the
+size of the data section, whatever the pieces of the save were): read
+data_offset, the bytes written there, data_size written with their count;
+then 100 -> 001, which commits the stream: a failure there is the device
+refusing it.";
 
 const INSPECT_HELP: &str = "\
 Describes a saved stream without a device: its header (version, shape,
@@ -90,6 +110,7 @@ pub struct DeviceArgs {
 }
 
 impl DeviceArgs {
+    /// The front door the arguments choose.
     pub fn front_door(&self) -> FrontDoor {
         if self.cdev {
             FrontDoor::Cdev
@@ -99,10 +120,23 @@ impl DeviceArgs {
     }
 }
 
+/// The migration protocol.
+#[derive(Debug, Args)]
+pub struct ProtocolArgs {
+    /// Migrate through the v1 migration region instead of the v2 data file
+    #[arg(long)]
+    pub v1: bool,
+    /// With --v1: move the data by pread/pwrite, not through an mmap of the data section
+    #[arg(long, requires = "v1")]
+    pub no_mmap: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct SaveArgs {
     #[command(flatten)]
     pub device: DeviceArgs,
+    #[command(flatten)]
+    pub protocol: ProtocolArgs,
     /// Where the stream goes; - is stdout
     #[arg(short, long, value_name = "FILE|-", default_value = "-")]
     pub output: String,
@@ -121,6 +155,8 @@ pub struct SaveArgs {
 pub struct LoadArgs {
     #[command(flatten)]
     pub device: DeviceArgs,
+    #[command(flatten)]
+    pub protocol: ProtocolArgs,
     /// Where the stream comes from; - is stdin
     #[arg(short, long, value_name = "FILE|-", default_value = "-")]
     pub input: String,

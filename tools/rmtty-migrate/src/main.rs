@@ -3,8 +3,9 @@
 //! `rmtty-migrate`: drives an rmtty device's migration from userspace, without QEMU: saves a
 //! device's state to a file, loads it into another device, and reports bytes, passes and time.
 //!
-//! The protocol is behind [`transport::Transport`]; the v2 protocol (`v2.rs`) is the one there
-//! is. The sessions (`session.rs`) only speak through the trait.
+//! The protocol is behind [`transport::Transport`]: the v2 protocol (`v2.rs`, the default) or
+//! the v1 migration region (`v1.rs`, `--v1`). The sessions (`session.rs`) only speak through the
+//! trait.
 
 mod cli;
 mod device;
@@ -12,6 +13,7 @@ mod report;
 mod session;
 mod stream;
 mod transport;
+mod v1;
 mod v2;
 mod workload;
 
@@ -30,24 +32,47 @@ use transport::{Error, Transport};
 use vfio_bindings::bindings::vfio::VFIO_PCI_BAR2_REGION_INDEX;
 use vfio_ioctls::VfioDevice;
 
-/// The migration protocols the tool speaks: the v2 data file. A v1 transport (the migration
-/// region) is another variant, chosen by a flag, built on the same open device.
+/// The migration protocols the tool speaks, on the same open device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Protocol {
+    /// The v2 data file.
     V2,
+    /// The v1 migration region, its data section mapped if `mmap` (and it can be).
+    V1 { mmap: bool },
 }
 
 impl Protocol {
+    fn of(args: &cli::ProtocolArgs) -> Self {
+        if args.v1 {
+            Protocol::V1 {
+                mmap: !args.no_mmap,
+            }
+        } else {
+            Protocol::V2
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Protocol::V2 => "v2",
+            Protocol::V1 { .. } => "v1",
         }
     }
 }
 
-fn transport(protocol: Protocol, device: VfioDevice) -> Box<dyn Transport> {
+/// `protocol` on `device`; a v1 one notes its region in `report`.
+fn transport(
+    protocol: Protocol,
+    device: VfioDevice,
+    report: &mut Report,
+) -> Result<Box<dyn Transport>, Error> {
     match protocol {
-        Protocol::V2 => Box::new(v2::V2::new(device)),
+        Protocol::V2 => Ok(Box::new(v2::V2::new(device))),
+        Protocol::V1 { mmap } => {
+            let t = v1::fd::open(device, mmap)?;
+            report.v1 = Some(t.layout().clone());
+            Ok(Box::new(t))
+        }
     }
 }
 
@@ -66,10 +91,17 @@ fn open(args: &cli::DeviceArgs, protocol: Protocol, report: &mut Report) -> Resu
     let device = device::open(&path, args.front_door());
     report.phase("open", start.elapsed());
     let device = device?;
+    let fd = device.as_raw_fd();
+    let bar2_offset = device.get_region_offset(VFIO_PCI_BAR2_REGION_INDEX);
+    let start = Instant::now();
+    let transport = transport(protocol, device, report);
+    if matches!(protocol, Protocol::V1 { .. }) {
+        report.phase("v1 region setup", start.elapsed());
+    }
     Ok(Opened {
-        fd: device.as_raw_fd(),
-        bar2_offset: device.get_region_offset(VFIO_PCI_BAR2_REGION_INDEX),
-        transport: transport(protocol, device),
+        fd,
+        bar2_offset,
+        transport: transport?,
     })
 }
 
@@ -125,7 +157,8 @@ fn save(args: SaveArgs) -> ExitCode {
     }
     let json_stdout = cli::json_to_stdout(to_stdout);
     let start = Instant::now();
-    let mut report = new_report(Operation::Save, &args.device, Protocol::V2);
+    let protocol = Protocol::of(&args.protocol);
+    let mut report = new_report(Operation::Save, &args.device, protocol);
     let fail = |mut report: Report, e: Error| {
         report.error = Some(e);
         report.total = start.elapsed();
@@ -140,7 +173,7 @@ fn save(args: SaveArgs) -> ExitCode {
             Err(e) => return fail(report, Error::io(format!("creating {}", args.output), &e)),
         }
     }
-    let opened = match open(&args.device, Protocol::V2, &mut report) {
+    let opened = match open(&args.device, protocol, &mut report) {
         Ok(opened) => opened,
         Err(e) => return fail(report, e),
     };
@@ -193,12 +226,13 @@ fn read_input(input: &str) -> io::Result<Vec<u8>> {
 
 fn load(args: LoadArgs) -> ExitCode {
     let start = Instant::now();
-    let mut report = new_report(Operation::Load, &args.device, Protocol::V2);
+    let protocol = Protocol::of(&args.protocol);
+    let mut report = new_report(Operation::Load, &args.device, protocol);
     let input_start = Instant::now();
     let stream = read_input(&args.input);
     report.phase("input", input_start.elapsed());
     match stream {
-        Ok(stream) => match open(&args.device, Protocol::V2, &mut report) {
+        Ok(stream) => match open(&args.device, protocol, &mut report) {
             Ok(opened) => {
                 let mut t = opened.transport;
                 // The report keeps the session's error.

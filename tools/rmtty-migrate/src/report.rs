@@ -5,6 +5,7 @@
 
 use crate::stream::{HeaderError, Summary};
 use crate::transport::{Error, Features, MigState, Pending};
+use crate::v1::Layout;
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 use std::time::Duration;
@@ -48,10 +49,20 @@ pub enum PassEnd {
 }
 
 impl PassEnd {
+    /// How the end shows in the v2 protocol.
     pub fn name(self) -> &'static str {
         match self {
             PassEnd::NotReady => "ENOMSG",
             PassEnd::Eof => "EOF",
+            PassEnd::Written => "written",
+        }
+    }
+
+    /// How the end shows in the v1 protocol, where nothing ready and the end are both
+    /// `pending_bytes` 0, told apart by the state.
+    pub fn v1_name(self) -> &'static str {
+        match self {
+            PassEnd::NotReady | PassEnd::Eof => "pending_bytes 0",
             PassEnd::Written => "written",
         }
     }
@@ -64,7 +75,8 @@ pub struct Pass {
     /// What the device said it had pending when the pass began (pre-copy only).
     pub pending: Option<Pending>,
     pub bytes: u64,
-    /// The read() or write() calls it took.
+    /// The read() or write() calls it took (v1: buffers read, and the reads of
+    /// `pending_bytes` that found 0; pieces written).
     pub calls: u64,
     pub time: Duration,
     /// How it ended; `None` if it failed.
@@ -112,6 +124,10 @@ pub struct Report {
     /// The stream saved or loaded, if there was one.
     pub stream: Option<Result<Summary, HeaderError>>,
     pub error: Option<Error>,
+    /// After a failure: the state the device was put back to, or why it could not be.
+    pub cancel: Option<Result<MigState, Error>>,
+    /// The v1 migration region and how its data moved, for a v1 session.
+    pub v1: Option<Layout>,
 }
 
 /// Seconds as a JSON number.
@@ -126,15 +142,45 @@ fn ms(d: Duration) -> String {
 
 fn pending_json(p: Option<Pending>) -> Value {
     match p {
-        Some(Pending { initial, dirty }) => {
+        Some(Pending::Split { initial, dirty }) => {
             json!({ "initial_bytes": initial, "dirty_bytes": dirty })
         }
+        Some(Pending::Total(bytes)) => json!({ "pending_bytes": bytes }),
         None => json!({}),
     }
 }
 
 fn pending_text(p: Pending) -> String {
-    format!("initial {}, dirty {}", p.initial, p.dirty)
+    match p {
+        Pending::Split { initial, dirty } => format!("initial {initial}, dirty {dirty}"),
+        Pending::Total(bytes) => format!("pending_bytes {bytes}"),
+    }
+}
+
+fn layout_json(l: &Layout) -> Value {
+    json!({
+        "region_index": l.index,
+        "region_size": l.size,
+        "data_offset": l.data_offset,
+        "data_section_size": l.data_section,
+        "data_access": l.access.name(),
+        "no_mmap_reason": l.no_mmap_reason,
+    })
+}
+
+fn layout_text(l: &Layout) -> String {
+    let mut s = format!(
+        "region {}: {} bytes, data section of {} bytes at {}, through {}",
+        l.index,
+        l.size,
+        l.data_section,
+        l.data_offset,
+        l.access.name()
+    );
+    if let Some(reason) = &l.no_mmap_reason {
+        s += &format!(" ({reason})");
+    }
+    s
 }
 
 fn error_json(e: &Error) -> Value {
@@ -169,6 +215,17 @@ impl Report {
             total: Duration::ZERO,
             stream: None,
             error: None,
+            cancel: None,
+            v1: None,
+        }
+    }
+
+    /// The name of how pass `end` ended, in the terms of the report's protocol.
+    fn end_name(&self, end: PassEnd) -> &'static str {
+        if self.v1.is_some() {
+            end.v1_name()
+        } else {
+            end.name()
         }
     }
 
@@ -221,7 +278,7 @@ impl Report {
                     "bytes": p.bytes,
                     "calls": p.calls,
                     "seconds": secs(p.time),
-                    "end": p.end.map(PassEnd::name),
+                    "end": p.end.map(|end| self.end_name(end)),
                 });
                 if let (Some(obj), Value::Object(pending)) =
                     (v.as_object_mut(), pending_json(p.pending))
@@ -262,6 +319,9 @@ impl Report {
             "mb_per_s": self.mb_per_s(),
             "stream": stream,
             "error": self.error.as_ref().map(error_json),
+            "cancelled_to": self.cancel.as_ref().and_then(|c| c.as_ref().ok()).map(|s| s.name()),
+            "cancel_error": self.cancel.as_ref().and_then(|c| c.as_ref().err()).map(error_json),
+            "v1_region": self.v1.as_ref().map(layout_json),
         })
     }
 
@@ -278,6 +338,9 @@ impl Report {
         );
         if let Some(f) = self.features {
             let _ = writeln!(s, "  migration: {}", f.names().join(" | "));
+        }
+        if let Some(layout) = &self.v1 {
+            let _ = writeln!(s, "  v1 {}", layout_text(layout));
         }
         match &self.stream {
             Some(Ok(summary)) => {
@@ -309,7 +372,7 @@ impl Report {
                     let _ = write!(s, "; MIG_DATA_SIZE {size}");
                 }
             }
-            let _ = writeln!(s, "; {}", p.end.map_or("failed", PassEnd::name));
+            let _ = writeln!(s, "; {}", p.end.map_or("failed", |end| self.end_name(end)));
         }
         let _ = write!(
             s,
@@ -335,6 +398,15 @@ impl Report {
         }
         if let Some(e) = &self.error {
             let _ = writeln!(s, "  error: {e}");
+        }
+        match &self.cancel {
+            Some(Ok(state)) => {
+                let _ = writeln!(s, "  cancelled: the device was put back to {state}");
+            }
+            Some(Err(e)) => {
+                let _ = writeln!(s, "  cancel (back to RUNNING) failed: {e}");
+            }
+            None => {}
         }
         s
     }

@@ -6,18 +6,19 @@
 //!   a workload runs after each), `MIG_DATA_SIZE`, `-> STOP_COPY`, reads to the end of the
 //!   stream, `STOP_COPY -> STOP`; the bytes read in `STOP_COPY` must be `MIG_DATA_SIZE`'s (where
 //!   the protocol has it);
-//! - load: `RUNNING -> RESUMING`, the stream written in [`CHUNK`]-byte writes,
-//!   `RESUMING -> RUNNING`.
+//! - load: `RUNNING -> RESUMING`, the stream written in pieces of the transport's
+//!   [`Transport::write_size`], `RESUMING -> RUNNING` (which commits it).
 //!
 //! Each fills a [`Report`] as it goes, so that a failed session still says how far it got, and
-//! ends with the device's state.
+//! ends with the device's state; a failed one then asks the transport to put the device back to
+//! running ([`Transport::cancel`]).
 
 use crate::report::{Pass, PassEnd, PassKind, Report};
 use crate::stream::Summary;
 use crate::transport::{Chunk, Error, MigState, Result, Transport};
 use std::time::Instant;
 
-/// The size of each read() and write() of the stream.
+/// The size of each read() of the stream, and of each v2 write().
 pub const CHUNK: usize = 1 << 20;
 
 /// The most room a pass makes for the bytes the device says are coming, lest a wrong figure
@@ -134,7 +135,7 @@ fn save_steps(
             let mut pass = Pass::new(PassKind::PreCopy(n));
             let pending = t.pending().map_err(|e| e.context(&what))?;
             pass.pending = Some(pending);
-            let done = read_pass(t, out, pending.initial + pending.dirty, &mut pass);
+            let done = read_pass(t, out, pending.total(), &mut pass);
             report.passes.push(pass);
             done.map_err(|e| e.context(&what))?;
             if let Some(run) = workload.as_mut() {
@@ -164,11 +165,24 @@ fn save_steps(
     Ok(())
 }
 
-/// Notes the end of a session in `report`: its error, and the state the device is in.
+/// Notes the end of a session in `report`: its error, and the state the device is in; after a
+/// failure that left the device other than running, puts it back to running if the transport
+/// does that.
 fn finish(t: &mut dyn Transport, report: &mut Report, done: Result<()>) -> Result<()> {
     report.final_state = t.state().ok();
     if let Err(e) = &done {
         report.error = Some(e.clone());
+        if report.final_state != Some(MigState::Running) {
+            let start = Instant::now();
+            match t.cancel() {
+                Ok(None) => {}
+                Ok(Some(state)) => {
+                    report.phase(format!("cancel -> {state}"), start.elapsed());
+                    report.cancel = Some(Ok(state));
+                }
+                Err(e) => report.cancel = Some(Err(e)),
+            }
+        }
     }
     done
 }
@@ -198,8 +212,9 @@ fn load_steps(t: &mut dyn Transport, stream: &[u8], report: &mut Report) -> Resu
     let mut pass = Pass::new(PassKind::Resume);
     let start = Instant::now();
     let mut done = Ok(());
-    for (i, chunk) in stream.chunks(CHUNK).enumerate() {
-        let at = i * CHUNK;
+    let size = t.write_size().max(1);
+    for (i, chunk) in stream.chunks(size).enumerate() {
+        let at = i * size;
         pass.calls += 1;
         if let Err(e) = t.write_all(chunk) {
             done = Err(e.context(format!("write of stream bytes {at}..{}", at + chunk.len())));
@@ -211,7 +226,13 @@ fn load_steps(t: &mut dyn Transport, stream: &[u8], report: &mut Report) -> Resu
     pass.end = done.is_ok().then_some(PassEnd::Written);
     report.passes.push(pass);
     done?;
-    transition(t, report, MigState::Resuming, MigState::Running)
+    transition(t, report, MigState::Resuming, MigState::Running).map_err(|mut e| {
+        // Leaving RESUMING is where the device takes the stream or refuses it.
+        if e.errno == Some(libc::EINVAL) && e.detail.is_none() {
+            e.detail = Some("the device refused the stream (incomplete or bad)".into());
+        }
+        e
+    })
 }
 
 /// Loads `stream` into the device.

@@ -93,17 +93,24 @@ impl Features {
     }
 }
 
-/// What a saving device says it still has to send, in `PRE_COPY` (v2:
-/// `VFIO_MIG_GET_PRECOPY_INFO`).
-///
-/// v1 has one number, `pending_bytes`, where v2 has two: a v1 transport makes this an enum with
-/// a variant for it.
+/// What a saving device says it still has to send, in `PRE_COPY`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Pending {
-    /// The first pass's bytes not yet read.
-    pub initial: u64,
-    /// The bytes made dirty since they were read.
-    pub dirty: u64,
+pub enum Pending {
+    /// v2's `VFIO_MIG_GET_PRECOPY_INFO`: the first pass's bytes not yet read (`initial`), and
+    /// the bytes made dirty since they were read (`dirty`).
+    Split { initial: u64, dirty: u64 },
+    /// v1's `pending_bytes`: the bytes ready to be read, of either kind.
+    Total(u64),
+}
+
+impl Pending {
+    /// All the bytes pending.
+    pub fn total(self) -> u64 {
+        match self {
+            Pending::Split { initial, dirty } => initial.saturating_add(dirty),
+            Pending::Total(bytes) => bytes,
+        }
+    }
 }
 
 /// What one read of the stream got.
@@ -220,9 +227,9 @@ impl std::error::Error for Error {}
 /// A migration protocol of an open device: how the sessions move it between states and move the
 /// stream's bytes.
 ///
-/// Implemented by the v2 protocol (`v2.rs`). A v1 migration-region transport implements the same
-/// methods: `set_state` writes `device_state` (`PRE_COPY` is `SAVING | RUNNING`, `STOP_COPY` is
-/// `SAVING`), `pending` reads `pending_bytes` (see [`Pending`]), `read` returns
+/// Implemented by the v2 protocol (`v2.rs`) and the v1 migration region (`v1.rs`): there
+/// `set_state` writes `device_state` (`PRE_COPY` is `SAVING | RUNNING`, `STOP_COPY` is
+/// `SAVING`), `pending` reads `pending_bytes` ([`Pending::Total`]), `read` returns
 /// [`Chunk::NotReady`] or [`Chunk::End`] when `pending_bytes` is 0 in `PRE_COPY` or `STOP_COPY`,
 /// and `data_size` gives `None`: v1 has nothing that says what stop-and-copy will produce
 /// before it starts.
@@ -248,4 +255,15 @@ pub trait Transport {
 
     /// Writes all of `buf` to the stream being loaded.
     fn write_all(&mut self, buf: &[u8]) -> Result<()>;
+
+    /// The size of the pieces a load hands to [`Transport::write_all`]: the most the protocol
+    /// takes at once.
+    fn write_size(&self) -> usize;
+
+    /// Puts the device back to running after a session failed, as QEMU does when a migration
+    /// is cancelled. Gives the state it was put in, or `None` if the protocol leaves that to
+    /// the device's close (v2: closing the device returns it to `RUNNING`).
+    fn cancel(&mut self) -> Result<Option<MigState>> {
+        Ok(None)
+    }
 }

@@ -19,6 +19,7 @@ pub struct V2 {
 }
 
 impl V2 {
+    /// The v2 protocol on `device`.
     pub fn new(device: VfioDevice) -> Self {
         Self { device }
     }
@@ -91,7 +92,7 @@ impl Transport for V2 {
             .device
             .mig_get_precopy_info()
             .map_err(|e| failed("VFIO_MIG_GET_PRECOPY_INFO", &e))?;
-        Ok(Pending {
+        Ok(Pending::Split {
             initial: info.initial_bytes,
             dirty: info.dirty_bytes,
         })
@@ -115,5 +116,10 @@ impl Transport for V2 {
         self.device
             .write_migration_data(buf)
             .map_err(|e| failed("write() to the data file", &e))
+    }
+
+    fn write_size(&self) -> usize {
+        // The data file takes any size.
+        crate::session::CHUNK
     }
 }

@@ -86,6 +86,23 @@ fn load_takes_stdin_or_a_file() {
 }
 
 #[test]
+fn v2_is_the_default_and_v1_maps_unless_told_not_to() {
+    let Command::Save(a) = parse(&["save", UUID]).unwrap() else {
+        panic!("not save")
+    };
+    assert!(!a.protocol.v1 && !a.protocol.no_mmap);
+    let Command::Save(a) = parse(&["save", UUID, "--v1", "--precopy-passes", "2"]).unwrap() else {
+        panic!("not save")
+    };
+    assert!(a.protocol.v1 && !a.protocol.no_mmap);
+    let Command::Load(a) = parse(&["load", UUID, "--cdev", "--v1", "--no-mmap"]).unwrap() else {
+        panic!("not load")
+    };
+    assert!(a.protocol.v1 && a.protocol.no_mmap);
+    assert_eq!(a.device.front_door(), FrontDoor::Cdev);
+}
+
+#[test]
 fn inspect_takes_a_file() {
     let Command::Inspect(a) = parse(&["inspect", "s.bin", "--json"]).unwrap() else {
         panic!("not inspect")
@@ -111,7 +128,11 @@ fn bad_command_lines_are_refused() {
         ErrorKind::ValueValidation
     );
     assert_eq!(kind(&["load", UUID, "-o", "f"]), ErrorKind::UnknownArgument);
-    assert_eq!(kind(&["save", UUID, "--v1"]), ErrorKind::UnknownArgument);
+    assert_eq!(
+        kind(&["save", UUID, "--no-mmap"]),
+        ErrorKind::MissingRequiredArgument
+    );
+    assert_eq!(kind(&["load", UUID, "--v2"]), ErrorKind::UnknownArgument);
     assert_eq!(kind(&["migrate"]), ErrorKind::InvalidSubcommand);
     // Usage errors exit with 2.
     assert_eq!(parse(&["save"]).unwrap_err().exit_code(), 2);
@@ -133,6 +154,13 @@ fn the_help_says_where_reports_go() {
     ] {
         assert!(help.contains(var), "{var}");
     }
+    assert!(help.contains("pending_bytes"), "{help}");
+    let load = cli.find_subcommand_mut("load").unwrap();
+    let help = load.render_long_help().to_string();
+    assert!(
+        help.contains("--no-mmap") && help.contains("commits"),
+        "{help}"
+    );
 }
 
 #[test]

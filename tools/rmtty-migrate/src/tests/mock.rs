@@ -171,7 +171,7 @@ impl Transport for Mock {
 
     fn pending(&mut self) -> Result<Pending> {
         self.check(Op::Pending, "VFIO_MIG_GET_PRECOPY_INFO")?;
-        Ok(Pending {
+        Ok(Pending::Split {
             initial: self.ready.len() as u64,
             dirty: 0,
         })
@@ -201,5 +201,9 @@ impl Transport for Mock {
         self.writes.push(buf.len());
         self.written.extend_from_slice(buf);
         Ok(())
+    }
+
+    fn write_size(&self) -> usize {
+        crate::session::CHUNK
     }
 }

@@ -22,12 +22,12 @@ fn saved() -> Report {
     r.initial_state = Some(MigState::Running);
     r.final_state = Some(MigState::Stop);
     r.data_size = Some(1_000_000);
-    r.pending_at_stop_copy = Some(Pending {
+    r.pending_at_stop_copy = Some(Pending::Split {
         initial: 0,
         dirty: 4116,
     });
     let mut pre = Pass::new(PassKind::PreCopy(1));
-    pre.pending = Some(Pending {
+    pre.pending = Some(Pending::Split {
         initial: 2_000_000,
         dirty: 0,
     });
