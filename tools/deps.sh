@@ -17,6 +17,12 @@ APT_PACKAGES=(
 # bookworm's QEMU 7.2 system emulator: the guest VMM is the matching QEMU 10.
 QEMU_PACKAGES=(qemu-system-x86)
 
+# QEMU 7.2, the last QEMU that speaks VFIO's v1 migration protocol, is
+# bookworm's own; qemu-utils 10 Breaks it, so its packages are unpacked into
+# $RMTTY_QEMU72 instead of being installed. The binary finds its modules
+# and data relative to itself; the libraries it needs are all the machine's.
+QEMU72_PACKAGES=(qemu-system-x86 qemu-system-common qemu-system-data)
+
 [ "$(id -u)" = 0 ] || die "deps: must run as root (apt-get, /dev/vfio in the guest)"
 
 # The kernel source comes from trixie-backports and QEMU from
@@ -52,10 +58,61 @@ apt_install() {
 	echo "installing: ${missing[*]}"
 	if [ ! -e "$RMTTY_CACHE/apt-updated" ] ||
 	   ! apt-get install -y --no-install-recommends "${target[@]}" "${missing[@]}"; then
-		apt-get update
-		touch "$RMTTY_CACHE/apt-updated"
+		apt_update
 		apt-get install -y --no-install-recommends "${target[@]}" "${missing[@]}"
 	fi
+}
+
+apt_update() {
+	apt-get update
+	touch "$RMTTY_CACHE/apt-updated"
+}
+
+# qemu72_versions: set want to PACKAGE=VERSION for each of QEMU72_PACKAGES,
+# with its version in the bookworm suite itself (not in bookworm-security or
+# -backports); fails unless that is a QEMU 7.2.
+qemu72_versions() {
+	local versions p v
+
+	versions=$(apt-cache madison "${QEMU72_PACKAGES[@]}" |
+		awk -F ' [|] ' '$3 ~ /[[:space:]]bookworm\/main[[:space:]]/ { gsub(/ /, "", $1); print $1, $2 }')
+	want=()
+	for p in "${QEMU72_PACKAGES[@]}"; do
+		v=$(awk -v p="$p" '$1 == p { print $2; exit }' <<<"$versions")
+		[[ "$v" == 1:7.2+* ]] || { echo "the apt lists have no QEMU 7.2 $p in bookworm (${v:-none})"; return 1; }
+		want+=("$p=$v")
+	done
+}
+
+# qemu72: unpack bookworm's QEMU 7.2 into $RMTTY_QEMU72, unless the versions
+# there are bookworm's current ones. The new prefix must run before it
+# replaces the old one.
+qemu72() {
+	local want debs=$RMTTY_QEMU72.debs new=$RMTTY_QEMU72.new p version
+
+	# Lists older than the archive may lack a version or name one the archive
+	# no longer has: then once more after an update.
+	qemu72_versions || { apt_update; qemu72_versions; }
+	[ "$(cat "$RMTTY_QEMU72/versions" 2>/dev/null)" = "${want[*]}" ] && return 0
+	echo "unpacking: ${want[*]}"
+	rm -rf "$debs" "$new"
+	mkdir -p "$debs" "$new"
+	(cd "$debs" && apt-get download "${want[@]}") ||
+		{ apt_update; qemu72_versions; (cd "$debs" && apt-get download "${want[@]}"); }
+	for p in "$debs"/*.deb; do
+		dpkg -x "$p" "$new"
+	done
+	rm -rf "$debs"
+	if ldd "$new/usr/bin/qemu-system-x86_64" "$new"/usr/lib/*/qemu/accel-tcg-x86_64.so | grep 'not found'; then
+		echo "QEMU 7.2 needs libraries the machine does not have"
+		return 1
+	fi
+	version=$("$new/usr/bin/qemu-system-x86_64" --version)
+	echo "$version"
+	[[ "$version" == "QEMU emulator version 7.2."* ]] || { echo "this is not QEMU 7.2"; return 1; }
+	printf '%s\n' "${want[*]}" >"$new/versions"
+	rm -rf "$RMTTY_QEMU72"
+	mv "$new" "$RMTTY_QEMU72"
 }
 
 rust_src() {
@@ -86,6 +143,7 @@ step "apt source trixie-backports" add_suite trixie-backports
 step "apt source bookworm-backports" add_suite bookworm-backports
 step "apt packages" apt_install "${APT_PACKAGES[@]}"
 step "apt packages (QEMU 10)" apt_install -t bookworm-backports "${QEMU_PACKAGES[@]}"
+step "QEMU 7.2 (bookworm, unpacked)" qemu72
 step "rustup rust-src" rust_src
 step "bindgen" bindgen_install
 step "virtme-ng" virtme_ng

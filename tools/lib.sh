@@ -65,6 +65,10 @@ RMTTY_TEST_MODULES=$RMTTY_TOP/selftests/rmtty/modules
 # the one directory of the clone the guest may write to.
 RMTTY_GUEST_OUT=$RMTTY_BUILD/guest
 RMTTY_COMPAT=$RMTTY_TOP/tools/target/release/rmtty-compat
+# QEMU 7.2, the last QEMU that speaks VFIO's v1 migration protocol: bookworm's
+# packages unpacked into a prefix of their own (tools/deps.sh), beside the
+# machine's QEMU 10.
+RMTTY_QEMU72=$RMTTY_CACHE/qemu-7.2
 
 # sh_quote STR: STR quoted for any POSIX shell (the guest's /bin/sh is dash).
 sh_quote() {
@@ -73,11 +77,11 @@ sh_quote() {
 
 # guest_env: the environment every guest command starts with.
 guest_env() {
-	printf 'export RMTTY_TOP=%s RMTTY_KO=%s RMTTY_TEST_MODULES=%s RMTTY_COMPAT=%s RMTTY_KHDR=%s RMTTY_KSFT=%s RMTTY_BZIMAGE=%s RMTTY_GUEST_OUT=%s; cd %s\n' \
+	printf 'export RMTTY_TOP=%s RMTTY_KO=%s RMTTY_TEST_MODULES=%s RMTTY_COMPAT=%s RMTTY_KHDR=%s RMTTY_KSFT=%s RMTTY_BZIMAGE=%s RMTTY_GUEST_OUT=%s RMTTY_QEMU72=%s; cd %s\n' \
 		"$(sh_quote "$RMTTY_TOP")" "$(sh_quote "$RMTTY_KO")" "$(sh_quote "$RMTTY_TEST_MODULES")" \
 		"$(sh_quote "$RMTTY_COMPAT")" "$(sh_quote "$KOUT/usr/include")" \
 		"$(sh_quote "$RMTTY_BUILD/ksft")" "$(sh_quote "$KOUT/arch/x86/boot/bzImage")" \
-		"$(sh_quote "$RMTTY_GUEST_OUT")" "$(sh_quote "$RMTTY_TOP")"
+		"$(sh_quote "$RMTTY_GUEST_OUT")" "$(sh_quote "$RMTTY_QEMU72")" "$(sh_quote "$RMTTY_TOP")"
 }
 
 # The guest kernel's log buffer holds the whole boot and more, so that the

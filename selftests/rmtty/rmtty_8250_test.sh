@@ -10,39 +10,22 @@
 
 MESSAGE=rmtty-8250-loopback
 
-# The nested guest's time limit follows how fast this machine is right now: a
-# fixed CPU-bound loop is timed in this (outer) guest and the limit scales
-# with its time over REF_LOOP_MS, the loop's time in the check's guest (TCG,
-# 2 CPUs) on a machine running nothing else, where QEMU_BASE_TIMEOUT is
-# ample. It is never less than that, nor more than QEMU_MAX_TIMEOUT, nor more
-# than the runner allows this script (settings' timeout) less QEMU_MARGIN for
-# the rest of it.
-#
-# REF_LOOP_MS: 4704 ms in the guest of a `make check` on this project's
-# 2-CPU machine, with nothing else running (December 2026).
-LOOP_ITERATIONS=100000
-REF_LOOP_MS=4700
+# The nested guest's time limit follows how fast this machine is right now
+# (rmtty_lib.sh's CPU loop): QEMU_BASE_TIMEOUT is ample where the loop takes
+# its reference time. It is never less than that, nor more than
+# QEMU_MAX_TIMEOUT, nor more than the runner allows this script (settings'
+# timeout) less QEMU_MARGIN for the rest of it.
 QEMU_BASE_TIMEOUT=600
 QEMU_MAX_TIMEOUT=2400
 QEMU_MARGIN=120
-
-# loop_ms: the milliseconds a fixed CPU-bound loop takes.
-loop_ms() {
-	local start end i
-
-	start=${EPOCHREALTIME//[.,]/}
-	for ((i = 0; i < LOOP_ITERATIONS; i++)); do :; done
-	end=${EPOCHREALTIME//[.,]/}
-	echo $(((end - start) / 1000))
-}
 
 # set_qemu_timeout: set qemu_timeout, the nested guest's time limit in seconds,
 # and say how it was chosen.
 set_qemu_timeout() {
 	local ms runner=${kselftest_timeout:-}
 
-	ms=$(loop_ms)
-	qemu_timeout=$((QEMU_BASE_TIMEOUT * ms / REF_LOOP_MS))
+	ms=$(rmtty_loop_ms)
+	qemu_timeout=$((QEMU_BASE_TIMEOUT * ms / RMTTY_REF_LOOP_MS))
 	[ "$qemu_timeout" -ge "$QEMU_BASE_TIMEOUT" ] || qemu_timeout=$QEMU_BASE_TIMEOUT
 	[ "$qemu_timeout" -le "$QEMU_MAX_TIMEOUT" ] || qemu_timeout=$QEMU_MAX_TIMEOUT
 	if [[ "$runner" =~ ^[0-9]+$ ]] && [ "$runner" -gt "$QEMU_MARGIN" ] &&
@@ -50,17 +33,14 @@ set_qemu_timeout() {
 		qemu_timeout=$((runner - QEMU_MARGIN))
 	fi
 	ktap_print_msg "nested guest time limit: $qemu_timeout s; the CPU loop took $ms ms," \
-		"$REF_LOOP_MS ms on an idle machine; the runner's limit: ${runner:-none}"
+		"$RMTTY_REF_LOOP_MS ms on an idle machine; the runner's limit: ${runner:-none}"
 }
 
 ktap_print_header
 # All of these are part of the test setup: without them the run is broken.
 command -v qemu-system-x86_64 >/dev/null ||
 	ktap_exit_fail_msg "qemu-system-x86_64 is not installed"
-busybox=$(command -v busybox) || ktap_exit_fail_msg "busybox is not installed"
-[ -n "${RMTTY_BZIMAGE:-}" ] ||
-	ktap_exit_fail_msg "RMTTY_BZIMAGE is not set: it must name the test kernel's bzImage"
-[ -r "$RMTTY_BZIMAGE" ] || ktap_exit_fail_msg "RMTTY_BZIMAGE=$RMTTY_BZIMAGE cannot be read"
+rmtty_nested_guest_setup
 rmtty_reload
 # Six tests and the unload
 ktap_set_plan 7
@@ -73,9 +53,7 @@ uuid=$(basename "$dev")
 
 # The nested guest's init: the rmtty port is the PCI one after the ISA ttyS0.
 # It keeps the port open while it counts the port's interrupts.
-mkdir -p "$tmp/root/bin" "$tmp/root/dev" "$tmp/root/proc"
-cp "$busybox" "$tmp/root/bin/busybox"
-cat >"$tmp/root/init" <<EOF
+rmtty_initramfs "$tmp" <<EOF
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t devtmpfs dev /dev
@@ -91,8 +69,6 @@ exec 3<&-
 sleep 2
 poweroff -f
 EOF
-chmod +x "$tmp/root/init"
-(cd "$tmp/root" && find . | busybox cpio -o -H newc 2>/dev/null) | gzip >"$tmp/initramfs.gz"
 
 # Earlier tests refuse requests of a device of this name on purpose: only the
 # kernel log after this mark is QEMU's.

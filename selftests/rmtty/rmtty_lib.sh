@@ -70,3 +70,442 @@ result() {
 		ktap_test_fail "$1"
 	fi
 }
+
+# msgs TEXT: TEXT, if any, as KTAP diagnostic lines.
+msgs() {
+	[ -n "$1" ] && printf '%s\n' "$1" | sed 's/^/#   /'
+}
+
+# now_ms: the wall clock in milliseconds.
+now_ms() {
+	local t=${EPOCHREALTIME//[.,]/}
+
+	echo $((t / 1000))
+}
+
+# since MS: the seconds since now_ms said MS, with one decimal.
+since() {
+	local ms=$(($(now_ms) - $1))
+
+	printf '%d.%d s' $((ms / 1000)) $((ms % 1000 / 100))
+}
+
+# running PID: whether PID is a child of this shell that has not exited.
+running() {
+	local stat state ppid
+
+	[ -n "$1" ] && stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	read -r state ppid _ <<<"${stat##*) }"
+	[ "$ppid" = "$$" ] && [ "$state" != Z ]
+}
+
+# A nested guest's time limits follow how fast this machine is right now: a
+# fixed CPU-bound loop is timed in this (outer) guest, and a limit scales with
+# its time over RMTTY_REF_LOOP_MS, the loop's time in the check's guest (TCG,
+# 2 CPUs) on a machine running nothing else: 4704 ms in the guest of a
+# `make check` on this project's 2-CPU machine (December 2026).
+RMTTY_LOOP_ITERATIONS=100000
+RMTTY_REF_LOOP_MS=4700
+
+# rmtty_loop_ms: the milliseconds the CPU-bound loop takes.
+rmtty_loop_ms() {
+	local start end i
+
+	start=${EPOCHREALTIME//[.,]/}
+	for ((i = 0; i < RMTTY_LOOP_ITERATIONS; i++)); do :; done
+	end=${EPOCHREALTIME//[.,]/}
+	echo $(((end - start) / 1000))
+}
+
+# rmtty_nested_guest_setup: fail every test without what a nested guest
+# needs: busybox and the test kernel's image.
+rmtty_nested_guest_setup() {
+	command -v busybox >/dev/null || ktap_exit_fail_msg "busybox is not installed"
+	[ -n "${RMTTY_BZIMAGE:-}" ] ||
+		ktap_exit_fail_msg "RMTTY_BZIMAGE is not set: it must name the test kernel's bzImage"
+	[ -r "$RMTTY_BZIMAGE" ] || ktap_exit_fail_msg "RMTTY_BZIMAGE=$RMTTY_BZIMAGE cannot be read"
+}
+
+# rmtty_initramfs DIR: DIR/initramfs.gz, a busybox initramfs for a nested
+# guest whose /init is the script on stdin; the tree is DIR/root.
+rmtty_initramfs() {
+	mkdir -p "$1/root/bin" "$1/root/dev" "$1/root/proc" "$1/root/sys"
+	cp "$(command -v busybox)" "$1/root/bin/busybox"
+	cat >"$1/root/init"
+	chmod +x "$1/root/init"
+	(cd "$1/root" && find . | busybox cpio -o -H newc 2>/dev/null) | gzip >"$1/initramfs.gz"
+}
+
+# rmtty_log_mark TEXT: write TEXT to the kernel log. Earlier tests make the
+# devices of these names refuse requests on purpose: only what the kernel
+# logs after the last mark is the current test's.
+rmtty_log_mark() {
+	rmtty_mark=$1
+	echo "$1" >/dev/kmsg
+}
+
+# rmtty_log_since_mark [MARK]: the kernel log after MARK, by default the last
+# mark.
+rmtty_log_since_mark() {
+	dmesg | awk -v m="${1:-$rmtty_mark}" 'found; index($0, m) { found = 1 }'
+}
+
+# rmtty_refusals UUID...: the requests of these devices refused since the mark.
+rmtty_refusals() {
+	local uuid pattern=()
+
+	for uuid; do
+		pattern+=(-e "$uuid")
+	done
+	rmtty_log_since_mark | grep -F "${pattern[@]}" | grep -F refused
+}
+
+# Tests that run QEMUs: each QEMU has a NAME; its QMP socket is $tmp/NAME.sock,
+# its output $tmp/NAME.log and the device states it sets (its trace)
+# $tmp/NAME.trace. qemu_pids maps the names of the QEMUs not waited for yet
+# to their process ids.
+declare -A qemu_pids
+
+# rmtty_qemu_setup VERSION: set QEMU to the qemu-system-x86_64 of QEMU
+# VERSION, 10 (the machine's) or 7.2 (unpacked by tools/deps.sh into
+# RMTTY_QEMU72), QEMU_ARGS to what it always needs, QEMU_MIGRATION to the
+# vfio-pci property that enables migration and QEMU_VERSION to VERSION;
+# create tmp, which goes at exit with any QEMU still running. Without that
+# QEMU or the QMP driver every test fails.
+rmtty_qemu_setup() {
+	QEMU_VERSION=$1
+	case $1 in
+	10)
+		QEMU=qemu-system-x86_64
+		QEMU_ARGS=()
+		command -v "$QEMU" >/dev/null || ktap_exit_fail_msg "$QEMU is not installed"
+		QEMU_MIGRATION=enable-migration=on
+		QEMU_STATE_TRACE=vfio_migration_set_device_state
+		# A migration can go to a file and come from it.
+		QEMU_SAVE_URI=file:%s
+		QEMU_LOAD_URI=file:%s
+		;;
+	7.2)
+		[ -n "${RMTTY_QEMU72:-}" ] ||
+			ktap_exit_fail_msg "RMTTY_QEMU72 is not set: it must name the prefix QEMU 7.2 is unpacked into"
+		QEMU=$RMTTY_QEMU72/usr/bin/qemu-system-x86_64
+		[ -x "$QEMU" ] || ktap_exit_fail_msg "$QEMU is missing: tools/deps.sh unpacks QEMU 7.2"
+		[[ "$("$QEMU" --version)" == "QEMU emulator version 7.2."* ]] ||
+			ktap_exit_fail_msg "$QEMU is not QEMU 7.2: $("$QEMU" --version 2>&1 | head -n 1)"
+		# Its own data (found relative to the binary anyway) and the
+		# machine's SeaBIOS: the BIOS is all pc and q35 need with -nodefaults.
+		QEMU_ARGS=(-L "$RMTTY_QEMU72/usr/share/qemu" -L /usr/share/seabios)
+		QEMU_MIGRATION=x-enable-migration=on
+		QEMU_STATE_TRACE=vfio_migration_set_state
+		# file: migration came with QEMU 8.2.
+		QEMU_SAVE_URI='exec:cat >%s'
+		QEMU_LOAD_URI='exec:cat %s'
+		;;
+	*)
+		ktap_exit_fail_msg "rmtty_qemu_setup: no QEMU $1"
+		;;
+	esac
+	command -v python3 >/dev/null || ktap_exit_fail_msg "python3 is not installed"
+	QMP=$(cd "$(dirname "$0")" && pwd)/rmtty_qmp.py
+	[ -r "$QMP" ] || ktap_exit_fail_msg "$QMP is missing: it is installed with the tests"
+	ktap_print_msg "$("$QEMU" --version | head -n 1)"
+	tmp=$(mktemp -d)
+	trap qemu_cleanup EXIT
+}
+
+qemu_cleanup() {
+	local name
+
+	for name in "${!qemu_pids[@]}"; do
+		running "${qemu_pids[$name]}" && kill -KILL "${qemu_pids[$name]}"
+	done
+	rm -rf "$tmp"
+}
+
+# qemu_start NAME ARGS...: start QEMU NAME with ARGS and no default devices
+# nor display (not in a subshell: this shell must be its parent).
+qemu_start() {
+	local name=$1
+
+	shift
+	rm -f "$tmp/$name.sock"
+	"$QEMU" "${QEMU_ARGS[@]}" -nodefaults -display none \
+		-qmp "unix:$tmp/$name.sock,server=on,wait=off" \
+		-D "$tmp/$name.trace" -trace "$QEMU_STATE_TRACE" \
+		"$@" >"$tmp/$name.log" 2>&1 </dev/null &
+	qemu_pids[$name]=$!
+}
+
+# qemu_running NAME: whether QEMU NAME still runs.
+qemu_running() {
+	running "${qemu_pids[$1]:-}"
+}
+
+# qmp NAME TIMEOUT COMMAND [ARG]: rmtty_qmp.py's COMMAND on QEMU NAME; its
+# output in qmp_out, its status returned.
+qmp() {
+	local name=$1
+
+	shift
+	qmp_out=$(RMTTY_QMP_PID=${qemu_pids[$name]:-} python3 "$QMP" "$tmp/$name.sock" "$@" 2>&1)
+}
+
+# qemu_wait NAME TIMEOUT: wait for QEMU NAME to exit, kill it after TIMEOUT
+# s; sets qemu_rc to its exit status ("killed" if it had to be).
+qemu_wait() {
+	local pid=${qemu_pids[$1]:-} end=$((SECONDS + $2))
+
+	while [ "$SECONDS" -lt "$end" ]; do
+		running "$pid" || break
+		sleep 0.2
+	done
+	if running "$pid"; then
+		kill -KILL "$pid"
+		wait "$pid" 2>/dev/null
+		qemu_rc=killed
+	else
+		wait "$pid"
+		qemu_rc=$?
+	fi
+	unset "qemu_pids[$1]"
+}
+
+# qemu_errors NAME: what QEMU NAME printed besides warnings.
+qemu_errors() {
+	grep -v -e 'warning:' -e '^[[:space:]]*$' "$tmp/$1.log" 2>/dev/null
+}
+
+# qemu_states NAME: the device states QEMU NAME set, in order. QEMU 7.2's v1
+# states are numbers: they print as their three bits, RESUMING SAVING
+# RUNNING.
+qemu_states() {
+	sed -n "s/.*$QEMU_STATE_TRACE *([^)]*) *\(state \)\?//p" "$tmp/$1.trace" 2>/dev/null |
+		awk '/^[0-7]$/ { $0 = int($0 / 4) int($0 / 2) % 2 $0 % 2 } 1' | tr '\n' ' '
+}
+
+# qemu_report NAME: QEMU NAME's output, warnings included, and the states it
+# set the device to, as diagnostics.
+qemu_report() {
+	local states
+
+	msgs "$(sed "s/^/$1: /" "$tmp/$1.log" 2>/dev/null)"
+	states=$(qemu_states "$1")
+	ktap_print_msg "$1: device states set: ${states:-none}"
+}
+
+# Migrations of a paused VM through a file: the time limits in seconds for a
+# QEMU to come up and answer on its QMP socket, for a save or a load to end,
+# and for a QEMU to exit once told to quit. A QEMU still running after its
+# last step is killed. Each phase's time is reported.
+START_TIMEOUT=300
+MIGRATE_TIMEOUT=600
+QUIT_TIMEOUT=120
+
+# device_args DEVICE BACKEND: QEMU's arguments assigning DEVICE (its sysfs
+# path), migratable, through the group and a type1 container, or through
+# iommufd.
+device_args() {
+	local dev="vfio-pci,sysfsdev=$1,$QEMU_MIGRATION"
+
+	case $2 in
+	container) echo "-device $dev" ;;
+	iommufd) echo "-object iommufd,id=iommufd0 -device $dev,iommufd=iommufd0" ;;
+	esac
+}
+
+# mem_hash UUID: set mem to the hash of the device's memory, read through
+# VFIO by $BAR2 (rmtty_bar2); on failure, empty, and why is reported.
+mem_hash() {
+	if mem=$("$BAR2" hash "$1" 2>&1) && [[ "$mem" =~ ^[0-9a-f]{16}$ ]]; then
+		return 0
+	fi
+	ktap_print_msg "rmtty_bar2 hash $1 failed:"
+	msgs "$mem"
+	mem=
+	return 1
+}
+
+# migration_save LABEL DEVICE BACKEND: a paused (-S) QEMU with DEVICE
+# assigned saves its VM to $tmp/LABEL.state; the QEMU is LABEL-source. Sets
+# save_info (the migration's report, with HMP's `info migrate`) and returns 0
+# if the QEMU came up and the save ran to its end.
+migration_save() {
+	local label=$1 name=$1-source t0 t up rc uri
+	local -a args
+
+	read -ra args <<<"$(device_args "$2" "$3")"
+	# shellcheck disable=SC2059 # the format is the QEMU's
+	printf -v uri "$QEMU_SAVE_URI" "$tmp/$label.state"
+	t0=$(now_ms)
+	qemu_start "$name" -machine q35 -m 64 -S "${args[@]}"
+	qmp "$name" "$START_TIMEOUT" ready
+	rc=$?
+	up="up (${qmp_out:-no answer}) after $(since "$t0")"
+	save_info=$qmp_out
+	if [ "$rc" = 0 ]; then
+		t=$(now_ms)
+		qmp "$name" "$MIGRATE_TIMEOUT" migrate "$uri"
+		rc=$?
+		save_info=$qmp_out
+		up+=", saved in $(since "$t")"
+	fi
+	t=$(now_ms)
+	qmp "$name" "$QUIT_TIMEOUT" quit
+	qemu_wait "$name" "$QUIT_TIMEOUT"
+	ktap_print_msg "$label: source QEMU: $up, exited ($qemu_rc) $(since "$t") after quit;" \
+		"$(since "$t0") in all; $(grep -m1 '^query-migrate:' <<<"$save_info");" \
+		"state file: $(stat -c %s "$tmp/$label.state" 2>/dev/null || echo none) bytes"
+	return "$rc"
+}
+
+# migration_load LABEL DEVICE BACKEND: a QEMU with DEVICE assigned loads the
+# VM from $tmp/LABEL.state (-incoming) and, if the load completed, runs it
+# (cont): the source was paused, so the VM stays paused after the load and
+# QEMU moves the device out of RESUMING, which commits the loaded state, only
+# when the VM starts. The QEMU is LABEL-target. Sets load_info; returns 0 if
+# the load completed and the VM ran. Without a state file no QEMU starts
+# (QEMU 7.2 would wait for its exec: stream's first byte forever).
+migration_load() {
+	local label=$1 name=$1-target t0 t up rc uri
+	local -a args
+
+	if [ ! -s "$tmp/$label.state" ]; then
+		load_info="there is no state file to load"
+		qemu_rc=none
+		ktap_print_msg "$label: no target QEMU: the save left no state file"
+		return 1
+	fi
+	read -ra args <<<"$(device_args "$2" "$3")"
+	# shellcheck disable=SC2059 # the format is the QEMU's
+	printf -v uri "$QEMU_LOAD_URI" "$tmp/$label.state"
+	t0=$(now_ms)
+	qemu_start "$name" -machine q35 -m 64 -incoming "$uri" "${args[@]}"
+	qmp "$name" "$START_TIMEOUT" ready
+	rc=$?
+	up="up (${qmp_out:-no answer}) after $(since "$t0")"
+	load_info=$qmp_out
+	if [ "$rc" = 0 ]; then
+		qmp "$name" "$MIGRATE_TIMEOUT" incoming
+		rc=$?
+		load_info=$qmp_out
+		up+=", load ended $(since "$t0") after the start"
+	fi
+	if [ "$rc" = 0 ]; then
+		t=$(now_ms)
+		qmp "$name" "$START_TIMEOUT" cont
+		rc=$?
+		[ "$qmp_out" = running ] || rc=1
+		up+=", cont: ${qmp_out:-no answer} in $(since "$t")"
+	fi
+	t=$(now_ms)
+	qemu_running "$name" && qmp "$name" "$QUIT_TIMEOUT" quit
+	qemu_wait "$name" "$QUIT_TIMEOUT"
+	ktap_print_msg "$label: target QEMU: $up, exited ($qemu_rc) $(since "$t") later;" \
+		"$(since "$t0") in all; $(grep -m1 '^query-migrate:' <<<"$load_info")"
+	return "$rc"
+}
+
+# migration_same_shape BACKEND N: migrate a paused VM with rmtty-1 x4
+# (device N) to one with rmtty-4 (device N+1) through BACKEND; five tests.
+migration_same_shape() {
+	local backend=$1 src tgt src_uuid tgt_uuid seed=$((0x5eed0000 + $2)) ok
+	local src_hash tgt_before src_after tgt_after refusals errors
+
+	src=$(rmtty_create 1 "$2" 4) && tgt=$(rmtty_create 4 $(($2 + 1))) ||
+		ktap_exit_fail_msg "creating the devices failed"
+	src_uuid=$(basename "$src")
+	tgt_uuid=$(basename "$tgt")
+	"$BAR2" fill "$src_uuid" "$seed" || ktap_exit_fail_msg "filling $src_uuid's memory failed"
+	mem_hash "$src_uuid"
+	src_hash=$mem
+	mem_hash "$tgt_uuid"
+	tgt_before=$mem
+	ktap_print_msg "$backend: source $src_uuid (rmtty-1 x4) filled with seed $seed, memory hash" \
+		"${src_hash:-unknown}; target $tgt_uuid (rmtty-4) memory hash ${tgt_before:-unknown}"
+
+	rmtty_log_mark "$(basename "$0" .sh): $backend: the QEMUs start"
+	migration_save "$backend" "$src" "$backend"
+	ok=$?
+	grep -qx 'Migration status: completed' <<<"$save_info" && [ "$ok" = 0 ]
+	result "$backend: QEMU saves the paused VM with rmtty-1 x4 (Migration status: completed)"
+	[ "$ok" = 0 ] || msgs "$save_info"
+	qemu_report "$backend-source"
+
+	migration_load "$backend" "$tgt" "$backend"
+	ok=$?
+	[ "$ok" = 0 ]
+	result "$backend: another QEMU loads it onto rmtty-4 (incoming migration completed) and runs it"
+	[ "$ok" = 0 ] || msgs "$load_info"
+	qemu_report "$backend-target"
+
+	mem_hash "$src_uuid"
+	src_after=$mem
+	mem_hash "$tgt_uuid"
+	tgt_after=$mem
+	ktap_print_msg "$backend: memory hashes after: source ${src_after:-unknown}, target ${tgt_after:-unknown}"
+	[ -n "$src_hash" ] && [ "$src_hash" != "$tgt_before" ] &&
+		[ "$src_after" = "$src_hash" ] && [ "$tgt_after" = "$src_hash" ]
+	result "$backend: the target's memory is the source's, which the save left as it was"
+	[ "$tgt_after" = "$src_hash" ] || msgs "$("$BAR2" verify "$tgt_uuid" "$seed" 2>&1)"
+
+	refusals=$(rmtty_refusals "$src_uuid" "$tgt_uuid")
+	[ -z "$refusals" ]
+	result "$backend: neither device refused a request of QEMU's"
+	msgs "$refusals"
+
+	errors=$(qemu_errors "$backend-source"; qemu_errors "$backend-target")
+	[ -z "$errors" ]
+	result "$backend: QEMU printed no error"
+	msgs "$errors"
+
+	echo 1 >"$src/remove" && echo 1 >"$tgt/remove" ||
+		ktap_exit_fail_msg "removing the devices failed"
+}
+
+# migration_other_shape N: a paused VM with rmtty-1 x4 (4 MiB, device N) is
+# saved, and loading it onto rmtty-2 (2 MiB, device N+1) must fail, through
+# the container; four tests.
+migration_other_shape() {
+	local label=shape src tgt src_uuid tgt_uuid seed=$((0x5eed0000 + $1)) ok
+	local tgt_before tgt_after refusals errors
+
+	src=$(rmtty_create 1 "$1" 4) && tgt=$(rmtty_create 2 $(($1 + 1))) ||
+		ktap_exit_fail_msg "creating the devices failed"
+	src_uuid=$(basename "$src")
+	tgt_uuid=$(basename "$tgt")
+	"$BAR2" fill "$src_uuid" "$seed" || ktap_exit_fail_msg "filling $src_uuid's memory failed"
+	"$BAR2" fill "$tgt_uuid" $((seed + 1)) || ktap_exit_fail_msg "filling $tgt_uuid's memory failed"
+	mem_hash "$tgt_uuid"
+	tgt_before=$mem
+	ktap_print_msg "$label: source $src_uuid (rmtty-1 x4, 4 MiB), target $tgt_uuid (rmtty-2, 2 MiB)" \
+		"with memory hash ${tgt_before:-unknown}"
+
+	rmtty_log_mark "$(basename "$0" .sh): $label: the QEMUs start"
+	migration_save "$label" "$src" container
+	ok=$?
+	grep -qx 'Migration status: completed' <<<"$save_info" && [ "$ok" = 0 ]
+	result "$label: QEMU saves the paused VM with rmtty-1 x4 (Migration status: completed)"
+	[ "$ok" = 0 ] || msgs "$save_info"
+	qemu_report "$label-source"
+
+	migration_load "$label" "$tgt" container
+	ok=$?
+	errors=$(qemu_errors "$label-target")
+	[ "$ok" != 0 ] && [ "$qemu_rc" != 0 ] && [ "$qemu_rc" != killed ] && [ -n "$errors" ]
+	result "$label: another QEMU fails to load it onto rmtty-2, with an error (exit status $qemu_rc)"
+	msgs "$load_info"
+	qemu_report "$label-target"
+
+	refusals=$(rmtty_refusals "$src_uuid" "$tgt_uuid")
+	grep -qF "$tgt_uuid: migration stream refused: shape 1 port(s) and 4 MiB, this device has 1 port(s) and 2 MiB" <<<"$refusals"
+	result "$label: the target refuses the stream for its shape (kernel log)"
+	msgs "$refusals"
+
+	mem_hash "$tgt_uuid"
+	tgt_after=$mem
+	[ -n "$tgt_before" ] && [ "$tgt_after" = "$tgt_before" ]
+	result "$label: the target's memory is as it was before"
+	ktap_print_msg "$label: target memory hash after: ${tgt_after:-unknown}"
+
+	echo 1 >"$src/remove" && echo 1 >"$tgt/remove" || ktap_exit_fail_msg "removing the devices failed"
+}

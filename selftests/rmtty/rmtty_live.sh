@@ -1,0 +1,352 @@
+# SPDX-License-Identifier: GPL-2.0
+# The live migration tests' body, sourced with the QEMU version to run:
+#   . rmtty_live.sh VERSION
+# QEMU migrates a running guest that is using an rmtty device: the nested
+# guest of rmtty_8250_test.sh (the test kernel, its 8250_pci driver binding the
+# device as ttyS1) runs on a QEMU with device A and migrates live, over a unix
+# socket, to a QEMU with device B of the same shape, both assigned with
+# -device vfio-pci,sysfsdev=... and the version's migration property.
+#
+# Before the migration the nested guest, through its own driver and the port's
+# registers, leaves state in the device:
+#   - a baud rate of 9600 set with stty: the driver programs divisor 12;
+#   - 0xa5 in the scratch register;
+#   - text written through the tty, which the driver has moved from the
+#     device into the tty's buffer but nobody has read;
+#   - text in the device's receive FIFO itself: the port loops back, and with
+#     the port's interrupts disabled (IER 0) nothing takes it out.
+# The tty layer reaches neither the scratch register, nor the divisor latch,
+# nor IER: the guest uses its sysfs resource file of the port's I/O BAR
+# (/sys/bus/pci/devices/*/resourceN, 1-byte reads and writes are inb/outb;
+# busybox dd with bs=1). The test kernel has neither /dev/port (DEVPORT) nor
+# /dev/mem (DEVMEM), and busybox has no io applet (its devmem needs /dev/mem).
+#
+# After the migration the guest on the target reads back the divisor, the
+# scratch register, IER 0 and data ready in LSR, then restores IER: the FIFO's
+# text must arrive through the driver's interrupt, after the tty's unread
+# text; the port must still echo a further message and take interrupts.
+#
+# The nested guest says "rmtty-live: ready" on its console and waits for a
+# line on it; the test sends that line to the target QEMU's serial port (a
+# socket chardev) once the migration has completed. Every wait is bounded and
+# scaled to the machine's speed as in rmtty_8250_test.sh; a time-out names its
+# phase.
+
+. "$(dirname "$0")/rmtty_lib.sh"
+
+TTY_TEXT=rmtty-live-tty-unread
+FIFO_TEXT=fifo-unread-42
+AFTER_TEXT=rmtty-live-after
+SCRATCH=165
+BAUD=9600
+DIVISOR=12
+
+# Time limits, scaled as rmtty_8250_test.sh scales its nested guest's (see
+# rmtty_lib.sh). The boot to "ready" gets BOOT_TIMEOUT s, the migration
+# MIGRATE_TIMEOUT, the guest's work on the target after it AFTER_TEXT, and
+# a QEMU's exit QUIT_TIMEOUT; all scaled by the loop's slowdown (never less
+# than 1), each capped at its MAX, and all of them together within the
+# runner's limit (settings) less MARGIN.
+# The boot took 808 s on a busy 2-core machine (two guests, loop 5784 ms).
+BOOT_TIMEOUT=1200
+MIGRATE_TIMEOUT=300
+AFTER_TIMEOUT=300
+QUIT_TIMEOUT=120
+MAX_SCALE=4
+MARGIN=120
+
+# set_timeouts: scale the phases' time limits (in s) to this machine's speed.
+set_timeouts() {
+	local ms runner=${kselftest_timeout:-} scale100 sum
+
+	ms=$(rmtty_loop_ms)
+	scale100=$((100 * ms / RMTTY_REF_LOOP_MS))
+	[ "$scale100" -ge 100 ] || scale100=100
+	[ "$scale100" -le $((100 * MAX_SCALE)) ] || scale100=$((100 * MAX_SCALE))
+	boot_timeout=$((BOOT_TIMEOUT * scale100 / 100))
+	migrate_timeout=$((MIGRATE_TIMEOUT * scale100 / 100))
+	after_timeout=$((AFTER_TIMEOUT * scale100 / 100))
+	quit_timeout=$((QUIT_TIMEOUT * scale100 / 100))
+	sum=$((boot_timeout + migrate_timeout + after_timeout + 2 * quit_timeout))
+	if [[ "$runner" =~ ^[0-9]+$ ]] && [ "$runner" -gt "$MARGIN" ] &&
+	   [ "$sum" -gt $((runner - MARGIN)) ]; then
+		boot_timeout=$((boot_timeout * (runner - MARGIN) / sum))
+		migrate_timeout=$((migrate_timeout * (runner - MARGIN) / sum))
+		after_timeout=$((after_timeout * (runner - MARGIN) / sum))
+		quit_timeout=$((quit_timeout * (runner - MARGIN) / sum))
+	fi
+	ktap_print_msg "time limits: boot $boot_timeout s, migration $migrate_timeout s," \
+		"after it $after_timeout s, quit $quit_timeout s; the CPU loop took $ms ms," \
+		"$RMTTY_REF_LOOP_MS ms on an idle machine; the runner's limit: ${runner:-none}"
+}
+
+ktap_print_header
+# All of these are part of the test setup: without them the run is broken.
+rmtty_qemu_setup "$1"
+rmtty_nested_guest_setup
+rmtty_reload
+# Eleven tests and the unload
+ktap_set_plan 12
+set_timeouts
+
+src=$(rmtty_create 1 1) && tgt=$(rmtty_create 1 2) ||
+	ktap_exit_fail_msg "creating the devices failed"
+src_uuid=$(basename "$src")
+tgt_uuid=$(basename "$tgt")
+
+# The nested guest's init. The rmtty port is ttyS1, the PCI one after the ISA
+# ttyS0 (the console). Its registers are reached through the resource file of
+# the BAR that holds the port's I/O address.
+rmtty_initramfs "$tmp" <<EOF
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t devtmpfs dev /dev
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+say() { echo "rmtty-live: \$*"; }
+fail() { say "error: \$*"; sleep 2; poweroff -f; }
+# inb OFFSET, outb OFFSET VALUE: a register of the port, through sysfs.
+inb() { dd if=\$res bs=1 skip=\$1 count=1 2>/dev/null | od -An -tu1 | tr -d ' \n'; }
+outb() {
+	if [ "\$2" = 0 ]; then
+		dd if=/dev/zero of=\$res bs=1 seek=\$1 count=1 conv=notrunc 2>/dev/null
+	else
+		printf "\\\\\$(printf %03o \$2)" | dd of=\$res bs=1 seek=\$1 count=1 conv=notrunc 2>/dev/null
+	fi
+}
+irqs() { grep ttyS1 /proc/interrupts | awk '{ print \$2 }'; }
+# divisor: the divisor latch, with LCR[DLAB] set for the two reads.
+divisor() {
+	local lcr=\$(inb 3) lo hi
+	outb 3 \$((lcr | 128)); lo=\$(inb 0); hi=\$(inb 1); outb 3 \$lcr
+	echo \$((hi * 256 + lo))
+}
+
+say "probe: \$(dmesg | grep -E 'ttyS1 at I/O .* is a')"
+port=\$(cat /sys/class/tty/ttyS1/port) || fail "no ttyS1"
+# The tty's device is the serial core's port; the PCI device is above it.
+pci=\$(readlink -f /sys/class/tty/ttyS1/device)
+while [ ! -e "\$pci/resource" ] && [ "\$pci" != /sys ]; do pci=\${pci%/*}; done
+res=
+n=0
+while read -r start end flags; do
+	[ \$((start)) = \$((port)) ] && [ \$((start)) != 0 ] && res=\$pci/resource\$n
+	n=\$((n + 1))
+done <\$pci/resource
+[ -n "\$res" ] || fail "no BAR of \$pci holds the port \$port"
+say "port: \$port, \$res"
+
+exec 3<>/dev/ttyS1
+stty raw -echo $BAUD <&3
+say "stty before: \$(stty <&3 | head -n 1)"
+# Echo: the port loops back, the driver reads it.
+printf '%s' before >&3
+say "echo before: \$(timeout 30 head -c 6 <&3)"
+# Text through the tty that nobody reads.
+printf '%s' $TTY_TEXT >&3
+sleep 1
+say "irqs before: \$(irqs)"
+# The port's interrupts off, then text straight into its FIFO.
+ier=\$(inb 1)
+outb 1 0
+outb 7 $SCRATCH
+s=$FIFO_TEXT
+i=0
+while [ \$i -lt \${#s} ]; do
+	printf '%s' "\${s:\$i:1}" | dd of=\$res bs=1 count=1 conv=notrunc 2>/dev/null
+	i=\$((i + 1))
+done
+say "ier saved: \$ier"
+say "source: ier \$(inb 1), scratch \$(inb 7), divisor \$(divisor), lsr \$(inb 5)"
+say "ready"
+read -r -t 3600 go || fail "no line on the console within an hour"
+say "go: \$go"
+say "target: ier \$(inb 1), scratch \$(inb 7), divisor \$(divisor), lsr \$(inb 5)"
+say "stty after: \$(stty <&3 | head -n 1)"
+say "irqs target: \$(irqs)"
+# Interrupts back on: the driver takes the FIFO's text to the tty.
+outb 1 \$ier
+say "unread: \$(timeout 30 head -c \$((${#TTY_TEXT} + ${#FIFO_TEXT})) <&3)"
+printf '%s' $AFTER_TEXT >&3
+say "echo after: \$(timeout 30 head -c ${#AFTER_TEXT} <&3)"
+say "irqs after: \$(irqs)"
+exec 3<&-
+say "done"
+# Let the console drain before the power goes.
+sleep 2
+poweroff -f
+EOF
+
+# live_start NAME DEVICE ARGS...: start QEMU NAME running the nested guest
+# with DEVICE (sysfs path) assigned, its serial port a socket chardev
+# $tmp/NAME.con logged to $tmp/NAME.serial.
+live_start() {
+	local name=$1 dev=$2
+
+	shift 2
+	qemu_start "$name" -m 256 -no-reboot \
+		-kernel "$RMTTY_BZIMAGE" -initrd "$tmp/initramfs.gz" \
+		-append "console=ttyS0 panic=-1 kmemleak=off" \
+		-chardev "socket,id=con,path=$tmp/$name.con,server=on,wait=off,logfile=$tmp/$name.serial" \
+		-serial chardev:con \
+		-device "vfio-pci,sysfsdev=$dev,$QEMU_MIGRATION" \
+		"$@"
+}
+
+# wait_line NAME PATTERN TIMEOUT: wait for a line matching PATTERN in QEMU
+# NAME's serial output; fails when QEMU exits first or TIMEOUT s pass.
+wait_line() {
+	local end=$((SECONDS + $3))
+
+	while [ "$SECONDS" -lt "$end" ]; do
+		grep -qa "$2" "$tmp/$1.serial" 2>/dev/null && return 0
+		qemu_running "$1" || { grep -qa "$2" "$tmp/$1.serial" 2>/dev/null; return; }
+		sleep 0.5
+	done
+	return 1
+}
+
+# field NAME KEY: what the nested guest said on QEMU NAME's console as KEY.
+field() { sed -n "s/^rmtty-live: $2: //p" "$tmp/$1.serial" 2>/dev/null | tr -d '\r' | tail -n 1; }
+
+# report NAME: QEMU NAME's output and the device states it set, and what the
+# nested guest said on its console, as diagnostics.
+report() {
+	qemu_report "$1"
+	msgs "$(grep -a '^rmtty-live: ' "$tmp/$1.serial" 2>/dev/null | tr -d '\r' | sed "s/^/$1 guest: /")"
+}
+
+rmtty_log_mark "$(basename "$0" .sh): the QEMUs start with $src_uuid and $tgt_uuid"
+
+phase=
+t0=$(now_ms)
+live_start source "$src"
+live_start target "$tgt" -incoming "unix:$tmp/migration.sock"
+
+# Phase 1: the source boots the nested guest, which prepares the port.
+if wait_line source '^rmtty-live: ready' "$boot_timeout"; then
+	boot_time=$(since "$t0")
+	ktap_print_msg "the nested guest was ready after $boot_time"
+else
+	phase="boot: no \"rmtty-live: ready\" after $(since "$t0") of $boot_timeout s ($(qemu_running source &&
+		echo "source QEMU still running" || echo "source QEMU exited"))"
+	msgs "$(tail -n 30 "$tmp/source.serial" 2>/dev/null | tr -d '\r' | sed 's/^/source console: /')"
+fi
+src_info=
+if [ -z "$phase" ] && ! qemu_running target; then
+	phase="the target QEMU exited before the migration"
+fi
+if [ -z "$phase" ]; then
+	# Phase 2: the migration, live.
+	t=$(now_ms)
+	qmp source "$migrate_timeout" migrate "unix:$tmp/migration.sock"
+	rc=$?
+	src_info=$qmp_out
+	ktap_print_msg "migration: the source's migrate ended after $(since "$t") ($rc)"
+	[ "$rc" = 3 ] && phase="migration: no end within $migrate_timeout s"
+	[ "$rc" = 0 ] || [ -n "$phase" ] || phase="migration: failed"
+fi
+[ -z "$src_info" ] || msgs "$src_info"
+grep -qx 'Migration status: completed' <<<"$src_info" && [ -z "$phase" ]
+result "QEMU $QEMU_VERSION migrates the running nested guest with rmtty device A live (Migration status: completed)"
+total=$(sed -n 's/^query-migrate: .*total-time \([0-9]*\).*/\1/p' <<<"$src_info")
+downtime=$(sed -n 's/^query-migrate: .*downtime \([0-9]*\).*/\1/p' <<<"$src_info")
+ktap_print_msg "migration total time: ${total:-unknown} ms, downtime: ${downtime:-unknown} ms"
+
+tgt_info=
+if [ -z "$phase" ]; then
+	qmp target "$migrate_timeout" incoming
+	rc=$?
+	tgt_info=$qmp_out
+	[ "$rc" = 0 ] || phase="migration: the target's incoming migration did not complete ($rc)"
+	msgs "$(grep '^query-migrate:' <<<"$tgt_info")"
+fi
+if [ -z "$phase" ]; then
+	qmp target 60 ready
+	[ "$qmp_out" = running ] || phase="migration: the target does not run (${qmp_out:-no answer})"
+fi
+[ -z "$phase" ]
+result "the target QEMU with rmtty device B completes the incoming migration and runs"
+
+# Phase 3: the guest, now on the target, reads the port.
+if [ -z "$phase" ]; then
+	t=$(now_ms)
+	python3 - "$tmp/target.con" <<-'PY' || phase="after: sending the line to the target's console failed"
+	import socket, sys
+	s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+	s.settimeout(30)
+	s.connect(sys.argv[1])
+	s.sendall(b"go\n")
+	s.close()
+	PY
+	[ -n "$phase" ] || wait_line target '^rmtty-live: done' "$after_timeout" ||
+		phase="after: no \"rmtty-live: done\" from the target within $after_timeout s"
+	ktap_print_msg "the guest on the target ran $(since "$t") after the go line"
+fi
+if qemu_running target && [ -n "$phase" ]; then
+	# It may never have had a guest to power off.
+	qmp target "$quit_timeout" quit
+	qemu_wait target "$quit_timeout"
+elif qemu_running target; then
+	qemu_wait target "$quit_timeout"
+else
+	qemu_wait target 1
+fi
+tgt_rc=$qemu_rc
+[ "$tgt_rc" = killed ] && [ -z "$phase" ] && phase="after: the target QEMU did not power off within $quit_timeout s"
+if qemu_running source; then
+	qmp source "$quit_timeout" quit
+fi
+qemu_wait source "$quit_timeout"
+src_rc=$qemu_rc
+ktap_print_msg "QEMUs exited: source $src_rc, target $tgt_rc; $(since "$t0") in all"
+[ -z "$phase" ] || ktap_print_msg "timed out or failed in phase: $phase"
+report source
+report target
+
+[ "$(field target 'go')" = go ] && [ "$tgt_rc" = 0 ]
+result "the guest continues on the target and powers off (QEMU exited $tgt_rc)"
+
+exp_state="ier 0, scratch $SCRATCH, divisor $DIVISOR"
+before=$(field source source)
+after=$(field target target)
+[[ "$before" == "$exp_state, lsr "* ]] && [[ "$after" == "$exp_state, lsr "* ]]
+result "the scratch register ($SCRATCH) and the divisor latch ($DIVISOR, $BAUD baud) survive"
+ktap_print_msg "before: $before; after: $after"
+
+lsr=${after##*lsr }
+[[ "$lsr" =~ ^[0-9]+$ ]] && (( lsr & 1 ))
+result "the target's port has data ready (LSR $lsr)"
+
+[ "$(field target unread)" = "$TTY_TEXT$FIFO_TEXT" ]
+result "the unread text (the tty's, then the device FIFO's) reads back on the target"
+ktap_print_msg "unread: $(field target unread)"
+
+[[ "$(field source 'stty before')" == "speed $BAUD baud"* ]] &&
+	[[ "$(field target 'stty after')" == "speed $BAUD baud"* ]] &&
+	[ "$(field source 'echo before')" = before ] &&
+	[ "$(field target 'echo after')" = "$AFTER_TEXT" ]
+result "the port echoes before and after the migration, at $BAUD baud"
+
+irq_target=$(field target 'irqs target')
+irq_after=$(field target 'irqs after')
+[[ "$irq_target" =~ ^[0-9]+$ ]] && [[ "$irq_after" =~ ^[0-9]+$ ]] && [ "$irq_after" -gt "$irq_target" ]
+result "the port interrupts on the target (ttyS1: $irq_target, then $irq_after)"
+
+refusals=$(rmtty_refusals "$src_uuid" "$tgt_uuid")
+[ -z "$refusals" ]
+result "neither device refused a request of QEMU's"
+msgs "$refusals"
+
+splats=$(cat "$tmp/source.serial" "$tmp/target.serial" 2>/dev/null |
+	grep -aE 'WARNING:|BUG:|Oops|INFO: possible|Call Trace')
+errors=$(qemu_errors source; qemu_errors target)
+[ -z "$splats" ] && [ -z "$errors" ]
+result "no splat in the nested guest, no error from QEMU"
+msgs "$splats"
+msgs "$errors"
+
+echo 1 >"$src/remove" && echo 1 >"$tgt/remove"
+result "both devices are removable after"
+
+rmtty_finish
