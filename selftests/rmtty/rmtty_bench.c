@@ -7,15 +7,17 @@
  * loaded. README.md, "Benchmarks", says what each figure measures.
  *
  *   rmtty_bench [-r REPS] [-n ACCESSES] [-c CYCLES] [-m TRANSFERS] [-o FILE]
+ *               [-f GROUPS]
  *
  * REPS repetitions of each figure (default 7), ACCESSES register accesses per
  * repetition and thread (default 20000), CYCLES create+remove cycles per
  * repetition (default 20), TRANSFERS 1 MiB transfers per repetition (default
- * 16). The figures with their raw samples, medians and spread go to FILE as
- * JSON (default bench.json), a line a figure to stdout. It creates the devices
- * it measures and removes them. Exit status 0, or 1 with what failed on
- * stderr (devices it created may then be left: unloading the drivers removes
- * them).
+ * 16). GROUPS names the groups of figures to run, e.g. "access,create,bar2"
+ * (the default; to profile one group, run it alone under perf). The figures
+ * with their raw samples, medians and spread go to FILE as JSON (default
+ * bench.json), a line a figure to stdout. It creates the devices it measures
+ * and removes them. Exit status 0, or 1 with what failed on stderr (devices
+ * it created may then be left: unloading the drivers removes them).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -23,12 +25,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/pci_regs.h>
 #include <linux/serial_reg.h>
 
+#include "kselftest.h"
 #include "rmtty_util.h"
 #include "rmtty_vfio.h"
 
@@ -36,6 +40,9 @@
 #define MAX_REPS	64
 #define BAR2_BYTES	(1u << 20)
 #define NSEC_PER_SEC	1e9
+/* Operations in a row before the other side's turn (see measure()) */
+#define ACCESS_CHUNK	1000
+#define CREATE_CHUNK	5
 
 static unsigned int reps = 7, accesses = 20000, cycles = 20, transfers = 16;
 
@@ -113,28 +120,63 @@ struct series {
 	double v[MAX_REPS];
 };
 
-/* One side of a figure: a repetition of it, which returns its value */
+/* What a figure reports */
+enum unit { NS_PER_ACCESS, PER_SECOND, MB_PER_SECOND };
+
+static const char * const unit_names[] = { "ns/access", "/s", "MB/s" };
+
+/* The figure of @ops operations that took @seconds (an operation moves BAR2_BYTES for MB/s) */
+static double value(enum unit unit, double seconds, unsigned int ops)
+{
+	switch (unit) {
+	case NS_PER_ACCESS:
+		return seconds * NSEC_PER_SEC / ops;
+	case PER_SECOND:
+		return ops / seconds;
+	default:
+		return (double)ops * BAR2_BYTES / 1e6 / seconds;
+	}
+}
+
+/* One side of a figure: @n of its operations, which return the seconds they took */
 struct side {
-	double (*run)(void *ctx);
+	double (*run)(void *ctx, unsigned int n);
 	void *ctx;
 };
 
+/* A figure's repetition: @ops operations, in chunks of @chunk */
+struct plan {
+	unsigned int ops, chunk;
+	enum unit unit;
+};
+
 /*
- * Both sides once to warm up, then @reps repetitions of each, alternating, so
- * that whatever else the machine does falls on both alike. Without @b, @a alone.
+ * A chunk of each side to warm up, then @reps repetitions; in each, the chunks
+ * of the two sides alternate, and so does which side goes first, so that
+ * whatever else the machine does falls on both alike. Without @b, @a alone.
  */
 static void measure(struct series *sa, const struct side *a, struct series *sb,
-		    const struct side *b)
+		    const struct side *b, const struct plan *p)
 {
-	unsigned int i;
+	unsigned int i, done, n, k = 0;
+	double ta, tb;
 
-	a->run(a->ctx);
+	a->run(a->ctx, p->chunk);
 	if (b)
-		b->run(b->ctx);
+		b->run(b->ctx, p->chunk);
 	for (i = 0; i < reps; i++) {
-		sa->v[i] = a->run(a->ctx);
+		ta = tb = 0;
+		for (done = 0; done < p->ops; done += n) {
+			n = p->ops - done < p->chunk ? p->ops - done : p->chunk;
+			if (b && k % 2)
+				tb += b->run(b->ctx, n);
+			ta += a->run(a->ctx, n);
+			if (b && !(k++ % 2))
+				tb += b->run(b->ctx, n);
+		}
+		sa->v[i] = value(p->unit, ta, p->ops);
 		if (b)
-			sb->v[i] = b->run(b->ctx);
+			sb->v[i] = value(p->unit, tb, p->ops);
 	}
 }
 
@@ -170,37 +212,45 @@ static double emit_series(const char *key, const struct series *s)
 enum target { NONE, AT_MOST_1, AT_LEAST_1 };
 
 /*
- * One figure: rmtty's series @a against the baseline @b, their ratio and, if
- * the SPEC sets one, the target of the ratio and whether it is met.
+ * One figure: rmtty's series @a against the baseline @b; their ratio, the
+ * median of the ratios of the repetitions (each pair ran side by side: what
+ * else the machine did cancels out); and, if the SPEC sets one, the target of
+ * the ratio and whether it is met.
  */
-static void emit(const char *id, const char *what, const char *unit, enum target target,
+static void emit(const char *id, const char *what, enum unit unit, enum target target,
 		 const struct series *a, const struct series *b)
 {
 	static const char * const targets[] = { "null", "\"<= 1.0\"", "\">= 1.0\"" };
+	struct series r = { "rmtty / baseline, per repetition" };
 	const char *verdict = "-";
 	double ma, mb, ratio;
+	unsigned int i;
 
+	for (i = 0; i < reps; i++)
+		r.v[i] = a->v[i] / b->v[i];
 	fprintf(json, "%s\n    {\"id\": \"%s\", \"what\": \"%s\", \"unit\": \"%s\", ",
-		figures++ ? "," : "", id, what, unit);
+		figures++ ? "," : "", id, what, unit_names[unit]);
 	ma = emit_series("rmtty", a);
 	fprintf(json, ", ");
 	mb = emit_series("baseline", b);
-	ratio = ma / mb;
+	fprintf(json, ", ");
+	ratio = emit_series("ratio", &r);
 	if (target != NONE)
 		verdict = (target == AT_MOST_1 ? ratio <= 1.0 : ratio >= 1.0) ? "pass" : "miss";
-	fprintf(json, ", \"ratio\": %.4g, \"target\": %s, \"verdict\": \"%s\"}",
-		ratio, targets[target], verdict);
+	fprintf(json, ", \"target\": %s, \"verdict\": \"%s\"}", targets[target], verdict);
 	fflush(json);
-	printf("%-48s %10.4g %10.4g %-10s ratio %.3f %s\n", what, ma, mb, unit, ratio, verdict);
+	printf("%-40s %10.1f %10.1f %-10s ratio %.3f %s\n", what, ma, mb, unit_names[unit], ratio,
+	       verdict);
 	fflush(stdout);
 }
 
-/* One thread's register accesses: @len bytes at @pos of @fd, read or written */
+/* One thread's @n register accesses: @len bytes at @pos of @fd, read or written */
 struct accessor {
 	int fd;
 	__u64 pos;
 	size_t len;
 	bool write;
+	unsigned int n;
 	pthread_barrier_t *start;
 	double seconds;
 };
@@ -215,7 +265,7 @@ static void *access_loop(void *arg)
 
 	pthread_barrier_wait(a->start);
 	t0 = now();
-	for (i = 0; i < accesses; i++) {
+	for (i = 0; i < a->n; i++) {
 		n = a->write ? pwrite(a->fd, buf, a->len, a->pos) : pread(a->fd, buf, a->len, a->pos);
 		if (n != (ssize_t)a->len)
 			die("%s of %zu bytes at 0x%llx: %s", a->write ? "pwrite" : "pread", a->len,
@@ -234,8 +284,8 @@ struct access_run {
 	bool write;
 };
 
-/* ns per access of the slowest thread */
-static double run_accesses(void *ctx)
+/* The seconds of the slowest thread */
+static double run_accesses(void *ctx, unsigned int n)
 {
 	struct access_run *r = ctx;
 	struct accessor a[2];
@@ -246,7 +296,7 @@ static double run_accesses(void *ctx)
 
 	pthread_barrier_init(&start, NULL, r->threads);
 	for (i = 0; i < r->threads; i++)
-		a[i] = (struct accessor){ r->fds[i], r->pos, r->len, r->write, &start };
+		a[i] = (struct accessor){ r->fds[i], r->pos, r->len, r->write, n, &start };
 	if (r->threads > 1 && pthread_create(&other, NULL, access_loop, &a[1]))
 		die("pthread_create failed");
 	access_loop(&a[0]);
@@ -256,7 +306,7 @@ static double run_accesses(void *ctx)
 	for (i = 0; i < r->threads; i++)
 		if (a[i].seconds > slowest)
 			slowest = a[i].seconds;
-	return slowest * NSEC_PER_SEC / accesses;
+	return slowest;
 }
 
 static const struct access_pattern {
@@ -276,7 +326,7 @@ static const struct access_pattern {
 	{ "config_read", "config 4-byte pread", CONFIG_OFFSET + PCI_VENDOR_ID, 4, false, 1, NONE },
 };
 
-/* The access figures through one front door, on two devices of each driver. */
+/* The access figures through one front door, on devices DEV_ACCESS + 0 and 1 of each driver. */
 static void access_figures(bool cdev)
 {
 	const char *door = cdev ? "cdev" : "group";
@@ -284,17 +334,16 @@ static void access_figures(bool cdev)
 	struct access_run run[2];
 	struct driver *drivers[2] = { &rmtty, &mtty };
 	struct series s[2] = { { "rmtty" }, { "mtty" } };
+	struct plan plan = { accesses, ACCESS_CHUNK, NS_PER_ACCESS };
 	char uuid[UUID_LEN + 1], id[64], what[128];
-	unsigned int d, k, i;
+	unsigned int d, i;
 
-	for (d = 0; d < 2; d++) {
-		for (k = 0; k < 2; k++) {
-			dev_uuid(uuid, drivers[d], DEV_ACCESS + k);
-			if (rmtty_vfio_open(&v[d][k], uuid, cdev))
-				die("%s: opening %s through the %s", drivers[d]->name, uuid, door);
-		}
+	for (d = 0; d < 4; d++) {
+		dev_uuid(uuid, drivers[d / 2], DEV_ACCESS + d % 2);
+		if (rmtty_vfio_open(&v[d / 2][d % 2], uuid, cdev))
+			die("%s: opening %s through the %s", drivers[d / 2]->name, uuid, door);
 	}
-	for (i = 0; i < sizeof(access_patterns) / sizeof(access_patterns[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(access_patterns); i++) {
 		const struct access_pattern *p = &access_patterns[i];
 		struct side sides[2];
 
@@ -303,14 +352,13 @@ static void access_figures(bool cdev)
 						      p->threads, p->pos, p->len, p->write };
 			sides[d] = (struct side){ run_accesses, &run[d] };
 		}
-		measure(&s[0], &sides[0], &s[1], &sides[1]);
+		measure(&s[0], &sides[0], &s[1], &sides[1], &plan);
 		snprintf(id, sizeof(id), "%s_%s", p->id, door);
 		snprintf(what, sizeof(what), "%s, %s", p->what, door);
-		emit(id, what, "ns/access", p->target, &s[0], &s[1]);
+		emit(id, what, NS_PER_ACCESS, p->target, &s[0], &s[1]);
 	}
-	for (d = 0; d < 2; d++)
-		for (k = 0; k < 2; k++)
-			rmtty_vfio_close(&v[d][k]);
+	for (d = 0; d < 4; d++)
+		rmtty_vfio_close(&v[d / 2][d % 2]);
 }
 
 /*
@@ -319,6 +367,7 @@ static void access_figures(bool cdev)
  */
 static bool set_others(struct driver *d, unsigned int n)
 {
+	unsigned int want = n;
 	char path[256];
 	long room;
 
@@ -332,21 +381,20 @@ static bool set_others(struct driver *d, unsigned int n)
 		dev_remove(d, --d->others);
 	while (d->others < n)
 		dev_create(d, d->others++);
-	return d->others == n;
+	return d->others == want;
 }
 
-/* Create+remove cycles per second */
-static double run_create(void *ctx)
+static double run_create(void *ctx, unsigned int n)
 {
 	const struct driver *d = ctx;
 	unsigned int i;
 	double t0 = now();
 
-	for (i = 0; i < cycles; i++) {
+	for (i = 0; i < n; i++) {
 		dev_create(d, DEV_CREATE);
 		dev_remove(d, DEV_CREATE);
 	}
-	return cycles / (now() - t0);
+	return now() - t0;
 }
 
 /*
@@ -357,20 +405,21 @@ static void create_figures(void)
 {
 	struct side r = { run_create, &rmtty }, m = { run_create, &mtty };
 	struct series sr = { "rmtty" }, sm = { "mtty" }, none = { "rmtty, no others" };
+	struct plan plan = { cycles, CREATE_CHUNK, PER_SECOND };
 	char id[64], what[128];
 	unsigned int i, n;
 	bool mtty_room;
 
-	for (i = 0; i < sizeof(others_counts) / sizeof(others_counts[0]); i++) {
+	for (i = 0; i < ARRAY_SIZE(others_counts); i++) {
 		n = others_counts[i];
 		if (!set_others(&rmtty, n))
 			die("rmtty has no room for %u other devices: load it with units=%u", n, n + 1);
 		mtty_room = set_others(&mtty, n);
-		measure(&sr, &r, &sm, mtty_room ? &m : NULL);
+		measure(&sr, &r, &sm, mtty_room ? &m : NULL, &plan);
 		if (mtty_room) {
 			snprintf(id, sizeof(id), "create_remove_%u", n);
 			snprintf(what, sizeof(what), "create+remove, %u others", n);
-			emit(id, what, "/s", AT_LEAST_1, &sr, &sm);
+			emit(id, what, PER_SECOND, AT_LEAST_1, &sr, &sm);
 		}
 		if (!n) {
 			memcpy(none.v, sr.v, sizeof(none.v));
@@ -378,77 +427,96 @@ static void create_figures(void)
 		}
 		snprintf(id, sizeof(id), "create_remove_growth_%u", n);
 		snprintf(what, sizeof(what), "create+remove, %u others vs none", n);
-		emit(id, what, "/s", NONE, &sr, &none);
+		emit(id, what, PER_SECOND, NONE, &sr, &none);
 	}
 	set_others(&rmtty, 0);
 	set_others(&mtty, 0);
 }
 
-/* 1 MiB transfers: through BAR2 of @fd, or, if @fd < 0, memcpy() */
+/* 1 MiB transfers: pread or pwrite at @pos of @fd, or, if @fd < 0, memcpy() */
 struct copy_run {
 	int fd;
+	__u64 pos;
 	bool write;
 	__u8 *buf, *src;
 };
 
-/* MB/s (10^6 bytes) */
-static double run_copy(void *ctx)
+static double run_copy(void *ctx, unsigned int n)
 {
 	struct copy_run *c = ctx;
 	unsigned int i;
-	ssize_t n;
+	ssize_t done;
 	double t0 = now();
 
-	for (i = 0; i < transfers; i++) {
+	for (i = 0; i < n; i++) {
 		if (c->fd < 0) {
 			memcpy(c->buf, c->src, BAR2_BYTES);
 			/* The copy is used: the compiler keeps it. */
 			__asm__ __volatile__("" : : "r"(c->buf) : "memory");
 			continue;
 		}
-		n = c->write ? pwrite(c->fd, c->buf, BAR2_BYTES, BAR2_OFFSET)
-			     : pread(c->fd, c->buf, BAR2_BYTES, BAR2_OFFSET);
-		if (n != BAR2_BYTES)
-			die("%s of 1 MiB of BAR2: %s", c->write ? "pwrite" : "pread",
-			    n < 0 ? strerror(errno) : "short");
+		done = c->write ? pwrite(c->fd, c->buf, BAR2_BYTES, c->pos)
+				: pread(c->fd, c->buf, BAR2_BYTES, c->pos);
+		if (done != BAR2_BYTES)
+			die("%s of 1 MiB at 0x%llx: %s", c->write ? "pwrite" : "pread",
+			    (unsigned long long)c->pos, done < 0 ? strerror(errno) : "short");
 	}
-	return (double)transfers * BAR2_BYTES / 1e6 / (now() - t0);
+	return now() - t0;
 }
 
-/* BAR2 bulk reads and writes of an rmtty-1 device against memcpy() of as much. */
+/*
+ * BAR2 bulk reads and writes of an rmtty-1 device against memcpy() of as much,
+ * and against the same pread or pwrite of a memfd: what the kernel's copies to
+ * and from user memory reach through a syscall.
+ */
 static void bar2_figures(void)
 {
-	struct series sr = { "rmtty" }, sm = { "memcpy" };
-	struct copy_run dev = { -1 }, mem = { -1 };
-	struct side r = { run_copy, &dev }, m = { run_copy, &mem };
+	struct series sr = { "rmtty" }, sb[2] = { { "memcpy" }, { "memfd" } };
+	struct plan plan = { transfers, 1, MB_PER_SECOND };
+	struct copy_run dev = { -1, BAR2_OFFSET }, base[2] = { { -1 }, { -1 } };
+	struct side r = { run_copy, &dev }, b;
+	char uuid[UUID_LEN + 1], id[64], what[128];
 	struct rmtty_vfio v;
-	char uuid[UUID_LEN + 1];
+	unsigned int k, w;
 
 	dev.buf = malloc(BAR2_BYTES);
-	mem.buf = malloc(BAR2_BYTES);
-	mem.src = malloc(BAR2_BYTES);
-	if (!dev.buf || !mem.buf || !mem.src)
+	base[0].buf = malloc(BAR2_BYTES);
+	base[0].src = malloc(BAR2_BYTES);
+	base[1].buf = malloc(BAR2_BYTES);
+	if (!dev.buf || !base[0].buf || !base[0].src || !base[1].buf)
 		die("out of memory");
-	/* Fault the buffers in before they are timed. */
+	/* Fault everything in before it is timed. */
 	memset(dev.buf, 0xa5, BAR2_BYTES);
-	memset(mem.buf, 0, BAR2_BYTES);
-	memset(mem.src, 0xa5, BAR2_BYTES);
+	memset(base[0].buf, 0, BAR2_BYTES);
+	memset(base[0].src, 0xa5, BAR2_BYTES);
+	memset(base[1].buf, 0xa5, BAR2_BYTES);
+	base[1].fd = memfd_create("rmtty_bench", 0);
+	if (base[1].fd < 0 || pwrite(base[1].fd, base[1].buf, BAR2_BYTES, 0) != BAR2_BYTES)
+		die("a memfd of 1 MiB: %s", strerror(errno));
 
 	dev_create(&rmtty, DEV_BAR2);
 	dev_uuid(uuid, &rmtty, DEV_BAR2);
 	if (rmtty_vfio_open(&v, uuid, false))
 		die("rmtty: opening %s through its group", uuid);
 	dev.fd = v.device;
-	measure(&sr, &r, &sm, &m);
-	emit("bar2_read", "BAR2 1 MiB pread", "MB/s", NONE, &sr, &sm);
-	dev.write = true;
-	measure(&sr, &r, &sm, &m);
-	emit("bar2_write", "BAR2 1 MiB pwrite", "MB/s", NONE, &sr, &sm);
+	for (k = 0; k < 2; k++) {
+		b = (struct side){ run_copy, &base[k] };
+		for (w = 0; w < 2; w++) {
+			dev.write = base[k].write = w;
+			measure(&sr, &r, &sb[k], &b, &plan);
+			snprintf(id, sizeof(id), "bar2_%s_%s", w ? "write" : "read", sb[k].label);
+			snprintf(what, sizeof(what), "BAR2 1 MiB %s vs %s", w ? "pwrite" : "pread",
+				 sb[k].label);
+			emit(id, what, MB_PER_SECOND, NONE, &sr, &sb[k]);
+		}
+	}
 	rmtty_vfio_close(&v);
 	dev_remove(&rmtty, DEV_BAR2);
+	close(base[1].fd);
 	free(dev.buf);
-	free(mem.buf);
-	free(mem.src);
+	free(base[0].buf);
+	free(base[0].src);
+	free(base[1].buf);
 }
 
 static unsigned int number(const char *arg, unsigned int min, unsigned int max)
@@ -463,12 +531,12 @@ static unsigned int number(const char *arg, unsigned int min, unsigned int max)
 
 int main(int argc, char **argv)
 {
-	const char *out = "bench.json";
+	const char *out = "bench.json", *groups = "access,create,bar2";
 	struct utsname u;
-	unsigned int i, k;
+	unsigned int i;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "r:n:c:m:o:")) != -1) {
+	while ((opt = getopt(argc, argv, "r:n:c:m:o:f:")) != -1) {
 		switch (opt) {
 		case 'r':
 			reps = number(optarg, 1, MAX_REPS);
@@ -485,9 +553,12 @@ int main(int argc, char **argv)
 		case 'o':
 			out = optarg;
 			break;
+		case 'f':
+			groups = optarg;
+			break;
 		default:
 			fprintf(stderr, "usage: rmtty_bench [-r REPS] [-n ACCESSES] [-c CYCLES] "
-				"[-m TRANSFERS] [-o FILE]\n");
+				"[-m TRANSFERS] [-o FILE] [-f GROUPS]\n");
 			return 2;
 		}
 	}
@@ -499,24 +570,31 @@ int main(int argc, char **argv)
 		die("%s: %s", out, strerror(errno));
 	uname(&u);
 	fprintf(json, "{\n  \"kernel\": \"%s\",\n  \"kernel_build\": \"%s\",\n  \"cpus\": %ld,\n"
-		"  \"parameters\": {\"repetitions\": %u, \"accesses\": %u, \"create_cycles\": %u, "
-		"\"bar2_bytes\": %u, \"bar2_transfers\": %u, \"others\": [0, 16, 255], "
-		"\"rmtty_units\": %ld, \"rmtty_unit_mib\": %ld},\n  \"figures\": [",
-		u.release, u.version, sysconf(_SC_NPROCESSORS_ONLN), reps, accesses, cycles,
-		BAR2_BYTES, transfers, sysfs_read_long("/sys/module/rmtty/parameters/units"),
+		"  \"parameters\": {\"repetitions\": %u, \"accesses\": %u, \"access_chunk\": %u, "
+		"\"create_cycles\": %u, \"create_chunk\": %u, \"bar2_bytes\": %u, "
+		"\"bar2_transfers\": %u, \"rmtty_units\": %ld, \"rmtty_unit_mib\": %ld, "
+		"\"others\": [",
+		u.release, u.version, sysconf(_SC_NPROCESSORS_ONLN), reps, accesses, ACCESS_CHUNK,
+		cycles, CREATE_CHUNK, BAR2_BYTES, transfers,
+		sysfs_read_long("/sys/module/rmtty/parameters/units"),
 		sysfs_read_long("/sys/module/rmtty/parameters/unit_mib"));
+	for (i = 0; i < ARRAY_SIZE(others_counts); i++)
+		fprintf(json, "%s%u", i ? ", " : "", others_counts[i]);
+	fprintf(json, "]},\n  \"figures\": [");
 
-	printf("%-48s %10s %10s %-10s\n", "figure", "rmtty", "baseline", "unit");
-	for (i = 0; i < 2; i++)
-		for (k = 0; k < 2; k++)
-			dev_create(i ? &mtty : &rmtty, DEV_ACCESS + k);
-	access_figures(false);
-	access_figures(true);
-	for (i = 0; i < 2; i++)
-		for (k = 0; k < 2; k++)
-			dev_remove(i ? &mtty : &rmtty, DEV_ACCESS + k);
-	create_figures();
-	bar2_figures();
+	printf("%-40s %10s %10s %-10s\n", "figure", "rmtty", "baseline", "unit");
+	if (strstr(groups, "access")) {
+		for (i = 0; i < 4; i++)
+			dev_create(i / 2 ? &mtty : &rmtty, DEV_ACCESS + i % 2);
+		access_figures(false);
+		access_figures(true);
+		for (i = 0; i < 4; i++)
+			dev_remove(i / 2 ? &mtty : &rmtty, DEV_ACCESS + i % 2);
+	}
+	if (strstr(groups, "create"))
+		create_figures();
+	if (strstr(groups, "bar2"))
+		bar2_figures();
 
 	fprintf(json, "\n  ]\n}\n");
 	if (fclose(json))
