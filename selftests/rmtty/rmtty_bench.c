@@ -476,20 +476,18 @@ static void bar2_figures(void)
 	struct copy_run dev = { -1, BAR2_OFFSET }, base[2] = { { -1 }, { -1 } };
 	struct side r = { run_copy, &dev }, b;
 	char uuid[UUID_LEN + 1], id[64], what[128];
+	__u8 *bufs = malloc(4 * BAR2_BYTES);
 	struct rmtty_vfio v;
 	unsigned int k, w;
 
-	dev.buf = malloc(BAR2_BYTES);
-	base[0].buf = malloc(BAR2_BYTES);
-	base[0].src = malloc(BAR2_BYTES);
-	base[1].buf = malloc(BAR2_BYTES);
-	if (!dev.buf || !base[0].buf || !base[0].src || !base[1].buf)
+	if (!bufs)
 		die("out of memory");
-	/* Fault everything in before it is timed. */
-	memset(dev.buf, 0xa5, BAR2_BYTES);
-	memset(base[0].buf, 0, BAR2_BYTES);
-	memset(base[0].src, 0xa5, BAR2_BYTES);
-	memset(base[1].buf, 0xa5, BAR2_BYTES);
+	/* Fault the buffers in before they are timed. */
+	memset(bufs, 0xa5, 4 * BAR2_BYTES);
+	dev.buf = bufs;
+	base[0].buf = bufs + BAR2_BYTES;
+	base[0].src = bufs + 2 * BAR2_BYTES;
+	base[1].buf = bufs + 3 * BAR2_BYTES;
 	base[1].fd = memfd_create("rmtty_bench", 0);
 	if (base[1].fd < 0 || pwrite(base[1].fd, base[1].buf, BAR2_BYTES, 0) != BAR2_BYTES)
 		die("a memfd of 1 MiB: %s", strerror(errno));
@@ -513,10 +511,7 @@ static void bar2_figures(void)
 	rmtty_vfio_close(&v);
 	dev_remove(&rmtty, DEV_BAR2);
 	close(base[1].fd);
-	free(dev.buf);
-	free(base[0].buf);
-	free(base[0].src);
-	free(base[1].buf);
+	free(bufs);
 }
 
 static unsigned int number(const char *arg, unsigned int min, unsigned int max)
@@ -529,9 +524,27 @@ static unsigned int number(const char *arg, unsigned int min, unsigned int max)
 	return n;
 }
 
+/*
+ * The pool rmtty was loaded with, as its sysfs shows it: an rmtty-1's
+ * aggregation is the pool's units, and its type's migration_version says
+ * unit_mib (Rust module parameters have no sysfs files).
+ */
+static void pool(long *units, long *unit_mib)
+{
+	char path[256], buf[4096];
+	const char *p;
+
+	snprintf(path, sizeof(path), "%s/aggregation", rmtty.type);
+	*units = sysfs_read_long(path);
+	snprintf(path, sizeof(path), "%s/migration_version", rmtty.type);
+	p = sysfs_read(path, buf, sizeof(buf)) > 0 ? strstr(buf, "unit_mib=") : NULL;
+	*unit_mib = p ? strtol(p + strlen("unit_mib="), NULL, 10) : -1;
+}
+
 int main(int argc, char **argv)
 {
 	const char *out = "bench.json", *groups = "access,create,bar2";
+	long units, unit_mib;
 	struct utsname u;
 	unsigned int i;
 	int opt;
@@ -569,15 +582,14 @@ int main(int argc, char **argv)
 	if (!json)
 		die("%s: %s", out, strerror(errno));
 	uname(&u);
+	pool(&units, &unit_mib);
 	fprintf(json, "{\n  \"kernel\": \"%s\",\n  \"kernel_build\": \"%s\",\n  \"cpus\": %ld,\n"
 		"  \"parameters\": {\"repetitions\": %u, \"accesses\": %u, \"access_chunk\": %u, "
 		"\"create_cycles\": %u, \"create_chunk\": %u, \"bar2_bytes\": %u, "
 		"\"bar2_transfers\": %u, \"rmtty_units\": %ld, \"rmtty_unit_mib\": %ld, "
 		"\"others\": [",
 		u.release, u.version, sysconf(_SC_NPROCESSORS_ONLN), reps, accesses, ACCESS_CHUNK,
-		cycles, CREATE_CHUNK, BAR2_BYTES, transfers,
-		sysfs_read_long("/sys/module/rmtty/parameters/units"),
-		sysfs_read_long("/sys/module/rmtty/parameters/unit_mib"));
+		cycles, CREATE_CHUNK, BAR2_BYTES, transfers, units, unit_mib);
 	for (i = 0; i < ARRAY_SIZE(others_counts); i++)
 		fprintf(json, "%s%u", i ? ", " : "", others_counts[i]);
 	fprintf(json, "]},\n  \"figures\": [");
