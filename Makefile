@@ -3,7 +3,7 @@
 # from ./Kbuild (make -C $KDIR M=$PWD); these targets drive the scripts in
 # tools/, which install what is missing and build what changed.
 
-.PHONY: run check guest build deps kernel clean
+.PHONY: run check bench guest build deps kernel clean
 
 # Build everything, boot the test kernel, load rmtty, create and show devices.
 run:
@@ -12,6 +12,12 @@ run:
 # Build everything and run the whole test suite in one guest boot.
 check:
 	@tools/check.sh
+
+# Build everything and run the benchmarks in one guest boot: rmtty against
+# the C mtty sample and memcpy(), a table on stdout and build/bench.json. A
+# benchmark is not a test: check does not run it.
+bench:
+	@tools/bench.sh
 
 # Run CMD as root in the guest: make guest CMD='...'. CMD reaches the guest's
 # shell unexpanded by make, so $$VAR and quotes work as on a command line.
