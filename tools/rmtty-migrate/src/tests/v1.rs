@@ -4,7 +4,7 @@
 //! over it against a simulated region ([`Sim`]).
 
 use super::mock;
-use super::v1sim::{Sim, DATA_OFFSET};
+use super::v1sim::{Lying, Sim, DATA_OFFSET};
 use crate::report::{Operation, PassEnd, PassKind, Report};
 use crate::session::{self, SaveOptions};
 use crate::transport::{Chunk, MigState, Pending, Result, Transport};
@@ -344,27 +344,13 @@ fn a_failed_save_puts_the_device_back_to_running() {
 #[test]
 fn a_stuck_device_fails_the_save_instead_of_looping() {
     // pending_bytes says there is more, but no buffer comes.
-    struct Stuck(Sim);
-    impl crate::v1::RegionAccess for Stuck {
-        fn read_field(&mut self, field: Field) -> std::io::Result<u64> {
-            match field {
-                Field::PendingBytes if self.0.state & 2 != 0 => Ok(4096),
-                Field::DataSize => Ok(0),
-                _ => self.0.read_field(field),
-            }
-        }
-        fn write_field(&mut self, field: Field, value: u64) -> std::io::Result<()> {
-            self.0.write_field(field, value)
-        }
-        fn read_data(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
-            self.0.read_data(offset, buf)
-        }
-        fn write_data(&mut self, offset: u64, buf: &[u8]) -> std::io::Result<()> {
-            self.0.write_data(offset, buf)
-        }
-    }
+    let stuck = |state: u32, field, value| match field {
+        Field::PendingBytes if state & 2 != 0 => 4096,
+        Field::DataSize => 0,
+        _ => value,
+    };
     let layout = Sim::new(MIB).layout();
-    let mut t = V1::new(Stuck(Sim::new(MIB)), layout);
+    let mut t = V1::new(Lying(Sim::new(MIB), stuck), layout);
     let mut r = report(Operation::Save);
     let e = session::save(
         &mut t,
@@ -382,30 +368,15 @@ fn a_stuck_device_fails_the_save_instead_of_looping() {
 
 #[test]
 fn a_buffer_outside_the_region_is_refused() {
-    struct Far(Sim);
-    impl crate::v1::RegionAccess for Far {
-        fn read_field(&mut self, field: Field) -> std::io::Result<u64> {
-            let v = self.0.read_field(field)?;
-            Ok(if field == Field::DataOffset {
-                v + 4096
-            } else {
-                v
-            })
-        }
-        fn write_field(&mut self, field: Field, value: u64) -> std::io::Result<()> {
-            self.0.write_field(field, value)
-        }
-        fn read_data(&mut self, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
-            self.0.read_data(offset, buf)
-        }
-        fn write_data(&mut self, offset: u64, buf: &[u8]) -> std::io::Result<()> {
-            self.0.write_data(offset, buf)
-        }
-    }
+    // data_offset puts the buffer a page further on, past the region's end.
+    let far = |_, field, value| match field {
+        Field::DataOffset => value + 4096,
+        _ => value,
+    };
     let mut sim = Sim::new(MIB);
     sim.stop_copy = vec![0; MIB];
     let layout = sim.layout();
-    let mut t = V1::new(Far(sim), layout);
+    let mut t = V1::new(Lying(sim, far), layout);
     let mut r = report(Operation::Save);
     let e = session::save(
         &mut t,

@@ -183,3 +183,26 @@ impl RegionAccess for Sim {
         Ok(())
     }
 }
+
+/// A [`Sim`] whose header reads pass through a function of the state, the field and what the
+/// simulated region answered, for devices that misbehave; everything else reaches the region.
+pub struct Lying<F>(pub Sim, pub F);
+
+impl<F: FnMut(u32, Field, u64) -> u64> RegionAccess for Lying<F> {
+    fn read_field(&mut self, field: Field) -> io::Result<u64> {
+        let value = self.0.read_field(field)?;
+        Ok((self.1)(self.0.state, field, value))
+    }
+
+    fn write_field(&mut self, field: Field, value: u64) -> io::Result<()> {
+        self.0.write_field(field, value)
+    }
+
+    fn read_data(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.0.read_data(offset, buf)
+    }
+
+    fn write_data(&mut self, offset: u64, buf: &[u8]) -> io::Result<()> {
+        self.0.write_data(offset, buf)
+    }
+}
