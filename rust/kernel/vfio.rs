@@ -70,6 +70,7 @@ use migration::{
     Features,
     Migration, //
 };
+pub use request::Refusal;
 use request::Request;
 
 /// The ops of a VFIO device, implemented by the type of its data.
@@ -79,14 +80,15 @@ use request::Request;
 /// are not in the table the VFIO core sees, so it answers for them as it does for C drivers.
 ///
 /// An error a callback returns reaches userspace, and the device logs it, rate limited, with
-/// what userspace asked: drivers need not log their refusals.
+/// what userspace asked: drivers need not log their refusals. A driver that logs a reason of its
+/// own returns [`Refusal::logged`], so that a refusal is one line in the log.
 #[vtable]
 pub trait Driver: Send + Sync + Sized + 'static {
     /// The name of the device's ops, for diagnostics.
     const NAME: &'static CStr;
 
     /// Called when the first file descriptor of the device is opened.
-    fn open(&self) -> Result {
+    fn open(&self) -> Result<(), Refusal> {
         Ok(())
     }
 
@@ -95,13 +97,13 @@ pub trait Driver: Send + Sync + Sized + 'static {
 
     /// Reads from the device's regions at `offset` (the driver's encoding of region and offset)
     /// into `buf`; returns the number of bytes read.
-    fn read(&self, buf: &mut UserSliceWriter, offset: u64) -> Result<usize> {
+    fn read(&self, buf: &mut UserSliceWriter, offset: u64) -> Result<usize, Refusal> {
         let _ = (buf, offset);
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// Writes `buf` to the device's regions at `offset`; returns the number of bytes written.
-    fn write(&self, buf: &mut UserSliceReader, offset: u64) -> Result<usize> {
+    fn write(&self, buf: &mut UserSliceReader, offset: u64) -> Result<usize, Refusal> {
         let _ = (buf, offset);
         build_error!(VTABLE_DEFAULT_ERROR)
     }
@@ -109,7 +111,7 @@ pub trait Driver: Send + Sync + Sized + 'static {
     /// Sets up `vma`, a new mapping of the device at `offset` (the driver's encoding of region and
     /// offset, as for [`Driver::read`]), typically with [`MappableBuffer::map`]. Without this op
     /// the core refuses every `mmap()` of the device.
-    fn mmap(&self, vma: &VmaNew, offset: u64) -> Result {
+    fn mmap(&self, vma: &VmaNew, offset: u64) -> Result<(), Refusal> {
         let _ = (vma, offset);
         build_error!(VTABLE_DEFAULT_ERROR)
     }
@@ -120,16 +122,16 @@ pub trait Driver: Send + Sync + Sized + 'static {
     ///
     /// `VFIO_DEVICE_GET_IRQ_INFO` and `VFIO_DEVICE_SET_IRQS` only come here if the driver does
     /// not implement [`Driver::irq_info`] and [`Driver::set_irqs`], which go together.
-    fn ioctl(&self, cmd: u32, arg: UserPtr) -> Result<isize> {
+    fn ioctl(&self, cmd: u32, arg: UserPtr) -> Result<isize, Refusal> {
         let _ = (cmd, arg);
-        Err(ENOTTY)
+        Err(ENOTTY.into())
     }
 
     /// Describes interrupt index `index` for `VFIO_DEVICE_GET_IRQ_INFO`; an index the device
     /// does not have fails with `EINVAL`. `VFIO_DEVICE_SET_IRQS` requests are checked against
     /// this before they reach [`Driver::set_irqs`]; it is called without any lock of the
     /// driver held, so a driver whose vector counts change must check again there.
-    fn irq_info(&self, index: u32) -> Result<IrqInfo> {
+    fn irq_info(&self, index: u32) -> Result<IrqInfo, Refusal> {
         let _ = index;
         build_error!(VTABLE_DEFAULT_ERROR)
     }
@@ -138,14 +140,18 @@ pub trait Driver: Send + Sync + Sized + 'static {
     /// describes and an action and data their flags allow, with valid eventfds. A request that
     /// does not fit the device's state (triggering vectors that are not set up, say) should
     /// fail with `EINVAL` and change nothing. Goes together with [`Driver::irq_info`].
-    fn set_irqs(&self, irqs: IrqSet) -> Result {
+    fn set_irqs(&self, irqs: IrqSet) -> Result<(), Refusal> {
         let _ = irqs;
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
     /// Describes region `info.index()` for `VFIO_DEVICE_GET_REGION_INFO`, adding capabilities
     /// to `caps`; an index the device does not have fails with `EINVAL`.
-    fn region_info(&self, info: &mut RegionInfo<'_>, caps: &mut RegionCaps<'_>) -> Result {
+    fn region_info(
+        &self,
+        info: &mut RegionInfo<'_>,
+        caps: &mut RegionCaps<'_>,
+    ) -> Result<(), Refusal> {
         let _ = (info, caps);
         build_error!(VTABLE_DEFAULT_ERROR)
     }
@@ -235,14 +241,16 @@ impl<T: Driver> RawDevice<T> {
         unsafe { self.data.assume_init_ref() }
     }
 
-    /// Logs that the device refused `request` with `err`, unless the device's refusals are over
-    /// their rate limit; returns `err`.
+    /// Logs that the device refused `request` with `refusal`, unless the driver has logged it or
+    /// the device's refusals are over their rate limit; returns the error userspace sees.
     ///
     /// Userspace can repeat bad requests at will, so their log lines are rate limited.
-    fn refuse(&self, request: Request, err: Error) -> Error {
+    fn refuse(&self, request: Request, refusal: impl Into<Refusal>) -> Error {
+        let refusal = refusal.into();
+        let err = refusal.error();
         // SAFETY: By the type invariant the registration is live, so `refusals` is initialized.
         let refusals = unsafe { self.head.refusals.assume_init_ref() };
-        if refusals.allow() {
+        if !refusal.is_logged() && refusals.allow() {
             // SAFETY: `dev` is the parent the device was allocated with, which the live
             // registration holds a reference to (by the type invariant).
             let dev: &device::Device =
@@ -332,9 +340,9 @@ impl<T: Driver> RawDevice<T> {
         let mut writer = UserSlice::new(UserPtr::from_ptr(buf.cast()), count).writer();
         from_result(|| {
             let done = u64::try_from(pos)
-                .map_err(|_| EINVAL)
+                .map_err(|_| Refusal::from(EINVAL))
                 .and_then(|offset| raw.data().read(&mut writer, offset))
-                .and_then(|done| at_most(done, count))
+                .and_then(|done| Ok(at_most(done, count)?))
                 .map_err(|e| raw.refuse(Request::Read { len: count, pos }, e))?;
             isize::try_from(done).map_err(|_| EINVAL)
         })
@@ -351,9 +359,9 @@ impl<T: Driver> RawDevice<T> {
         let mut reader = UserSlice::new(UserPtr::from_ptr(buf.cast_mut().cast()), count).reader();
         from_result(|| {
             let done = u64::try_from(pos)
-                .map_err(|_| EINVAL)
+                .map_err(|_| Refusal::from(EINVAL))
                 .and_then(|offset| raw.data().write(&mut reader, offset))
-                .and_then(|done| at_most(done, count))
+                .and_then(|done| Ok(at_most(done, count)?))
                 .map_err(|e| raw.refuse(Request::Write { len: count, pos }, e))?;
             isize::try_from(done).map_err(|_| EINVAL)
         })
@@ -373,7 +381,7 @@ impl<T: Driver> RawDevice<T> {
         from_result(|| {
             pgoff
                 .checked_mul(1 << PAGE_SHIFT)
-                .ok_or(EINVAL)
+                .ok_or(Refusal::from(EINVAL))
                 .and_then(|offset| raw.data().mmap(vma, offset))
                 .map_err(|e| raw.refuse(Request::Mmap { len, pgoff }, e))?;
             Ok(0)
@@ -439,7 +447,7 @@ impl<T: Driver> RawDevice<T> {
         from_result(|| {
             raw.data()
                 .region_info(&mut info, &mut caps)
-                .and_then(|()| info.check_described())
+                .and_then(|()| Ok(info.check_described()?))
                 .map_err(|e| raw.refuse(Request::RegionInfo(index), e))?;
             Ok(0)
         })
@@ -467,7 +475,7 @@ impl<T: Migration> RawDevice<T> {
         // SAFETY: `vdev` has migration ops and is open for the call.
         let transition = unsafe { migration::Transition::new(vdev) };
         let result = migration::State::from_raw(new)
-            .ok_or(EINVAL)
+            .ok_or(Refusal::from(EINVAL))
             .and_then(|new| raw.data().set_state(&transition, new));
         match result {
             Ok(Some(file)) => file.into_raw(),

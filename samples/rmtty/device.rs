@@ -241,7 +241,7 @@ fn in_region(offset: u64, len: usize, size: usize) -> Result<usize> {
 impl vfio::Driver for RmttyVfio {
     const NAME: &'static CStr = c"rmtty";
 
-    fn open(&self) -> Result {
+    fn open(&self) -> Result<(), vfio::Refusal> {
         let mut state = self.state.lock();
         state.open = true;
         self.reset(&mut state);
@@ -257,12 +257,12 @@ impl vfio::Driver for RmttyVfio {
         *self.migration_data.lock() = None;
     }
 
-    fn read(&self, buf: &mut UserSliceWriter, pos: u64) -> Result<usize> {
+    fn read(&self, buf: &mut UserSliceWriter, pos: u64) -> Result<usize, vfio::Refusal> {
         let len = buf.len();
         let (index, offset) = vfio::pci::split(pos);
         if index == u64::from(MIGRATION) {
             let offset = in_region(offset, len, REGION_SIZE)?;
-            return self.migration_region_read(buf, offset);
+            return Ok(self.migration_region_read(buf, offset)?);
         }
         if index == u64::from(BAR2) {
             let state = self.state.lock();
@@ -291,7 +291,7 @@ impl vfio::Driver for RmttyVfio {
             return Ok(len);
         }
         if index != u64::from(CONFIG) {
-            return Err(EINVAL);
+            return Err(EINVAL.into());
         }
         let offset = in_region(offset, len, CONFIG_SIZE)?;
         let mut bytes = [0; CONFIG_SIZE];
@@ -300,7 +300,7 @@ impl vfio::Driver for RmttyVfio {
         Ok(len)
     }
 
-    fn write(&self, buf: &mut UserSliceReader, pos: u64) -> Result<usize> {
+    fn write(&self, buf: &mut UserSliceReader, pos: u64) -> Result<usize, vfio::Refusal> {
         let len = buf.len();
         let (index, offset) = vfio::pci::split(pos);
         if index == u64::from(MIGRATION) {
@@ -329,7 +329,7 @@ impl vfio::Driver for RmttyVfio {
             return Ok(len);
         }
         if index != u64::from(CONFIG) {
-            return Err(EINVAL);
+            return Err(EINVAL.into());
         }
         let offset = in_region(offset, len, CONFIG_SIZE)?;
         let mut bytes = [0; CONFIG_SIZE];
@@ -338,42 +338,46 @@ impl vfio::Driver for RmttyVfio {
         Ok(len)
     }
 
-    fn mmap(&self, vma: &VmaNew, pos: u64) -> Result {
+    fn mmap(&self, vma: &VmaNew, pos: u64) -> Result<(), vfio::Refusal> {
         // Only the migration region's data section can be mapped.
         let (index, offset) = vfio::pci::split(pos);
         let offset = usize::try_from(offset).map_err(|_| EINVAL)?;
         if index != u64::from(MIGRATION) || offset < DATA_SECTION {
-            return Err(EINVAL);
+            return Err(EINVAL.into());
         }
-        self.data_section()?.map(vma, offset - DATA_SECTION)
+        Ok(self.data_section()?.map(vma, offset - DATA_SECTION)?)
     }
 
-    fn ioctl(&self, cmd: u32, arg: UserPtr) -> Result<isize> {
+    fn ioctl(&self, cmd: u32, arg: UserPtr) -> Result<isize, vfio::Refusal> {
         match cmd {
-            vfio::ioctl::DEVICE_GET_INFO => DeviceInfo {
+            vfio::ioctl::DEVICE_GET_INFO => Ok(DeviceInfo {
                 flags: uapi::VFIO_DEVICE_FLAGS_PCI | uapi::VFIO_DEVICE_FLAGS_RESET,
                 num_regions: NUM_REGIONS,
                 num_irqs: uapi::VFIO_PCI_NUM_IRQS,
             }
-            .write_to(arg),
+            .write_to(arg)?),
             vfio::ioctl::DEVICE_RESET => {
                 self.reset(&mut self.state.lock());
                 Ok(0)
             }
-            _ => Err(ENOTTY),
+            _ => Err(ENOTTY.into()),
         }
     }
 
-    fn irq_info(&self, index: u32) -> Result<IrqInfo> {
-        interrupts::info(index)
+    fn irq_info(&self, index: u32) -> Result<IrqInfo, vfio::Refusal> {
+        Ok(interrupts::info(index)?)
     }
 
-    fn set_irqs(&self, irqs: IrqSet) -> Result {
+    fn set_irqs(&self, irqs: IrqSet) -> Result<(), vfio::Refusal> {
         let uart = self.uart.lock();
-        self.interrupts.lock().set(irqs, || uart.pending() != 0)
+        Ok(self.interrupts.lock().set(irqs, || uart.pending() != 0)?)
     }
 
-    fn region_info(&self, info: &mut RegionInfo<'_>, caps: &mut RegionCaps<'_>) -> Result {
+    fn region_info(
+        &self,
+        info: &mut RegionInfo<'_>,
+        caps: &mut RegionCaps<'_>,
+    ) -> Result<(), vfio::Refusal> {
         let index = info.index();
         let (size, flags) = match index {
             MIGRATION => {
@@ -400,7 +404,7 @@ impl vfio::Driver for RmttyVfio {
             // CAST: 256 fits.
             CONFIG => (CONFIG_SIZE as u32, READ_WRITE),
             _ if index < NUM_REGIONS => (0, 0),
-            _ => return Err(EINVAL),
+            _ => return Err(EINVAL.into()),
         };
         info.set(region_offset(index), size.into(), flags);
         Ok(())

@@ -56,14 +56,17 @@ use kernel::{
         UserSliceReader,
         UserSliceWriter, //
     },
-    vfio::migration::{
+    vfio::{
         self,
-        DataFile,
-        Features,
-        Migration,
-        PrecopyInfo,
-        State,
-        Transition, //
+        migration::{
+            self,
+            DataFile,
+            Features,
+            Migration,
+            PrecopyInfo,
+            State,
+            Transition, //
+        },
     },
 };
 
@@ -222,7 +225,7 @@ impl RmttyVfio {
         new: State,
         front: FrontEnd,
         mut next: impl FnMut(State, State) -> Result<State>,
-    ) -> Result<Option<(Direction, State)>> {
+    ) -> Result<Option<(Direction, State)>, vfio::Refusal> {
         let machine = &state.migration;
         if machine.state != new
             && !matches!(machine.transfer, Transfer::None)
@@ -233,7 +236,7 @@ impl RmttyVfio {
                 "migration: {front} request for {new} refused: a {} transfer is in progress\n",
                 machine.owner
             );
-            return Err(EBUSY);
+            return Err(vfio::Refusal::logged(EBUSY));
         }
         let mut started = None;
         while state.migration.state != new {
@@ -249,7 +252,11 @@ impl RmttyVfio {
     }
 
     /// Takes the single arc from the current state to `next`.
-    fn step(&self, state: &mut DeviceState, next: State) -> Result<Option<Direction>> {
+    fn step(
+        &self,
+        state: &mut DeviceState,
+        next: State,
+    ) -> Result<Option<Direction>, vfio::Refusal> {
         let shape = self.shape(state);
         match (state.migration.state, next) {
             (State::Running, State::RunningP2p)
@@ -298,7 +305,7 @@ impl RmttyVfio {
             }
             (from, to) => {
                 dev_warn!(self.dev(), "migration: no arc from {from} to {to}\n");
-                Err(EINVAL)
+                Err(vfio::Refusal::logged(EINVAL))
             }
         }
     }
@@ -331,16 +338,18 @@ impl RmttyVfio {
 
     /// `RESUMING -> STOP`: replaces the device's state with the loaded stream's, if the stream
     /// is complete; otherwise fails with `EINVAL` and changes nothing.
-    fn commit(&self, state: &mut DeviceState) -> Result {
+    fn commit(&self, state: &mut DeviceState) -> Result<(), vfio::Refusal> {
         let Transfer::Loading(loader) = &mut state.migration.transfer else {
-            return Err(EINVAL);
+            return Err(EINVAL.into());
         };
         let loaded = loader.finish().map_err(|refusal| {
-            // A stream refused while it was written was logged then.
-            if !matches!(refusal, Refusal::Refused) {
-                dev_warn!(self.dev(), "migration stream refused: {refusal}\n");
+            // A stream refused while it was written was logged then: committing it is another
+            // request, which the device logs.
+            if matches!(refusal, Refusal::Refused) {
+                return EINVAL.into();
             }
-            EINVAL
+            dev_warn!(self.dev(), "migration stream refused: {refusal}\n");
+            vfio::Refusal::logged(EINVAL)
         })?;
         state.memory.replace(loaded.memory);
         *self.config().lock() = loaded.config;
@@ -406,7 +415,11 @@ impl Migration for RmttyVfio {
         .and(Features::P2P)
         .and(Features::PRE_COPY);
 
-    fn set_state(&self, transition: &Transition<'_>, new: State) -> Result<Option<DataFile>> {
+    fn set_state(
+        &self,
+        transition: &Transition<'_>,
+        new: State,
+    ) -> Result<Option<DataFile>, vfio::Refusal> {
         let mut state = self.device_state().lock();
         let started = self.walk(&mut state, new, FrontEnd::V2, |cur, new| {
             transition.next(cur, new)
@@ -432,14 +445,14 @@ impl Migration for RmttyVfio {
             state.migration.end_transfer();
             state.migration.state = before;
         }
-        file.map(Some)
+        Ok(file.map(Some)?)
     }
 
-    fn state(&self) -> Result<State> {
+    fn state(&self) -> Result<State, vfio::Refusal> {
         Ok(self.device_state().lock().migration.state())
     }
 
-    fn data_size(&self) -> Result<usize> {
+    fn data_size(&self) -> Result<usize, vfio::Refusal> {
         let state = self.device_state().lock();
         Ok(state.migration.data_size(self.shape(&state)))
     }

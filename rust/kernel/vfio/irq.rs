@@ -3,7 +3,10 @@
 //! Interrupts of VFIO devices: `VFIO_DEVICE_GET_IRQ_INFO` and `VFIO_DEVICE_SET_IRQS`, checked
 //! against the driver's description of the interrupt index before the driver sees them.
 
-use super::Driver;
+use super::{
+    Driver,
+    Refusal, //
+};
 use crate::{
     alloc::KVec,
     bindings,
@@ -48,9 +51,13 @@ impl IrqInfo {
 
     /// Answers the `struct vfio_irq_info` at `arg`, whose header was `query`, with what `T` has
     /// at the index it names.
-    pub(super) fn answer<T: Driver>(driver: &T, query: IrqQuery, arg: UserPtr) -> Result<isize> {
+    pub(super) fn answer<T: Driver>(
+        driver: &T,
+        query: IrqQuery,
+        arg: UserPtr,
+    ) -> Result<isize, Refusal> {
         if (query.argsz as usize) < Self::MINSZ {
-            return Err(EINVAL);
+            return Err(EINVAL.into());
         }
         let info = driver.irq_info(query.index)?;
         let mut writer = UserSlice::new(arg, Self::MINSZ).writer();
@@ -183,7 +190,7 @@ impl IrqSet {
         driver: &T,
         header: IrqSetHeader,
         arg: UserPtr,
-    ) -> Result<Self> {
+    ) -> Result<Self, Refusal> {
         let mut hdr = bindings::vfio_irq_set {
             argsz: header.argsz,
             flags: header.flags,
@@ -195,7 +202,7 @@ impl IrqSet {
 
         let info = driver.irq_info(hdr.index)?;
         if info.count > IrqInfo::MAX_COUNT {
-            return Err(EINVAL);
+            return Err(EINVAL.into());
         }
         let mut data_size = 0;
         // SAFETY: `hdr` and `data_size` are valid for the call. The index was checked against
@@ -213,19 +220,19 @@ impl IrqSet {
             bindings::VFIO_IRQ_SET_ACTION_MASK => IrqAction::Mask,
             bindings::VFIO_IRQ_SET_ACTION_UNMASK => IrqAction::Unmask,
             bindings::VFIO_IRQ_SET_ACTION_TRIGGER => IrqAction::Trigger,
-            _ => return Err(EINVAL),
+            _ => return Err(EINVAL.into()),
         };
         // The core checked that the data type is exactly one of these.
         let data_type = hdr.flags & bindings::VFIO_IRQ_SET_DATA_TYPE_MASK;
         let maskable = info.flags & bindings::VFIO_IRQ_INFO_MASKABLE != 0;
         let eventfds = info.flags & bindings::VFIO_IRQ_INFO_EVENTFD != 0;
         match (action, data_type) {
-            (IrqAction::Mask | IrqAction::Unmask, _) if !maskable => return Err(ENOTTY),
+            (IrqAction::Mask | IrqAction::Unmask, _) if !maskable => return Err(ENOTTY.into()),
             (IrqAction::Mask | IrqAction::Unmask, bindings::VFIO_IRQ_SET_DATA_EVENTFD) => {
-                return Err(ENOTTY)
+                return Err(ENOTTY.into())
             }
             (IrqAction::Trigger, bindings::VFIO_IRQ_SET_DATA_EVENTFD) if !eventfds => {
-                return Err(ENOTTY)
+                return Err(ENOTTY.into())
             }
             _ => {}
         }
@@ -258,7 +265,7 @@ impl IrqSet {
                 IrqData::EventFd(eventfds)
             }
             bindings::VFIO_IRQ_SET_DATA_NONE => IrqData::None,
-            _ => return Err(EINVAL),
+            _ => return Err(EINVAL.into()),
         };
 
         // INVARIANT: The core checked the vectors and the flags, the index's flags were checked

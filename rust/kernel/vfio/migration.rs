@@ -15,7 +15,10 @@
 //!
 //! C header: [`include/linux/vfio.h`](srctree/include/linux/vfio.h)
 
-use super::Driver;
+use super::{
+    Driver,
+    Refusal, //
+};
 use crate::{
     anon_inode::{
         self,
@@ -161,6 +164,7 @@ impl Features {
 ///     vfio::{
 ///         self,
 ///         migration::{DataFile, Features, Migration, State, Transition},
+///         Refusal,
 ///     },
 /// };
 ///
@@ -178,22 +182,26 @@ impl Features {
 /// impl Migration for Simple {
 ///     const FEATURES: Features = Features::STOP_COPY;
 ///
-///     fn set_state(&self, transition: &Transition<'_>, new: State) -> Result<Option<DataFile>> {
+///     fn set_state(
+///         &self,
+///         transition: &Transition<'_>,
+///         new: State,
+///     ) -> Result<Option<DataFile>, Refusal> {
 ///         let mut state = self.state.lock();
 ///         while *state != new {
 ///             match transition.next(*state, new)? {
 ///                 next @ (State::Stop | State::Running) => *state = next,
-///                 _ => return Err(EINVAL),
+///                 _ => return Err(EINVAL.into()),
 ///             }
 ///         }
 ///         Ok(None)
 ///     }
 ///
-///     fn state(&self) -> Result<State> {
+///     fn state(&self) -> Result<State, Refusal> {
 ///         Ok(*self.state.lock())
 ///     }
 ///
-///     fn data_size(&self) -> Result<usize> {
+///     fn data_size(&self) -> Result<usize, Refusal> {
 ///         Ok(0)
 ///     }
 /// }
@@ -211,13 +219,17 @@ pub trait Migration: Driver {
     /// the data file of a transfer the request started, if any.
     ///
     /// On failure the device may stay in any state of the path; userspace reads it back.
-    fn set_state(&self, transition: &Transition<'_>, new: State) -> Result<Option<DataFile>>;
+    fn set_state(
+        &self,
+        transition: &Transition<'_>,
+        new: State,
+    ) -> Result<Option<DataFile>, Refusal>;
 
     /// The device's current state.
-    fn state(&self) -> Result<State>;
+    fn state(&self) -> Result<State, Refusal>;
 
     /// How many bytes the device's state takes in stop-and-copy, from now on.
-    fn data_size(&self) -> Result<usize>;
+    fn data_size(&self) -> Result<usize, Refusal>;
 }
 
 /// A `MIG_DEVICE_STATE` request in progress on a device, given to [`Migration::set_state`].

@@ -1,13 +1,75 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! What userspace asked of a VFIO device, for the kernel log line of a refusal.
+//! What userspace asked of a VFIO device, and why the device refused it, for the kernel log
+//! line of a refusal.
 
 use super::{
     ioctl,
     irq::IrqSetHeader,
     migration::State, //
 };
-use crate::fmt;
+use crate::{
+    alloc::AllocError,
+    error::Error,
+    fmt, //
+};
+
+/// A device op's refusal of a request: the error userspace sees, and whether the driver has
+/// logged why.
+///
+/// The device logs each refusal once. An [`Error`], which converts into a refusal (so `?` works
+/// on the kernel's results), is logged by the device, rate limited, with the request userspace
+/// made. A driver that logs a reason of its own, naming the request, returns
+/// [`Refusal::logged`] instead, and the device logs nothing more.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::{prelude::*, vfio::Refusal};
+///
+/// fn set_mode(dev: &kernel::device::Device, mode: u32) -> Result<(), Refusal> {
+///     if mode > 3 {
+///         dev_warn!(dev, "mode {mode} refused: the device has modes 0 to 3\n");
+///         return Err(Refusal::logged(EINVAL));
+///     }
+///     // A refusal the device logs.
+///     Err(ENOTTY.into())
+/// }
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Refusal {
+    err: Error,
+    logged: bool,
+}
+
+impl Refusal {
+    /// A refusal with `err` whose reason the driver has already logged.
+    pub fn logged(err: Error) -> Self {
+        Self { err, logged: true }
+    }
+
+    /// The error userspace sees.
+    pub fn error(self) -> Error {
+        self.err
+    }
+
+    /// Whether the driver has logged the refusal's reason.
+    pub(super) fn is_logged(self) -> bool {
+        self.logged
+    }
+}
+
+impl From<Error> for Refusal {
+    fn from(err: Error) -> Self {
+        Self { err, logged: false }
+    }
+}
+
+impl From<AllocError> for Refusal {
+    fn from(err: AllocError) -> Self {
+        Error::from(err).into()
+    }
+}
 
 /// A request of userspace to a VFIO device, as far as it was read before it was refused.
 #[derive(Clone, Copy, Debug)]

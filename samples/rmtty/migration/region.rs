@@ -44,6 +44,7 @@ use kernel::{
         vfio_device_migration_info as Header, //
     },
     vfio::{
+        self,
         migration::State,
         MappableBuffer, //
     },
@@ -248,7 +249,7 @@ impl RmttyVfio {
         &self,
         buf: &mut UserSliceReader,
         offset: usize,
-    ) -> Result<usize> {
+    ) -> Result<usize, vfio::Refusal> {
         let len = buf.len();
         let mut state = self.device_state().lock();
         if offset >= DATA_SECTION {
@@ -268,7 +269,7 @@ impl RmttyVfio {
             RESERVED => {}
             DATA_SIZE => self.consume_buffer(&mut state, value)?,
             // `pending_bytes` and `data_offset` are read-only.
-            _ => return Err(EINVAL),
+            _ => return Err(EINVAL.into()),
         }
         Ok(len)
     }
@@ -287,13 +288,13 @@ impl RmttyVfio {
 
     /// `device_state` write: moves the machine to the state `bits` request. On failure the state
     /// stays what it was, unless a commit already happened on the way.
-    fn set_v1_state(&self, state: &mut DeviceState, bits: u32) -> Result {
+    fn set_v1_state(&self, state: &mut DeviceState, bits: u32) -> Result<(), vfio::Refusal> {
         let Some(new) = requested(bits) else {
             dev_warn!(
                 self.dev(),
                 "migration region: device_state {bits:#x} is not a state\n"
             );
-            return Err(EINVAL);
+            return Err(vfio::Refusal::logged(EINVAL));
         };
         let before = state.migration.state;
         if v1_bits(before) == bits {
@@ -364,11 +365,11 @@ impl RmttyVfio {
     }
 
     /// `data_size` write while resuming: loads the first `size` bytes of the data section.
-    fn consume_buffer(&self, state: &mut DeviceState, size: u64) -> Result {
+    fn consume_buffer(&self, state: &mut DeviceState, size: u64) -> Result<(), vfio::Refusal> {
         let machine = &mut state.migration;
         let (Transfer::Loading(loader), FrontEnd::V1) = (&mut machine.transfer, machine.owner)
         else {
-            return Err(EINVAL);
+            return Err(EINVAL.into());
         };
         let len = usize::try_from(size)
             .ok()
@@ -380,15 +381,18 @@ impl RmttyVfio {
             pos: 0,
             len,
         };
-        let taken = loader.write(&mut drainer).map_err(|(err, refusal)| {
-            if let Some(refusal) = refusal {
-                dev_warn!(self.dev(), "migration stream refused: {refusal}\n");
-            }
-            err
-        })?;
+        let taken = loader
+            .write(&mut drainer)
+            .map_err(|(err, refusal)| match refusal {
+                Some(refusal) => {
+                    dev_warn!(self.dev(), "migration stream refused: {refusal}\n");
+                    vfio::Refusal::logged(err)
+                }
+                None => err.into(),
+            })?;
         // Only a kernel error stops a loader short of its source's end, and it says so.
         if taken != len {
-            return Err(EIO);
+            return Err(EIO.into());
         }
         // INVARIANT: `len <= DATA_CAPACITY`.
         machine.region.len = len;
