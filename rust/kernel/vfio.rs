@@ -342,7 +342,7 @@ impl<T: Driver> RawDevice<T> {
             let done = u64::try_from(pos)
                 .map_err(|_| Refusal::from(EINVAL))
                 .and_then(|offset| raw.data().read(&mut writer, offset))
-                .and_then(|done| Ok(at_most(done, count)?))
+                .and_then(|done| at_most(done, count))
                 .map_err(|e| raw.refuse(Request::Read { len: count, pos }, e))?;
             isize::try_from(done).map_err(|_| EINVAL)
         })
@@ -361,7 +361,7 @@ impl<T: Driver> RawDevice<T> {
             let done = u64::try_from(pos)
                 .map_err(|_| Refusal::from(EINVAL))
                 .and_then(|offset| raw.data().write(&mut reader, offset))
-                .and_then(|done| Ok(at_most(done, count)?))
+                .and_then(|done| at_most(done, count))
                 .map_err(|e| raw.refuse(Request::Write { len: count, pos }, e))?;
             isize::try_from(done).map_err(|_| EINVAL)
         })
@@ -521,10 +521,10 @@ impl<T: Migration> RawDevice<T> {
 
 /// Checks a driver's claim to have read or written `done` bytes of the `count` asked for: more
 /// than that is a driver bug, which userspace sees as `EIO` instead of a count past its buffer.
-fn at_most(done: usize, count: usize) -> Result<usize> {
+fn at_most(done: usize, count: usize) -> Result<usize, Refusal> {
     if done > count {
         pr_err!("VFIO driver claimed {done} bytes of a {count}-byte access\n");
-        return Err(EIO);
+        return Err(Refusal::logged(EIO));
     }
     Ok(done)
 }

@@ -20,10 +20,11 @@ use crate::{
 };
 use kernel::{
     alloc::kvec::VVec,
-    device,
+    device, fmt,
     mm::virt::VmaNew,
     new_mutex,
     prelude::*,
+    ratelimit::RateLimit,
     sync::{
         aref::ARef,
         Arc,
@@ -138,6 +139,9 @@ pub(crate) struct RmttyVfio {
     /// Never held while another lock is taken: `mmap()` takes it with the mm locked.
     #[pin]
     migration_data: Mutex<Option<Arc<MappableBuffer>>>,
+    /// The rate limit of the refusals the driver logs itself: userspace can repeat them at will.
+    #[pin]
+    refusals: RateLimit,
 }
 
 impl RmttyVfio {
@@ -152,6 +156,7 @@ impl RmttyVfio {
             uart <- new_mutex!(Uart::new()),
             interrupts <- new_mutex!(Interrupts::None),
             migration_data <- new_mutex!(None),
+            refusals <- RateLimit::new(c"rmtty"),
             state,
             unit_mib,
             dev,
@@ -178,6 +183,15 @@ impl RmttyVfio {
     /// The mdev, for log lines.
     pub(crate) fn dev(&self) -> &device::Device {
         &self.dev
+    }
+
+    /// Logs `why` the device refused a request with `err`, rate limited; returns the refusal,
+    /// which the VFIO abstraction then logs no more about.
+    pub(crate) fn refused(&self, err: Error, why: fmt::Arguments<'_>) -> vfio::Refusal {
+        if self.refusals.allow() {
+            dev_warn!(self.dev(), "{why}\n");
+        }
+        vfio::Refusal::logged(err)
     }
 
     /// The device's shape: what its migration stream needs of a target.

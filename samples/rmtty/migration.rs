@@ -215,6 +215,11 @@ impl Link {
 }
 
 impl RmttyVfio {
+    /// Logs that a migration stream was refused and why (rate limited): `err` for userspace.
+    pub(crate) fn stream_refused(&self, err: Error, refusal: Refusal) -> vfio::Refusal {
+        self.refused(err, fmt!("migration stream refused: {refusal}"))
+    }
+
     /// Moves the machine to `new` for a request through `front`, arc by arc along the path `next`
     /// gives for each step; returns which transfer the request started, if one did, and the state
     /// before the arc that started it. On failure the machine stays where the failing arc began.
@@ -231,12 +236,13 @@ impl RmttyVfio {
             && !matches!(machine.transfer, Transfer::None)
             && machine.owner != front
         {
-            dev_warn!(
-                self.dev(),
-                "migration: {front} request for {new} refused: a {} transfer is in progress\n",
-                machine.owner
-            );
-            return Err(vfio::Refusal::logged(EBUSY));
+            return Err(self.refused(
+                EBUSY,
+                fmt!(
+                    "migration: {front} request for {new} refused: a {} transfer is in progress",
+                    machine.owner
+                ),
+            ));
         }
         let mut started = None;
         while state.migration.state != new {
@@ -303,10 +309,7 @@ impl RmttyVfio {
                 state.migration.end_transfer();
                 Ok(None)
             }
-            (from, to) => {
-                dev_warn!(self.dev(), "migration: no arc from {from} to {to}\n");
-                Err(vfio::Refusal::logged(EINVAL))
-            }
+            (from, to) => Err(self.refused(EINVAL, fmt!("migration: no arc from {from} to {to}"))),
         }
     }
 
@@ -348,8 +351,7 @@ impl RmttyVfio {
             if matches!(refusal, Refusal::Refused) {
                 return EINVAL.into();
             }
-            dev_warn!(self.dev(), "migration stream refused: {refusal}\n");
-            vfio::Refusal::logged(EINVAL)
+            self.stream_refused(EINVAL, refusal)
         })?;
         state.memory.replace(loaded.memory);
         *self.config().lock() = loaded.config;

@@ -125,6 +125,14 @@ TEST_F_TIMEOUT(mig, only_the_data_section_maps, 120)
 	EXPECT_EQ(MAP_FAILED, mmap(NULL, 2 * MIG1_CAPACITY, PROT_READ, MAP_SHARED, device,
 				   MIG1_OFFSET + MIG1_DATA));
 	EXPECT_EQ(MAP_FAILED, mmap(NULL, 4096, PROT_READ, MAP_SHARED, device, BAR2_OFFSET));
+	/* A private mapping's writes would never reach the device; an executable one is refused */
+	EXPECT_EQ(MAP_FAILED, mmap(NULL, MIG1_CAPACITY, PROT_READ | PROT_WRITE, MAP_PRIVATE,
+				   device, MIG1_OFFSET + MIG1_DATA));
+	EXPECT_EQ(EINVAL, errno);
+	/* (EPERM if the VFIO device's file system is mounted noexec) */
+	EXPECT_EQ(MAP_FAILED, mmap(NULL, MIG1_CAPACITY, PROT_READ | PROT_EXEC, MAP_SHARED,
+				   device, MIG1_OFFSET + MIG1_DATA));
+	EXPECT_TRUE(errno == EINVAL || errno == EPERM) TH_LOG("errno %d", errno);
 	map = mig1_map(device);
 	ASSERT_NE(MAP_FAILED, map);
 	EXPECT_EQ(0, munmap(map, MIG1_CAPACITY));

@@ -6,7 +6,10 @@
 
 use crate::{
     bindings,
-    mm::virt::VmaNew,
+    mm::virt::{
+        flags,
+        VmaNew, //
+    },
     page::{
         Page,
         PAGE_SIZE, //
@@ -146,12 +149,18 @@ impl MappableBuffer {
 
     /// Maps the pages of the buffer from `offset` on into `vma`, which is being set up by an
     /// `mmap()` of its device: the whole of `vma`, which must end inside the buffer. Fails with
-    /// `EINVAL` if `offset` is not page aligned or the buffer is too short.
+    /// `EINVAL` if `offset` is not page aligned, the buffer is too short or the mapping is not
+    /// shared (`MAP_PRIVATE` writes would go to copies the device never sees) or executable.
     pub fn map(&self, vma: &VmaNew, offset: usize) -> Result {
         let size = vma.end() - vma.start();
         if offset % PAGE_SIZE != 0 || offset.checked_add(size).is_none_or(|end| end > self.len()) {
             return Err(EINVAL);
         }
+        if vma.flags() & flags::SHARED == 0 {
+            return Err(EINVAL);
+        }
+        // Data, never code.
+        vma.try_clear_mayexec()?;
         // Like any device memory: neither grown by mremap() nor dumped with the process.
         vma.set_dontexpand();
         vma.set_dontdump();

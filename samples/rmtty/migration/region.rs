@@ -33,6 +33,7 @@ use core::mem::{
     size_of, //
 };
 use kernel::{
+    page::PAGE_SIZE,
     prelude::*,
     sync::Arc,
     uaccess::{
@@ -61,13 +62,13 @@ const DATA_OFFSET: usize = offset_of!(Header, data_offset);
 const DATA_SIZE: usize = offset_of!(Header, data_size);
 
 /// Where the data section starts: a page of its own, so that it can be mapped.
-pub(crate) const DATA_SECTION: usize = 4096;
+pub(crate) const DATA_SECTION: usize = PAGE_SIZE;
 /// The size of the data section, and of the largest buffer.
 pub(crate) const DATA_CAPACITY: usize = 1 << 20;
 /// The size of the region.
 pub(crate) const REGION_SIZE: usize = DATA_SECTION + DATA_CAPACITY;
 /// The pages of the data section.
-pub(crate) const DATA_PAGES: usize = DATA_CAPACITY / 4096;
+pub(crate) const DATA_PAGES: usize = DATA_CAPACITY / PAGE_SIZE;
 
 /// The v1 bits of a state of the machine; the `P2P` states read as their plain ones.
 fn v1_bits(state: State) -> u32 {
@@ -290,11 +291,10 @@ impl RmttyVfio {
     /// stays what it was, unless a commit already happened on the way.
     fn set_v1_state(&self, state: &mut DeviceState, bits: u32) -> Result<(), vfio::Refusal> {
         let Some(new) = requested(bits) else {
-            dev_warn!(
-                self.dev(),
-                "migration region: device_state {bits:#x} is not a state\n"
-            );
-            return Err(vfio::Refusal::logged(EINVAL));
+            return Err(self.refused(
+                EINVAL,
+                fmt!("migration region: device_state {bits:#x} is not a state"),
+            ));
         };
         let before = state.migration.state;
         if v1_bits(before) == bits {
@@ -384,10 +384,7 @@ impl RmttyVfio {
         let taken = loader
             .write(&mut drainer)
             .map_err(|(err, refusal)| match refusal {
-                Some(refusal) => {
-                    dev_warn!(self.dev(), "migration stream refused: {refusal}\n");
-                    vfio::Refusal::logged(err)
-                }
+                Some(refusal) => self.stream_refused(err, refusal),
                 None => err.into(),
             })?;
         // Only a kernel error stops a loader short of its source's end, and it says so.
