@@ -341,6 +341,21 @@ fn a_failed_save_puts_the_device_back_to_running() {
     assert!(r.phases.iter().any(|p| p.name == "cancel -> RUNNING"));
 }
 
+/// The error of a save from `sim`, whose header reads `lie` passes through.
+fn failed_save(sim: Sim, lie: impl FnMut(u32, Field, u64) -> u64) -> crate::transport::Error {
+    let layout = sim.layout();
+    let mut t = V1::new(Lying(sim, lie), layout);
+    let mut r = report(Operation::Save);
+    session::save(
+        &mut t,
+        &SaveOptions::default(),
+        None,
+        &mut r,
+        &mut Vec::new(),
+    )
+    .unwrap_err()
+}
+
 #[test]
 fn a_stuck_device_fails_the_save_instead_of_looping() {
     // pending_bytes says there is more, but no buffer comes.
@@ -349,17 +364,7 @@ fn a_stuck_device_fails_the_save_instead_of_looping() {
         Field::DataSize => 0,
         _ => value,
     };
-    let layout = Sim::new(MIB).layout();
-    let mut t = V1::new(Lying(Sim::new(MIB), stuck), layout);
-    let mut r = report(Operation::Save);
-    let e = session::save(
-        &mut t,
-        &SaveOptions::default(),
-        None,
-        &mut r,
-        &mut Vec::new(),
-    )
-    .unwrap_err();
+    let e = failed_save(Sim::new(MIB), stuck);
     assert_eq!(
         e.to_string(),
         "stop-copy: read data_size: 0 while pending_bytes is 4096"
@@ -375,17 +380,7 @@ fn a_buffer_outside_the_region_is_refused() {
     };
     let mut sim = Sim::new(MIB);
     sim.stop_copy = vec![0; MIB];
-    let layout = sim.layout();
-    let mut t = V1::new(Lying(sim, far), layout);
-    let mut r = report(Operation::Save);
-    let e = session::save(
-        &mut t,
-        &SaveOptions::default(),
-        None,
-        &mut r,
-        &mut Vec::new(),
-    )
-    .unwrap_err();
+    let e = failed_save(sim, far);
     assert!(
         e.to_string()
             .contains("1048576 bytes at data_offset 8192 are not inside"),
