@@ -215,9 +215,13 @@ impl Link {
 }
 
 impl RmttyVfio {
-    /// Logs that a migration stream was refused and why (rate limited): `err` for userspace.
+    /// Logs that a migration stream was refused and why; returns `err`, logged, for userspace.
+    ///
+    /// Not rate limited, unlike [`RmttyVfio::refused`]: a stream is refused once, and another
+    /// line takes another resuming session, as on the data file (see [`V2File`]).
     pub(crate) fn stream_refused(&self, err: Error, refusal: Refusal) -> vfio::Refusal {
-        self.refused(err, fmt!("migration stream refused: {refusal}"))
+        log_stream_refused(self.dev(), refusal);
+        vfio::Refusal::logged(err)
     }
 
     /// Moves the machine to `new` for a request through `front`, arc by arc along the path `next`
@@ -360,6 +364,11 @@ impl RmttyVfio {
     }
 }
 
+/// Logs that `dev` refused a migration stream, and why.
+fn log_stream_refused(dev: &device::Device, refusal: Refusal) {
+    dev_warn!(dev, "migration stream refused: {refusal}\n");
+}
+
 /// The data file of a v2 transfer.
 struct V2File {
     link: Arc<Link>,
@@ -391,7 +400,7 @@ impl anon_inode::Operations for V2File {
             };
             loader.write(buf).map_err(|(err, refusal)| {
                 if let Some(refusal) = refusal {
-                    dev_warn!(this.link.dev, "migration stream refused: {refusal}\n");
+                    log_stream_refused(&this.link.dev, refusal);
                 }
                 err
             })

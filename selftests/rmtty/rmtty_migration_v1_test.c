@@ -190,7 +190,7 @@ TEST_F_TIMEOUT(mig, header_fields_only_at_their_width, 120)
 }
 
 /* 110b, 101b, 111b and bits above the three: EINVAL, and the state stays. */
-TEST_F_TIMEOUT(mig, invalid_states_keep_the_state, 120)
+TEST_F_TIMEOUT(mig, invalid_states_keep_the_state, 180)
 {
 	static const __u32 invalid[] = { 6, 5, 7, 8 | V1_RUNNING, 0x80000000 | V1_RUNNING, 8 };
 	static const __u32 from[] = { V1_RUNNING, V1_PRECOPY, V1_SAVING, V1_RESUMING };
@@ -202,6 +202,9 @@ TEST_F_TIMEOUT(mig, invalid_states_keep_the_state, 120)
 	/* What was logged before (the device's creation): no splat, and not counted below */
 	EXPECT_EQ(0, kmsg_splats(self->kmsg));
 	for (i = 0; i < sizeof(from) / sizeof(from[0]); i++) {
+		/* A new window of the refusals' rate limit (10 lines in 5 s) for each row */
+		if (i)
+			sleep(LOG_WINDOW);
 		ASSERT_EQ(0, ioctl(device, VFIO_DEVICE_RESET));
 		if (from[i] == V1_SAVING)
 			set_v1(_metadata, device, V1_STOP);
@@ -219,6 +222,11 @@ TEST_F_TIMEOUT(mig, invalid_states_keep_the_state, 120)
 		/* The transfer goes on as before */
 		EXPECT_EQ(pending, field(_metadata, device, PENDING));
 	}
+	/* A flood is rate limited: the first 10 lines of a window, then none */
+	sleep(LOG_WINDOW);
+	for (j = 0; j < 3 * LOG_BURST; j++)
+		EXPECT_EQ(-EINVAL, mig1_set_state(device, 6));
+	EXPECT_EQ(LOG_BURST, kmsg_count(self->kmsg, "device_state 0x6 is not a state"));
 	ASSERT_EQ(0, ioctl(device, VFIO_DEVICE_RESET));
 	EXPECT_EQ(V1_RUNNING, mig1_state(device));
 }

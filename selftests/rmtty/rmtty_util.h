@@ -95,6 +95,10 @@ int kmsg_find(int fd, const char *needle, char *seen, size_t size);
 /* Count the records since @fd's position that report a warning, BUG or lockdep splat. */
 int kmsg_splats(int fd);
 
+/* The kernel's default rate limit of messages, which refusals have: 10 in 5 seconds. */
+#define LOG_BURST	10
+#define LOG_WINDOW	5
+
 #ifdef __KSELFTEST_HARNESS_H
 /*
  * In a test or a fixture's setup: fail, naming what is missing, unless

@@ -267,9 +267,6 @@ TEST_F(vfio, device_memory)
 	EXPECT_EQ(0, memcmp(bulk, back, sizeof(bulk)));
 }
 
-/* The kernel's default rate limit for messages: a burst of 10 in 5 seconds. */
-#define LOG_BURST	10
-
 /* The kernel log of one device's refusals, and how many were logged so far. */
 struct refusal_log {
 	int kmsg;
