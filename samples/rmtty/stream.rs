@@ -10,6 +10,10 @@
 //! arrived and [`Loader::finish`] accepted it.
 
 use crate::{
+    device::{
+        zeroed,
+        Block, //
+    },
     pci::{
         ConfigSpace,
         CONFIG_SIZE, //
@@ -573,7 +577,7 @@ enum Piece {
 
 /// The state a complete stream holds, ready to replace the device's.
 pub(crate) struct Loaded {
-    pub(crate) memory: VVec<u8>,
+    pub(crate) memory: VVec<Block>,
     pub(crate) config: ConfigSpace,
     pub(crate) uart: Uart,
 }
@@ -597,7 +601,7 @@ pub(crate) struct Loader {
     unit: KVec<u8>,
     /// The header of the record whose payload is being read.
     record_head: [u8; RECORD_HEADER_SIZE],
-    memory: Option<VVec<u8>>,
+    memory: Option<VVec<Block>>,
     received: BitmapVec,
     received_count: usize,
     /// The page records read, modulo 2^32, and whether a summary record was (from 1.1).
@@ -780,13 +784,14 @@ impl Loader {
                 if self.memory.is_none() {
                     let size = pages(self.shape) * PAGE_SIZE;
                     // Without memory for the copy the stream cannot be loaded at all.
-                    let memory = VVec::from_elem(0, size, GFP_KERNEL)
-                        .map_err(|_| Refusal::Missing("memory to load it into"))?;
+                    let memory =
+                        zeroed(size).map_err(|_| Refusal::Missing("memory to load it into"))?;
                     self.memory = Some(memory);
                 }
                 if let Some(memory) = &mut self.memory {
                     let start = index * PAGE_SIZE;
-                    memory[start..start + PAGE_SIZE].copy_from_slice(&payload[8..]);
+                    memory.as_flattened_mut()[start..start + PAGE_SIZE]
+                        .copy_from_slice(&payload[8..]);
                 }
                 if self.received.next_bit(index) != Some(index) {
                     self.received.set_bit(index);
