@@ -32,6 +32,11 @@
 /* Pre-copy has converged once a pass after the first moves at most this */
 #define CONVERGED	65536
 #define PASSES_MAX	12
+/*
+ * Between passes: what a VMM does besides reading the device in an iteration
+ * (QEMU sends the VM's dirty RAM), while the guest goes on dirtying pages.
+ */
+#define PASS_GAP_MS	50
 #define PAGE		4096
 
 /* Run @cmd with sh; its stdout and stderr, or die if it fails. The caller frees it. */
@@ -345,8 +350,9 @@ static void set_state(int device, __u32 state, int *fd)
 }
 
 /*
- * RUNNING -> PRE_COPY, passes (each reading until ENOMSG) until a pass after
- * the first moves at most CONVERGED bytes or PASSES_MAX passes, with @rate
+ * RUNNING -> PRE_COPY, passes (each reading until ENOMSG, PASS_GAP_MS apart)
+ * until a pass after the first moves at most CONVERGED bytes or PASSES_MAX
+ * passes, with @rate
  * pages a second dirtied from the start of the first pass to the end of the
  * last; then STOP_COPY, its bytes into @stop_bytes, and back to RUNNING.
  * The passes' bytes go to @passes, their number to @n.
@@ -366,8 +372,9 @@ static void precopy_run(int device, unsigned int rate, size_t pages, __u8 *buf,
 		die("pthread_create failed");
 	while (k < PASSES_MAX) {
 		passes[k] = drain(fd, buf, true);
-		if (++k > 1 && passes[k - 1] <= CONVERGED)
+		if ((++k > 1 && passes[k - 1] <= CONVERGED) || k == PASSES_MAX)
 			break;
+		usleep(PASS_GAP_MS * 1000);
 	}
 	*n = k;
 	if (rate) {
@@ -385,7 +392,7 @@ static void precopy_run(int device, unsigned int rate, size_t pages, __u8 *buf,
 }
 
 /* Pages a second the dirtying thread writes; 0: an idle device */
-static const unsigned int dirty_rates[] = { 0, 256, 2048 };
+static const unsigned int dirty_rates[] = { 0, 128, 1024 };
 
 void precopy_figures(unsigned int mib, long unit_mib)
 {
@@ -432,7 +439,8 @@ void precopy_figures(unsigned int mib, long unit_mib)
 		fprintf(f, "], \"dirtied_pages\": [");
 		for (i = 0; i < reps; i++)
 			fprintf(f, "%s%lu", i ? ", " : "", dirtied[i]);
-		fprintf(f, "], \"pages_per_second\": %u", dirty_rates[r]);
+		fprintf(f, "], \"pages_per_second\": %u, \"pass_gap_ms\": %u", dirty_rates[r],
+			PASS_GAP_MS);
 		fclose(f);
 		emit_extra = extra;
 		snprintf(id, sizeof(id), "precopy_stop_copy_%u", dirty_rates[r]);

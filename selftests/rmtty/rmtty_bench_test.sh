@@ -37,7 +37,7 @@ ids = {f["id"] for f in b["figures"]}
 want = {"bar0_read_group", "bar0_write_cdev", "config_read_group", "create_remove_0",
         "create_remove_16", "bar2_read_memcpy", "migrate_v2_save_1", "migrate_v2_load_1",
         "migrate_v1_pread_save_1", "migrate_v1_mmap_load_1", "migrate_v2_save_mtty",
-        "precopy_stop_copy_0", "precopy_stop_copy_2048", "qemu_downtime", "qemu_total"}
+        "precopy_stop_copy_0", "precopy_stop_copy_1024", "qemu_downtime", "qemu_total"}
 missing = sorted(want - ids)
 if missing:
     sys.exit(f"figures missing: {missing}")
