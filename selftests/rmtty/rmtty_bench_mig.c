@@ -183,6 +183,23 @@ static const struct protocol {
 #define NPROTO	ARRAY_SIZE(protocols)
 
 /*
+ * Put mtty device @uuid back to RUNNING after a save, which leaves it in
+ * STOP: unlike rmtty, mtty keeps its migration state when it is closed and
+ * opened again (QEMU resets a device when it opens it).
+ */
+static void mtty_run_again(const char *uuid)
+{
+	struct rmtty_vfio v;
+	int fd;
+
+	if (rmtty_vfio_open(&v, uuid, false))
+		die("mtty: opening %s through its group", uuid);
+	if (mig_set_state(v.device, VFIO_DEVICE_STATE_RUNNING, &fd))
+		die("mtty: %s: STOP -> RUNNING: %s", uuid, strerror(errno));
+	rmtty_vfio_close(&v);
+}
+
+/*
  * mtty-1's v2 save and load against the smallest rmtty device's, in ms: the
  * transfer times @rs and @rl of rmtty's, measured in the same repetitions.
  */
@@ -199,6 +216,7 @@ static void mtty_figures(const char *file, unsigned int mib, const struct series
 	for (i = 0; i < reps; i++) {
 		run_tool(&r, "save", uuid, "", file);
 		ms.v[i] = r.seconds * 1000;
+		mtty_run_again(uuid);
 		run_tool(&r, "load", uuid, "", file);
 		ml.v[i] = r.seconds * 1000;
 	}
