@@ -33,9 +33,10 @@ import json, sys
 b = json.load(open(sys.argv[1]))
 p = b["parameters"]
 print(f"\nrmtty benchmarks, {b['kernel']}, {b['cpus']} CPUs ({sys.argv[1]}): medians of "
-      f"{p['repetitions']} repetitions;\nratio: the median of rmtty / baseline over the "
-      f"repetitions, spread: its (max - min) / median")
-row = "{:<48} {:>9} {:>9} {:<22} {:<9} {:>6} {:>7} {:<4} {:>6}"
+      f"{p['repetitions']} repetitions\n({p.get('migration_repetitions', p['repetitions'])} "
+      f"for the migration, pre-copy and QEMU figures); ratio: the median of rmtty / baseline "
+      f"over the repetitions,\nspread: its (max - min) / median")
+row = "{:<52} {:>9} {:>9} {:<17} {:<9} {:>6} {:>10} {:<4} {:>6}"
 print(row.format("figure", "rmtty", "baseline", "(baseline)", "unit", "ratio", "target",
                  "", "spread"))
 
@@ -54,7 +55,8 @@ for f in b["figures"]:
         i = sorted(range(len(r["samples"])), key=lambda i: r["samples"][i])[len(r["samples"]) // 2]
         passes = " ".join(str(p) for p in f["passes"][i])
         print(f"    passes (bytes): {passes}, stop-copy {r['samples'][i]:.0f}"
-              f"{'' if f['converged'][i] else ' (did not converge)'}")
+              f"{'' if f['converged'][i] else ' (did not converge)'}; "
+              f"{f['dirtied_pages'][i]} pages dirtied")
 print(f"{verdicts.count('pass')} pass, {verdicts.count('miss')} miss of the "
       f"{len(verdicts) - verdicts.count('-')} figures with a target")
 PY

@@ -268,8 +268,9 @@ void migration_figures(const unsigned int *sizes, unsigned int n_sizes, long uni
 		dev_uuid(uuid, &rmtty, DEV_MIGRATION);
 		for (p = 0; p < NPROTO; p++) {
 			save[p].label = load[p].label = "rmtty";
-			/* A run to warm up: the tool's and the file's pages */
-			run_tool(&r, "save", uuid, protocols[p].flags, file);
+			/* A run to warm the tool up, once: larger sizes are long enough */
+			if (!s)
+				run_tool(&r, "save", uuid, protocols[p].flags, file);
 		}
 		for (i = 0; i < reps; i++) {
 			base.v[i] = memcpy_rate(dst, src, len) / 2;
