@@ -8,7 +8,11 @@
 # Usage: bench.sh [--table]
 #   --table: only print the table of the last run's build/bench.json
 # RMTTY_BENCH_ARGS, if set, goes to the benchmark program (rmtty_bench).
+# The guest gets 3 GiB of memory (the tests' guest 2): migrating a 256 MiB
+# device needs five times that at once (the device's memory, the loaded copy,
+# rmtty-migrate's buffer, the stream's file, memcpy()'s buffers).
 set -euo pipefail
+RMTTY_GUEST_MEMORY=${RMTTY_GUEST_MEMORY:-3G}
 . "$(dirname "$0")/lib.sh"
 
 json=$RMTTY_BUILD/bench.json
@@ -29,9 +33,10 @@ import json, sys
 b = json.load(open(sys.argv[1]))
 p = b["parameters"]
 print(f"\nrmtty benchmarks, {b['kernel']}, {b['cpus']} CPUs ({sys.argv[1]}): medians of "
-      f"{p['repetitions']} repetitions;\nratio: the median of rmtty / baseline over the "
-      f"repetitions, spread: its (max - min) / median")
-row = "{:<36} {:>9} {:>9} {:<17} {:<9} {:>6} {:>7} {:<4} {:>6}"
+      f"{p['repetitions']} repetitions\n({p.get('migration_repetitions', p['repetitions'])} "
+      f"for the migration, pre-copy and QEMU figures); ratio: the median of rmtty / baseline "
+      f"over the repetitions,\nspread: its (max - min) / median")
+row = "{:<52} {:>9} {:>9} {:<17} {:<9} {:>6} {:>10} {:<4} {:>6}"
 print(row.format("figure", "rmtty", "baseline", "(baseline)", "unit", "ratio", "target",
                  "", "spread"))
 
@@ -45,6 +50,13 @@ for f in b["figures"]:
     print(row.format(f["what"], num(r["median"]), num(s["median"]), s["label"], f["unit"],
                      f"{q['median']:.3f}", f["target"] or "-", f["verdict"],
                      f"{q['spread_pct']:.0f}%"))
+    if "passes" in f:
+        # The pre-copy passes of the repetition with the median stop-copy
+        i = sorted(range(len(r["samples"])), key=lambda i: r["samples"][i])[len(r["samples"]) // 2]
+        passes = " ".join(str(p) for p in f["passes"][i])
+        print(f"    passes (bytes): {passes}, stop-copy {r['samples'][i]:.0f}"
+              f"{'' if f['converged'][i] else ' (did not converge)'}; "
+              f"{f['dirtied_pages'][i]} pages dirtied")
 print(f"{verdicts.count('pass')} pass, {verdicts.count('miss')} miss of the "
       f"{len(verdicts) - verdicts.count('-')} figures with a target")
 PY

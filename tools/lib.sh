@@ -88,6 +88,9 @@ guest_env() {
 # tests' copy of the log, which starts after the boot, misses nothing.
 RMTTY_GUEST_CMDLINE="log_buf_len=16M"
 
+# The guest's memory; tools/bench.sh asks for more (RMTTY_GUEST_MEMORY).
+RMTTY_GUEST_MEMORY=${RMTTY_GUEST_MEMORY:-2G}
+
 # run_guest CMD: boot the test kernel in a virtme-ng guest (TCG: this
 # machine's /dev/kvm cannot run ordinary guests), run CMD there with bash as
 # root and return its exit status. CMD goes through a script file in the
@@ -102,7 +105,7 @@ run_guest() {
 	script=$(mktemp "$RMTTY_BUILD/guest-XXXXXX.sh")
 	{ guest_env; printf '%s\n' "$1"; } >"$script"
 	timeout -k 30 "${RMTTY_GUEST_TIMEOUT:-3900}" \
-		vng --disable-kvm --run "$KOUT" --memory 2G --cpus 2 \
+		vng --disable-kvm --run "$KOUT" --memory "$RMTTY_GUEST_MEMORY" --cpus 2 \
 		    --append "root=/dev/root $RMTTY_GUEST_CMDLINE" --rwdir "$RMTTY_GUEST_OUT" \
 		    --exec "bash $(sh_quote "$script")" 2>&1 | cat
 	rc=${PIPESTATUS[0]}

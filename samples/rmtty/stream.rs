@@ -10,6 +10,10 @@
 //! arrived and [`Loader::finish`] accepted it.
 
 use crate::{
+    device::{
+        zeroed,
+        Block, //
+    },
     pci::{
         ConfigSpace,
         CONFIG_SIZE, //
@@ -116,20 +120,83 @@ fn record_crc(head: &[u8], payload: &[u8]) -> u32 {
     !kernel::crc::crc32c_update(raw, payload)
 }
 
-/// Appends a record of `kind` with `flags` and `payload` to `out`, which has room for it.
-fn push_record(out: &mut KVec<u8>, kind: u16, flags: u16, payload: &[&[u8]]) -> Result {
+/// A byte buffer filled by slice copies into memory allocated (and zeroed) once, at the largest
+/// size it has needed so far: growing a vector writes its new bytes one at a time, which was most
+/// of the time a save or a load took.
+///
+/// # Invariants
+///
+/// `len <= buf.len()`.
+struct Buffer {
+    buf: KVec<u8>,
+    len: usize,
+}
+
+impl Buffer {
+    /// An empty buffer with room for `size` bytes.
+    fn new(size: usize) -> Result<Self> {
+        // INVARIANT: Empty.
+        Ok(Self {
+            buf: KVec::from_elem(0, size, GFP_KERNEL)?,
+            len: 0,
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.len
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// The bytes it holds.
+    fn bytes(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+
+    /// The `n` bytes after the ones it holds, to fill before [`Buffer::add`] counts them; the
+    /// buffer grows if they do not fit.
+    fn spare(&mut self, n: usize) -> Result<&mut [u8]> {
+        let end = self.len.checked_add(n).ok_or(EINVAL)?;
+        if end > self.buf.len() {
+            self.buf.resize(end, 0, GFP_KERNEL)?;
+        }
+        Ok(&mut self.buf[self.len..end])
+    }
+
+    /// Counts `n` more bytes, which [`Buffer::spare`] gave room for.
+    fn add(&mut self, n: usize) {
+        // INVARIANT: `spare(n)` made `buf` hold them.
+        self.len = (self.len + n).min(self.buf.len());
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> Result {
+        self.spare(bytes.len())?.copy_from_slice(bytes);
+        self.add(bytes.len());
+        Ok(())
+    }
+}
+
+/// Appends a record of `kind` with `flags` and `payload` to `out`.
+fn push_record(out: &mut Buffer, kind: u16, flags: u16, payload: &[&[u8]]) -> Result {
     let len: usize = payload.iter().map(|part| part.len()).sum();
     let start = out.len();
-    out.extend_from_slice(&kind.to_le_bytes(), GFP_KERNEL)?;
-    out.extend_from_slice(&flags.to_le_bytes(), GFP_KERNEL)?;
+    out.append(&kind.to_le_bytes())?;
+    out.append(&flags.to_le_bytes())?;
     // CAST: Records are at most a page and a few bytes.
-    out.extend_from_slice(&(len as u32).to_le_bytes(), GFP_KERNEL)?;
-    out.extend_from_slice(&[0; 4], GFP_KERNEL)?;
+    out.append(&(len as u32).to_le_bytes())?;
+    out.append(&[0; 4])?;
     for part in payload {
-        out.extend_from_slice(part, GFP_KERNEL)?;
+        out.append(part)?;
     }
-    let crc = record_crc(&out[start..], &out[start + RECORD_HEADER_SIZE..]);
-    out[start + 8..start + 12].copy_from_slice(&crc.to_le_bytes());
+    let record = &mut out.buf[start..out.len];
+    let crc = record_crc(record, &record[RECORD_HEADER_SIZE..]);
+    record[8..12].copy_from_slice(&crc.to_le_bytes());
     Ok(())
 }
 
@@ -212,7 +279,7 @@ pub(crate) struct Saver {
     tail: Option<Tail>,
     tail_sent: bool,
     /// The bytes of the record being read, how many of them are read, and what they are.
-    chunk: KVec<u8>,
+    chunk: Buffer,
     chunk_pos: usize,
     chunk_part: Part,
 }
@@ -234,7 +301,7 @@ impl Saver {
             page_records: 0,
             tail: None,
             tail_sent: false,
-            chunk: KVec::with_capacity(PAGE_RECORD_SIZE, GFP_KERNEL)?,
+            chunk: Buffer::new(PAGE_RECORD_SIZE)?,
             chunk_pos: 0,
             chunk_part: Part::Initial,
         })
@@ -309,8 +376,7 @@ impl Saver {
         self.chunk.clear();
         self.chunk_pos = 0;
         if !self.header_sent {
-            self.chunk
-                .extend_from_slice(&header(self.shape, self.version), GFP_KERNEL)?;
+            self.chunk.append(&header(self.shape, self.version))?;
             self.chunk_part = Part::Initial;
             self.header_sent = true;
         } else if self.cursor < self.pages {
@@ -363,7 +429,7 @@ impl Saver {
                 break;
             }
             let len = out.room().min(self.chunk.len() - self.chunk_pos);
-            if let Err(e) = out.put(&self.chunk[self.chunk_pos..self.chunk_pos + len]) {
+            if let Err(e) = out.put(&self.chunk.bytes()[self.chunk_pos..self.chunk_pos + len]) {
                 // What was copied before the fault is read; the rest stays for the next call.
                 return if done > 0 { Ok(done) } else { Err(e) };
             }
@@ -573,7 +639,7 @@ enum Piece {
 
 /// The state a complete stream holds, ready to replace the device's.
 pub(crate) struct Loaded {
-    pub(crate) memory: VVec<u8>,
+    pub(crate) memory: VVec<Block>,
     pub(crate) config: ConfigSpace,
     pub(crate) uart: Uart,
 }
@@ -594,10 +660,10 @@ pub(crate) struct Loader {
     /// Stream bytes consumed so far.
     offset: u64,
     piece: Piece,
-    unit: KVec<u8>,
+    unit: Buffer,
     /// The header of the record whose payload is being read.
     record_head: [u8; RECORD_HEADER_SIZE],
-    memory: Option<VVec<u8>>,
+    memory: Option<VVec<Block>>,
     received: BitmapVec,
     received_count: usize,
     /// The page records read, modulo 2^32, and whether a summary record was (from 1.1).
@@ -619,7 +685,7 @@ impl Loader {
             minor: 0,
             offset: 0,
             piece: Piece::Header,
-            unit: KVec::with_capacity(HEADER_SIZE, GFP_KERNEL)?,
+            unit: Buffer::new(PAGE_PAYLOAD)?,
             record_head: [0; RECORD_HEADER_SIZE],
             memory: None,
             received: BitmapVec::new(pages(shape), GFP_KERNEL)?,
@@ -664,16 +730,11 @@ impl Loader {
             }
             let want = self.piece_size() - self.unit.len();
             let len = want.min(src.left());
-            let start = self.unit.len();
-            let taken = self
-                .unit
-                .resize(start + len, 0, GFP_KERNEL)
-                .map_err(Error::from)
-                .and_then(|()| src.take(&mut self.unit[start..]));
+            let taken = self.unit.spare(len).and_then(|spare| src.take(spare));
             if let Err(e) = taken {
-                self.unit.truncate(start);
                 return if done > 0 { Ok(done) } else { Err((e, None)) };
             }
+            self.unit.add(len);
             done += len;
             if self.unit.len() < self.piece_size() {
                 break;
@@ -692,15 +753,16 @@ impl Loader {
         let size = self.unit.len();
         match self.piece {
             Piece::Header => {
-                check_header(&self.unit, self.shape, self.version)?;
-                self.minor = le16(&self.unit, 10);
+                check_header(self.unit.bytes(), self.shape, self.version)?;
+                self.minor = le16(self.unit.bytes(), 10);
                 self.piece = Piece::RecordHeader;
             }
             Piece::RecordHeader => {
-                self.record_head.copy_from_slice(&self.unit);
-                let kind = le16(&self.unit, 0);
-                let flags = le16(&self.unit, 2);
-                let len = le32(&self.unit, 4) as usize;
+                let head = self.unit.bytes();
+                self.record_head.copy_from_slice(head);
+                let kind = le16(head, 0);
+                let flags = le16(head, 2);
+                let len = le32(head, 4) as usize;
                 if flags & !REQUIRED != 0 {
                     return Err(Refusal::RecordFlags { at, kind, flags });
                 }
@@ -722,7 +784,7 @@ impl Loader {
                 self.piece = Piece::Payload {
                     kind,
                     flags,
-                    crc: le32(&self.unit, 8),
+                    crc: le32(self.unit.bytes(), 8),
                 };
                 if len == 0 {
                     self.offset += size as u64;
@@ -733,7 +795,7 @@ impl Loader {
             Piece::Payload { kind, flags, crc } => {
                 // The record starts before its payload.
                 let at = at - RECORD_HEADER_SIZE as u64;
-                let computed = record_crc(&self.record_head, &self.unit);
+                let computed = record_crc(&self.record_head, self.unit.bytes());
                 if computed != crc {
                     return Err(Refusal::RecordCrc {
                         at,
@@ -754,7 +816,7 @@ impl Loader {
 
     /// Keeps what the record of `kind` at stream offset `at`, whose payload `unit` holds, says.
     fn apply(&mut self, at: u64, kind: u16, flags: u16) -> Result<(), Refusal> {
-        let payload = &self.unit[..];
+        let payload = self.unit.bytes();
         match kind {
             CONFIG => {
                 let mut saved = [0; CONFIG_SIZE];
@@ -780,13 +842,14 @@ impl Loader {
                 if self.memory.is_none() {
                     let size = pages(self.shape) * PAGE_SIZE;
                     // Without memory for the copy the stream cannot be loaded at all.
-                    let memory = VVec::from_elem(0, size, GFP_KERNEL)
-                        .map_err(|_| Refusal::Missing("memory to load it into"))?;
+                    let memory =
+                        zeroed(size).map_err(|_| Refusal::Missing("memory to load it into"))?;
                     self.memory = Some(memory);
                 }
                 if let Some(memory) = &mut self.memory {
                     let start = index * PAGE_SIZE;
-                    memory[start..start + PAGE_SIZE].copy_from_slice(&payload[8..]);
+                    memory.as_flattened_mut()[start..start + PAGE_SIZE]
+                        .copy_from_slice(&payload[8..]);
                 }
                 if self.received.next_bit(index) != Some(index) {
                     self.received.set_bit(index);

@@ -7,17 +7,24 @@
  * loaded. README.md, "Benchmarks", says what each figure measures.
  *
  *   rmtty_bench [-r REPS] [-n ACCESSES] [-c CYCLES] [-m TRANSFERS] [-o FILE]
- *               [-f GROUPS]
+ *               [-f GROUPS] [-O OTHERS] [-R MREPS] [-s SIZES] [-p MIB]
  *
  * REPS repetitions of each figure (default 7), ACCESSES register accesses per
  * repetition and thread (default 20000), CYCLES create+remove cycles per
  * repetition (default 20), TRANSFERS 1 MiB transfers per repetition (default
- * 16). GROUPS names the groups of figures to run, e.g. "access,create,bar2"
- * (the default; to profile one group, run it alone under perf). The figures
- * with their raw samples, medians and spread go to FILE as JSON (default
+ * 16), OTHERS the most other devices create+remove is measured with (default
+ * 255). The migration figures (rmtty_bench_mig.c) take MREPS repetitions
+ * (default 5): device sizes SIZES in MiB (default "1,16,64,256"), and the
+ * pre-copy figures a device of MIB MiB (default 64). GROUPS names the groups
+ * of figures to run, e.g. "access,create,bar2,migration,precopy,qemu" (the
+ * default; to profile one group, run it alone under perf). The figures with
+ * their raw samples, medians and spread go to FILE as JSON (default
  * bench.json), a line a figure to stdout. It creates the devices it measures
  * and removes them. Exit status 0, or 1 with what failed on stderr (devices
  * it created may then be left: unloading the drivers removes them).
+ * The migration figures run the rmtty-migrate of $RMTTY_MIGRATE, or else of
+ * $RMTTY_TOP/tools/target/release; the QEMU figures run rmtty_bench_qemu.sh
+ * from this program's directory.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -33,216 +40,17 @@
 #include <linux/serial_reg.h>
 
 #include "kselftest.h"
-#include "rmtty_util.h"
+#include "rmtty_bench.h"
 #include "rmtty_vfio.h"
 
-#define MTTY_TYPES	"/sys/class/mdev_bus/mtty/mdev_supported_types"
-#define MAX_REPS	64
-#define BAR2_BYTES	(1u << 20)
-#define NSEC_PER_SEC	1e9
 /* Operations in a row before the other side's turn (see measure()) */
 #define ACCESS_CHUNK	1000
 #define CREATE_CHUNK	5
 
-static unsigned int reps = 7, accesses = 20000, cycles = 20, transfers = 16;
+static unsigned int accesses = 20000, cycles = 20, transfers = 16, max_others = 255;
 
 /* How many other devices of the same driver are present while one is created and removed */
 static const unsigned int others_counts[] = { 0, 16, 255 };
-
-/* A driver and its one-port type, and the other devices this program gave it */
-struct driver {
-	const char *name;
-	const char *type;	/* the type's sysfs directory */
-	unsigned int id;	/* in the UUIDs of its devices */
-	unsigned int others;
-};
-
-static struct driver rmtty = { "rmtty", RMTTY_TYPES "/rmtty-1", 1 };
-static struct driver mtty = { "mtty", MTTY_TYPES "/mtty-1", 2 };
-
-/* Device numbers: others from 0, then the devices the figures use */
-#define DEV_ACCESS	0x1000
-#define DEV_CREATE	0x2000
-#define DEV_BAR2	0x3000
-
-static void die(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "rmtty_bench: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(1);
-}
-
-static double now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec + ts.tv_nsec / NSEC_PER_SEC;
-}
-
-static void dev_uuid(char out[UUID_LEN + 1], const struct driver *d, unsigned int n)
-{
-	rmtty_uuid(out, d->id << 16 | n);
-}
-
-/* Create device @n of @d's type with the same sysfs write for every driver. */
-static void dev_create(const struct driver *d, unsigned int n)
-{
-	char path[256], uuid[UUID_LEN + 1];
-	int ret;
-
-	dev_uuid(uuid, d, n);
-	snprintf(path, sizeof(path), "%s/create", d->type);
-	ret = sysfs_write(path, uuid);
-	if (ret)
-		die("%s: creating %s: %s", d->name, uuid, strerror(-ret));
-}
-
-static void dev_remove(const struct driver *d, unsigned int n)
-{
-	char uuid[UUID_LEN + 1];
-	int ret;
-
-	dev_uuid(uuid, d, n);
-	ret = rmtty_remove(uuid);
-	if (ret)
-		die("%s: removing %s: %s", d->name, uuid, strerror(-ret));
-}
-
-/* The values of one side of a figure, one a repetition */
-struct series {
-	const char *label;
-	double v[MAX_REPS];
-};
-
-/* What a figure reports */
-enum unit { NS_PER_ACCESS, PER_SECOND, MB_PER_SECOND };
-
-static const char * const unit_names[] = { "ns/access", "/s", "MB/s" };
-
-/* The figure of @ops operations that took @seconds (an operation moves BAR2_BYTES for MB/s) */
-static double value(enum unit unit, double seconds, unsigned int ops)
-{
-	switch (unit) {
-	case NS_PER_ACCESS:
-		return seconds * NSEC_PER_SEC / ops;
-	case PER_SECOND:
-		return ops / seconds;
-	default:
-		return (double)ops * BAR2_BYTES / 1e6 / seconds;
-	}
-}
-
-/* One side of a figure: @n of its operations, which return the seconds they took */
-struct side {
-	double (*run)(void *ctx, unsigned int n);
-	void *ctx;
-};
-
-/* A figure's repetition: @ops operations, in chunks of @chunk */
-struct plan {
-	unsigned int ops, chunk;
-	enum unit unit;
-};
-
-/*
- * A chunk of each side to warm up, then @reps repetitions; in each, the chunks
- * of the two sides alternate, and so does which side goes first, so that
- * whatever else the machine does falls on both alike. Without @b, @a alone.
- */
-static void measure(struct series *sa, const struct side *a, struct series *sb,
-		    const struct side *b, const struct plan *p)
-{
-	unsigned int i, done, n, k = 0;
-	double ta, tb;
-
-	a->run(a->ctx, p->chunk);
-	if (b)
-		b->run(b->ctx, p->chunk);
-	for (i = 0; i < reps; i++) {
-		ta = tb = 0;
-		for (done = 0; done < p->ops; done += n) {
-			n = p->ops - done < p->chunk ? p->ops - done : p->chunk;
-			if (b && k % 2)
-				tb += b->run(b->ctx, n);
-			ta += a->run(a->ctx, n);
-			if (b && !(k++ % 2))
-				tb += b->run(b->ctx, n);
-		}
-		sa->v[i] = value(p->unit, ta, p->ops);
-		if (b)
-			sb->v[i] = value(p->unit, tb, p->ops);
-	}
-}
-
-static FILE *json;
-static unsigned int figures;
-
-static int cmp_double(const void *a, const void *b)
-{
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-/* Write @s as the JSON member @key; returns its median. */
-static double emit_series(const char *key, const struct series *s)
-{
-	double sorted[MAX_REPS], median;
-	unsigned int i;
-
-	memcpy(sorted, s->v, reps * sizeof(double));
-	qsort(sorted, reps, sizeof(double), cmp_double);
-	median = reps % 2 ? sorted[reps / 2] : (sorted[reps / 2 - 1] + sorted[reps / 2]) / 2;
-	fprintf(json, "\"%s\": {\"label\": \"%s\", \"median\": %.6g, \"min\": %.6g, "
-		"\"max\": %.6g, \"spread_pct\": %.3g, \"samples\": [",
-		key, s->label, median, sorted[0], sorted[reps - 1],
-		100 * (sorted[reps - 1] - sorted[0]) / median);
-	for (i = 0; i < reps; i++)
-		fprintf(json, "%s%.6g", i ? ", " : "", s->v[i]);
-	fprintf(json, "]}");
-	return median;
-}
-
-enum target { NONE, AT_MOST_1, AT_LEAST_1 };
-
-/*
- * One figure: rmtty's series @a against the baseline @b; their ratio, the
- * median of the ratios of the repetitions (each pair ran side by side: what
- * else the machine did cancels out); and, if the SPEC sets one, the target of
- * the ratio and whether it is met.
- */
-static void emit(const char *id, const char *what, enum unit unit, enum target target,
-		 const struct series *a, const struct series *b)
-{
-	static const char * const targets[] = { "null", "\"<= 1.0\"", "\">= 1.0\"" };
-	struct series r = { "rmtty / baseline, per repetition" };
-	const char *verdict = "-";
-	double ma, mb, ratio;
-	unsigned int i;
-
-	for (i = 0; i < reps; i++)
-		r.v[i] = a->v[i] / b->v[i];
-	fprintf(json, "%s\n    {\"id\": \"%s\", \"what\": \"%s\", \"unit\": \"%s\", ",
-		figures++ ? "," : "", id, what, unit_names[unit]);
-	ma = emit_series("rmtty", a);
-	fprintf(json, ", ");
-	mb = emit_series("baseline", b);
-	fprintf(json, ", ");
-	ratio = emit_series("ratio", &r);
-	if (target != NONE)
-		verdict = (target == AT_MOST_1 ? ratio <= 1.0 : ratio >= 1.0) ? "pass" : "miss";
-	fprintf(json, ", \"target\": %s, \"verdict\": \"%s\"}", targets[target], verdict);
-	fflush(json);
-	printf("%-40s %10.1f %10.1f %-10s ratio %.3f %s\n", what, ma, mb, unit_names[unit], ratio,
-	       verdict);
-	fflush(stdout);
-}
 
 /* One thread's @n register accesses: @len bytes at @pos of @fd, read or written */
 struct accessor {
@@ -412,6 +220,8 @@ static void create_figures(void)
 
 	for (i = 0; i < ARRAY_SIZE(others_counts); i++) {
 		n = others_counts[i];
+		if (n > max_others)
+			continue;
 		if (!set_others(&rmtty, n))
 			die("rmtty has no room for %u other devices: load it with units=%u", n, n + 1);
 		mtty_room = set_others(&mtty, n);
@@ -543,13 +353,15 @@ static void pool(long *units, long *unit_mib)
 
 int main(int argc, char **argv)
 {
-	const char *out = "bench.json", *groups = "access,create,bar2";
+	const char *out = "bench.json", *groups = "access,create,bar2,migration,precopy,qemu";
+	unsigned int mig_reps = 5, sizes[8] = { 1, 16, 64, 256 }, n_sizes = 4, precopy_mib = 64;
 	long units, unit_mib;
 	struct utsname u;
 	unsigned int i;
+	char *tok;
 	int opt;
 
-	while ((opt = getopt(argc, argv, "r:n:c:m:o:f:")) != -1) {
+	while ((opt = getopt(argc, argv, "r:n:c:m:o:f:O:R:s:p:")) != -1) {
 		switch (opt) {
 		case 'r':
 			reps = number(optarg, 1, MAX_REPS);
@@ -569,9 +381,24 @@ int main(int argc, char **argv)
 		case 'f':
 			groups = optarg;
 			break;
+		case 'O':
+			max_others = number(optarg, 0, 255);
+			break;
+		case 'R':
+			mig_reps = number(optarg, 1, MAX_REPS);
+			break;
+		case 's':
+			for (n_sizes = 0, tok = strtok(optarg, ","); tok && n_sizes < ARRAY_SIZE(sizes);
+			     tok = strtok(NULL, ","))
+				sizes[n_sizes++] = number(tok, 1, 1024);
+			break;
+		case 'p':
+			precopy_mib = number(optarg, 1, 1024);
+			break;
 		default:
 			fprintf(stderr, "usage: rmtty_bench [-r REPS] [-n ACCESSES] [-c CYCLES] "
-				"[-m TRANSFERS] [-o FILE] [-f GROUPS]\n");
+				"[-m TRANSFERS] [-o FILE] [-f GROUPS] [-O OTHERS] [-R MREPS] "
+				"[-s SIZES] [-p MIB]\n");
 			return 2;
 		}
 	}
@@ -587,14 +414,18 @@ int main(int argc, char **argv)
 		"  \"parameters\": {\"repetitions\": %u, \"accesses\": %u, \"access_chunk\": %u, "
 		"\"create_cycles\": %u, \"create_chunk\": %u, \"bar2_bytes\": %u, "
 		"\"bar2_transfers\": %u, \"rmtty_units\": %ld, \"rmtty_unit_mib\": %ld, "
-		"\"others\": [",
+		"\"migration_repetitions\": %u, \"precopy_mib\": %u, \"others\": [",
 		u.release, u.version, sysconf(_SC_NPROCESSORS_ONLN), reps, accesses, ACCESS_CHUNK,
-		cycles, CREATE_CHUNK, BAR2_BYTES, transfers, units, unit_mib);
-	for (i = 0; i < ARRAY_SIZE(others_counts); i++)
+		cycles, CREATE_CHUNK, BAR2_BYTES, transfers, units, unit_mib, mig_reps,
+		precopy_mib);
+	for (i = 0; i < ARRAY_SIZE(others_counts) && others_counts[i] <= max_others; i++)
 		fprintf(json, "%s%u", i ? ", " : "", others_counts[i]);
+	fprintf(json, "], \"migration_mib\": [");
+	for (i = 0; i < n_sizes; i++)
+		fprintf(json, "%s%u", i ? ", " : "", sizes[i]);
 	fprintf(json, "]},\n  \"figures\": [");
 
-	printf("%-40s %10s %10s %-10s\n", "figure", "rmtty", "baseline", "unit");
+	printf("%-48s %10s %10s %-10s\n", "figure", "rmtty", "baseline", "unit");
 	if (strstr(groups, "access")) {
 		for (i = 0; i < 4; i++)
 			dev_create(i / 2 ? &mtty : &rmtty, DEV_ACCESS + i % 2);
@@ -607,6 +438,14 @@ int main(int argc, char **argv)
 		create_figures();
 	if (strstr(groups, "bar2"))
 		bar2_figures();
+	/* The migration figures have repetitions of their own: they are long. */
+	reps = mig_reps;
+	if (strstr(groups, "migration"))
+		migration_figures(sizes, n_sizes, unit_mib);
+	if (strstr(groups, "precopy"))
+		precopy_figures(precopy_mib, unit_mib);
+	if (strstr(groups, "qemu"))
+		qemu_figures(argv[0]);
 
 	fprintf(json, "\n  ]\n}\n");
 	if (fclose(json))
