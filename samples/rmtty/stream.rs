@@ -369,12 +369,23 @@ impl Saver {
         self.initial_bytes() + self.dirty_bytes() + self.chunk_left(Part::Tail) + tail
     }
 
-    /// Fills `chunk` with the next record; returns false if there is none to send now.
+    /// Fills `chunk` with the next record; returns false if there is none to send now. On
+    /// failure `chunk` is empty and the record is built again on the next call.
     fn refill(&mut self, memory: &[u8]) -> Result<bool> {
         // CAST: A usize fits in a u64.
         self.sent += self.chunk.len() as u64;
         self.chunk.clear();
         self.chunk_pos = 0;
+        let filled = self.build_next(memory);
+        if filled.is_err() {
+            self.chunk.clear();
+        }
+        filled
+    }
+
+    /// Builds the next record in the empty `chunk`; what it sends is marked sent only once the
+    /// record is whole.
+    fn build_next(&mut self, memory: &[u8]) -> Result<bool> {
         if !self.header_sent {
             self.chunk.append(&header(self.shape, self.version))?;
             self.chunk_part = Part::Initial;
@@ -425,12 +436,17 @@ impl Saver {
     pub(crate) fn read(&mut self, memory: &[u8], out: &mut impl Sink) -> Result<usize> {
         let mut done = 0;
         while out.room() > 0 {
-            if self.chunk_pos == self.chunk.len() && !self.refill(memory)? {
-                break;
+            // What was moved before a failure is read; the rest stays for the next call, on
+            // which a record that could not be built is tried again.
+            if self.chunk_pos == self.chunk.len() {
+                match self.refill(memory) {
+                    Ok(true) => {}
+                    Ok(false) => break,
+                    Err(e) => return if done > 0 { Ok(done) } else { Err(e) },
+                }
             }
             let len = out.room().min(self.chunk.len() - self.chunk_pos);
             if let Err(e) = out.put(&self.chunk.bytes()[self.chunk_pos..self.chunk_pos + len]) {
-                // What was copied before the fault is read; the rest stays for the next call.
                 return if done > 0 { Ok(done) } else { Err(e) };
             }
             self.chunk_pos += len;

@@ -238,9 +238,11 @@ impl RmttyVfio {
             _ => 0,
         };
         // In the CPU's byte order, like any uAPI structure, at the field's own width.
-        match u32::try_from(value) {
-            Ok(value) if len == size_of::<u32>() => buf.write_slice(&value.to_ne_bytes())?,
-            _ => buf.write_slice(&value.to_ne_bytes())?,
+        if len == size_of::<u32>() {
+            // CAST: The 4-byte fields hold the three state bits or 0.
+            buf.write_slice(&(value as u32).to_ne_bytes())?;
+        } else {
+            buf.write_slice(&value.to_ne_bytes())?;
         }
         Ok(len)
     }
