@@ -213,12 +213,19 @@ rmtty_qemu_setup() {
 	trap qemu_cleanup EXIT
 }
 
+# By hand, while debugging: RMTTY_QEMU_TRACE=FILE adds the trace events FILE
+# names to every QEMU's trace; RMTTY_QEMU_KEEP=DIR keeps each run's QEMU logs,
+# traces and consoles in a new directory under DIR.
 qemu_cleanup() {
 	local name
 
 	for name in "${!qemu_pids[@]}"; do
 		running "${qemu_pids[$name]}" && kill -KILL "${qemu_pids[$name]}"
 	done
+	if [ -n "${RMTTY_QEMU_KEEP:-}" ]; then
+		mkdir -p "$RMTTY_QEMU_KEEP" &&
+			cp -r "$tmp" "$(mktemp -d "$RMTTY_QEMU_KEEP/$(basename "$0" .sh)-XXXX")"
+	fi
 	rm -rf "$tmp"
 }
 
@@ -232,6 +239,8 @@ qemu_start() {
 	"$QEMU" "${QEMU_ARGS[@]}" -nodefaults -display none \
 		-qmp "unix:$tmp/$name.sock,server=on,wait=off" \
 		-D "$tmp/$name.trace" -trace "$QEMU_STATE_TRACE" \
+		-trace 'vfio_intx_*' -trace 'vfio_msi_*' -trace vfio_pci_reset \
+		${RMTTY_QEMU_TRACE:+-trace "events=$RMTTY_QEMU_TRACE"} \
 		"$@" >"$tmp/$name.log" 2>&1 </dev/null &
 	qemu_pids[$name]=$!
 }
@@ -291,6 +300,17 @@ qemu_report() {
 	msgs "$(sed "s/^/$1: /" "$tmp/$1.log" 2>/dev/null)"
 	states=$(qemu_states "$1")
 	ktap_print_msg "$1: device states set: ${states:-none}"
+	ktap_print_msg "$1: interrupt events: $(qemu_irq_events "$1")"
+}
+
+# qemu_irq_events NAME: how often QEMU NAME traced each of its vfio-pci
+# interrupt events (INTx taken and EOIed, set-ups, resets), in the order of
+# their first occurrence.
+qemu_irq_events() {
+	grep -oE '(vfio_intx|vfio_msi)_[a-z_]+|vfio_pci_reset' "$tmp/$1.trace" 2>/dev/null |
+		awk '!($0 in n) { order[k++] = $0 } { n[$0]++ }
+		     END { for (i = 0; i < k; i++) printf "%s %d%s", order[i], n[order[i]], i + 1 < k ? ", " : ""
+			   if (!k) printf "none" }'
 }
 
 # Migrations of a paused VM through a file: the time limits in seconds for a

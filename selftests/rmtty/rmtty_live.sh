@@ -146,6 +146,7 @@ say "echo before: \$(timeout 30 head -c 6 <&3)"
 printf '%s' $TTY_TEXT >&3
 sleep 1
 say "irqs before: \$(irqs)"
+say "irq line: \$(grep ttyS1 /proc/interrupts | tr -s ' ')"
 # The port's interrupts off, then text straight into its FIFO.
 ier=\$(inb 1)
 outb 1 0
@@ -177,6 +178,19 @@ sleep 2
 poweroff -f
 EOF
 
+# The nested guest's machine. QEMU 7.2's pc (i440fx) computes the ACPI _PRT,
+# the PCI interrupt routing, with an AML loop of 128 rounds. The nested guest
+# runs under TCG twice over, and that loop can take longer than ACPICA's 30 s
+# limit for a loop (AE_AML_LOOP_TIMEOUT in the guest's log): 8250_pci then
+# "can't derive routing for PCI INT A" and uses the firmware's IRQ 10, while
+# QEMU has the slot's INTA routed nowhere, and the port never interrupts.
+# QEMU 9.2 made the pc's _PRT a precomputed table; q35's always was one.
+case $QEMU_VERSION in
+7.2) MACHINE=q35 ;;
+*) MACHINE=pc ;;
+esac
+ktap_print_msg "the nested guest runs on QEMU's $MACHINE machine"
+
 # live_start NAME DEVICE ARGS...: start QEMU NAME running the nested guest
 # with DEVICE (sysfs path) assigned, its serial port a socket chardev
 # $tmp/NAME.con logged to $tmp/NAME.serial.
@@ -184,7 +198,7 @@ live_start() {
 	local name=$1 dev=$2
 
 	shift 2
-	qemu_start "$name" -m 256 -no-reboot \
+	qemu_start "$name" -machine "$MACHINE" -m 256 -no-reboot \
 		-kernel "$RMTTY_BZIMAGE" -initrd "$tmp/initramfs.gz" \
 		-append "console=ttyS0 panic=-1 kmemleak=off" \
 		-chardev "socket,id=con,path=$tmp/$name.con,server=on,wait=off,logfile=$tmp/$name.serial" \
@@ -339,10 +353,10 @@ result "neither device refused a request of QEMU's"
 msgs "$refusals"
 
 splats=$(cat "$tmp/source.serial" "$tmp/target.serial" 2>/dev/null |
-	grep -aE 'WARNING:|BUG:|Oops|INFO: possible|Call Trace')
+	grep -aE 'WARNING:|BUG:|Oops|INFO: possible|Call Trace|ACPI Error')
 errors=$(qemu_errors source; qemu_errors target)
 [ -z "$splats" ] && [ -z "$errors" ]
-result "no splat in the nested guest, no error from QEMU"
+result "no splat or ACPI error in the nested guest, no error from QEMU"
 msgs "$splats"
 msgs "$errors"
 
