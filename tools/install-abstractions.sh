@@ -4,8 +4,8 @@
 # way the series would apply upstream: new files under rust/kernel and
 # rust/helpers, a few lines in files the tree already has (the kernel crate's
 # module list, the bindgen and helper includes, an accessor in the driver
-# core, the Kconfig symbol that builds the mdev core into vmlinux), and the
-# C patches under tools/kernel/patches.
+# core, a vma's page offset, the Kconfig symbol that builds the mdev core
+# into vmlinux), and the C patches under tools/kernel/patches.
 #
 # Idempotent: edited files are regenerated from a pristine copy saved at the
 # first install, and a file whose content is unchanged is not touched, so
@@ -121,6 +121,19 @@ append rust/kernel/driver.rs \
     /// Returns the registered driver structure, for C APIs that take the driver.
     pub(crate) fn as_raw(&self) -> *mut T::DriverType {
         self.reg.get()
+    }
+}'
+
+# A device's mmap op needs the page offset the mapping starts at.
+edit rust/kernel/mm/virt.rs
+append rust/kernel/mm/virt.rs \
+'impl VmaRef {
+    /// Returns the offset in what the area maps of its first page, in pages (`vm_pgoff`).
+    #[inline]
+    pub fn pgoff(&self) -> usize {
+        // SAFETY: By the type invariants, the caller holds at least the mmap read lock, so this
+        // access is not a data race.
+        unsafe { (*self.as_ptr()).vm_pgoff }
     }
 }'
 
