@@ -4,8 +4,9 @@
 # way the series would apply upstream: new files under rust/kernel and
 # rust/helpers, a few lines in files the tree already has (the kernel crate's
 # module list, the bindgen and helper includes, an accessor in the driver
-# core, a vma's page offset, the Kconfig symbol that builds the mdev core
-# into vmlinux), and the C patches under tools/kernel/patches.
+# core, user copies through a pointer, a vma's page offset, the Kconfig
+# symbol that builds the mdev core into vmlinux), and the C patches under
+# tools/kernel/patches.
 #
 # Idempotent: edited files are regenerated from a pristine copy saved at the
 # first install, and a file whose content is unchanged is not touched, so
@@ -121,6 +122,53 @@ append rust/kernel/driver.rs \
     /// Returns the registered driver structure, for C APIs that take the driver.
     pub(crate) fn as_raw(&self) -> *mut T::DriverType {
         self.reg.get()
+    }
+}'
+
+# Pages that userspace has mapped may change under any copy, so no Rust
+# reference may cover them (as with DMA memory, which write_dma() copies
+# through a pointer): user copies to and from such memory take a pointer.
+edit rust/kernel/uaccess.rs
+append rust/kernel/uaccess.rs \
+'impl UserSliceReader {
+    /// Reads `len` bytes from the user slice into the memory at `out`, which no Rust reference
+    /// may cover: memory that userspace or a device may access at the same time.
+    ///
+    /// Fails with [`EFAULT`] if the read happens on a bad address, or if the read goes out of
+    /// bounds of this [`UserSliceReader`]. This call may modify `out` even if it returns an error.
+    ///
+    /// # Safety
+    ///
+    /// `out` must be valid for writes of `len` bytes.
+    pub unsafe fn read_to_ptr(&mut self, out: *mut u8, len: usize) -> Result {
+        if len > self.length {
+            return Err(EFAULT);
+        }
+        // SAFETY: By the safety requirements `out` is valid for writes of `len` bytes.
+        let res = unsafe { bindings::copy_from_user(out.cast(), self.ptr.as_const_ptr(), len) };
+        if res != 0 {
+            return Err(EFAULT);
+        }
+        self.ptr = self.ptr.wrapping_byte_add(len);
+        self.length -= len;
+        Ok(())
+    }
+}
+
+impl UserSliceWriter {
+    /// Writes the `len` bytes at `from`, which no Rust reference may cover (memory that
+    /// userspace or a device may access at the same time), to the user slice.
+    ///
+    /// Fails with [`EFAULT`] if the write happens on a bad address, or if the write goes out of
+    /// bounds of this [`UserSliceWriter`]. This call may modify the associated userspace slice
+    /// even if it returns an error.
+    ///
+    /// # Safety
+    ///
+    /// `from` must be valid for reads of `len` bytes.
+    pub unsafe fn write_from_ptr(&mut self, from: *const u8, len: usize) -> Result {
+        // SAFETY: By the safety requirements `from` is valid for reads of `len` bytes.
+        unsafe { self.write_raw(from, len) }
     }
 }'
 

@@ -24,9 +24,9 @@ use crate::{
 /// A buffer of pages that userspace may map through a region of its device.
 ///
 /// Userspace may read and write a mapped buffer at any time, so no reference to its contents is
-/// ever created in Rust: every access is a copy through the page's kernel mapping (`memcpy`, or
-/// the user-copy routines), and bytes that userspace changes during a copy arrive changed or not,
-/// as with any memory shared with userspace. A mapping holds its own references to the pages,
+/// ever created in Rust: every access is a copy through a pointer into the page's kernel mapping
+/// (`memcpy`, or the user-copy routines), and bytes that userspace changes during a copy arrive
+/// changed or not, as with any memory shared with userspace. A mapping holds its own references to the pages,
 /// so dropping the buffer while it is mapped is sound: the pages go with the last of them.
 ///
 /// # Examples
@@ -131,9 +131,8 @@ impl MappableBuffer {
     /// lie in the buffer, or `EFAULT` (some bytes copied) at a bad user address.
     pub fn read_to_user(&self, offset: usize, out: &mut UserSliceWriter) -> Result {
         self.for_each_piece(offset, out.len(), |src, _, len| {
-            // SAFETY: `src` is valid for `len` bytes of a page of the buffer. The slice is only
-            // handed to the user-copy routine, which reads it from C.
-            out.write_slice(unsafe { core::slice::from_raw_parts(src, len) })
+            // SAFETY: `src` is valid for reads of `len` bytes of a page of the buffer.
+            unsafe { out.write_from_ptr(src, len) }
         })
     }
 
@@ -141,9 +140,8 @@ impl MappableBuffer {
     /// if they do not fit, or `EFAULT` (some bytes copied) at a bad user address.
     pub fn write_from_user(&self, offset: usize, src: &mut UserSliceReader) -> Result {
         self.for_each_piece(offset, src.len(), |dst, _, len| {
-            // SAFETY: `dst` is valid for `len` bytes of a page of the buffer. The slice is only
-            // handed to the user-copy routine, which writes it from C.
-            src.read_slice(unsafe { core::slice::from_raw_parts_mut(dst, len) })
+            // SAFETY: `dst` is valid for writes of `len` bytes of a page of the buffer.
+            unsafe { src.read_to_ptr(dst, len) }
         })
     }
 
