@@ -2,9 +2,10 @@
 /*
  * rmtty's v1 migration region, through both front doors: what maps, header
  * fields only at their width, the states and every transition between them,
- * QEMU 7.2's sequences (reference/vfio-migration.md 2.5) replayed, exact
- * pending_bytes, loads in any chunks, the mapped data section, bad streams
- * refused as over v2, and the interlock with the v2 front end.
+ * saving straight after resuming, QEMU 7.2's sequences
+ * (reference/vfio-migration.md 2.5) replayed, exact pending_bytes, loads in
+ * any chunks, the mapped data section, bad streams refused as over v2, and
+ * the interlock with the v2 front end.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -284,6 +285,56 @@ TEST_F_TIMEOUT(mig, every_v1_transition, 240)
 	EXPECT_EQ(V1_RESUMING, mig1_state(device));
 	EXPECT_EQ(-EINVAL, mig1_set_state(device, V1_STOP));
 	EXPECT_EQ(V1_RESUMING, mig1_state(device));
+	free(stream);
+}
+
+/*
+ * Saving straight out of RESUMING (100 -> 010, 100 -> 011) commits the loaded
+ * stream first: what the device then saves is the stream it loaded, and it
+ * reads like the source after.
+ */
+TEST_F_TIMEOUT(mig, resume_then_save_commits_first, 240)
+{
+	static const __u32 saving[] = { V1_SAVING, V1_PRECOPY };
+	int s = add_device(_metadata, self, variant->cdev, 0, 1, 1);
+	int t = add_device(_metadata, self, variant->cdev, 1, 1, 1);
+	const size_t memory = self->memory[0];
+	size_t len, done, got;
+	unsigned int i, buffers;
+	__u8 *stream, *again;
+	ssize_t n;
+	int ret;
+
+	give_state(_metadata, s, memory, 41);
+	stream = save1(_metadata, s, memory, &page_pieces, &len);
+	again = malloc(len);
+	ASSERT_TRUE(again != NULL);
+	for (i = 0; i < 2; i++) {
+		give_state(_metadata, t, memory, 42 + i);
+		set_v1(_metadata, t, V1_RESUMING);
+		ret = mig1_fill(t, stream, len, &page_pieces, &done);
+		ASSERT_EQ(0, ret) TH_LOG("at byte %zu: %s", done, strerror(-ret));
+		set_v1(_metadata, t, saving[i]);
+		got = 0;
+		if (saving[i] == V1_PRECOPY) {
+			/* Pre-copy hands out the pages; stop-and-copy the rest */
+			n = mig1_drain(t, again, len, &page_pieces, &buffers);
+			ASSERT_LT(0, n);
+			got = n;
+			set_v1(_metadata, t, V1_SAVING);
+		}
+		n = mig1_drain(t, again + got, len - got, &page_pieces, &buffers);
+		ASSERT_LT(0, n);
+		got += n;
+		ASSERT_EQ(len, got) TH_LOG("100 -> %#x", saving[i]);
+		expect_same(_metadata, again, stream, len,
+			    saving[i] == V1_SAVING ? "saved after 100 -> 010" :
+						     "saved after 100 -> 011");
+		set_v1(_metadata, t, V1_STOP);
+		set_v1(_metadata, t, V1_RUNNING);
+		expect_like(_metadata, self, 0, 1, 41, "resumed, then saved");
+	}
+	free(again);
 	free(stream);
 }
 
