@@ -4,9 +4,8 @@
 # way the series would apply upstream: new files under rust/kernel and
 # rust/helpers, a few lines in files the tree already has (the kernel crate's
 # module list, the bindgen and helper includes, an accessor in the driver
-# core, user copies through a pointer, a vma's page offset, the Kconfig
-# symbol that builds the mdev core into vmlinux), and the C patches under
-# tools/kernel/patches.
+# core, a vma's page offset, the Kconfig symbol that builds the mdev core
+# into vmlinux), and the patches under tools/kernel/patches.
 #
 # Idempotent: edited files are regenerated from a pristine copy saved at the
 # first install, and a file whose content is unchanged is not touched, so
@@ -125,53 +124,6 @@ append rust/kernel/driver.rs \
     }
 }'
 
-# Pages that userspace has mapped may change under any copy, so no Rust
-# reference may cover them (as with DMA memory, which write_dma() copies
-# through a pointer): user copies to and from such memory take a pointer.
-edit rust/kernel/uaccess.rs
-append rust/kernel/uaccess.rs \
-'impl UserSliceReader {
-    /// Reads `len` bytes from the user slice into the memory at `out`, which no Rust reference
-    /// may cover: memory that userspace or a device may access at the same time.
-    ///
-    /// Fails with [`EFAULT`] if the read happens on a bad address, or if the read goes out of
-    /// bounds of this [`UserSliceReader`]. This call may modify `out` even if it returns an error.
-    ///
-    /// # Safety
-    ///
-    /// `out` must be valid for writes of `len` bytes.
-    pub unsafe fn read_to_ptr(&mut self, out: *mut u8, len: usize) -> Result {
-        if len > self.length {
-            return Err(EFAULT);
-        }
-        // SAFETY: By the safety requirements `out` is valid for writes of `len` bytes.
-        let res = unsafe { bindings::copy_from_user(out.cast(), self.ptr.as_const_ptr(), len) };
-        if res != 0 {
-            return Err(EFAULT);
-        }
-        self.ptr = self.ptr.wrapping_byte_add(len);
-        self.length -= len;
-        Ok(())
-    }
-}
-
-impl UserSliceWriter {
-    /// Writes the `len` bytes at `from`, which no Rust reference may cover (memory that
-    /// userspace or a device may access at the same time), to the user slice.
-    ///
-    /// Fails with [`EFAULT`] if the write happens on a bad address, or if the write goes out of
-    /// bounds of this [`UserSliceWriter`]. This call may modify the associated userspace slice
-    /// even if it returns an error.
-    ///
-    /// # Safety
-    ///
-    /// `from` must be valid for reads of `len` bytes.
-    pub unsafe fn write_from_ptr(&mut self, from: *const u8, len: usize) -> Result {
-        // SAFETY: By the safety requirements `from` is valid for reads of `len` bytes.
-        unsafe { self.write_raw(from, len) }
-    }
-}'
-
 # A device's mmap op needs the page offset the mapping starts at.
 edit rust/kernel/mm/virt.rs
 append rust/kernel/mm/virt.rs \
@@ -199,7 +151,7 @@ append drivers/vfio/mdev/Kconfig \
 	  built in, since the Rust kernel crate that calls them is part of
 	  the kernel image.'
 
-# C patches of the series (tools/kernel/patches), applied to pristine copies.
+# Patches of the series (tools/kernel/patches), applied to pristine copies.
 for patch in "$top"/tools/kernel/patches/*.patch; do
 	[ -e "$patch" ] || continue
 	for rel in $(sed -n 's|^+++ b/\([^[:space:]]*\).*|\1|p' "$patch"); do

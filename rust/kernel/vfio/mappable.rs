@@ -132,7 +132,7 @@ impl MappableBuffer {
     pub fn read_to_user(&self, offset: usize, out: &mut UserSliceWriter) -> Result {
         self.for_each_piece(offset, out.len(), |src, _, len| {
             // SAFETY: `src` is valid for reads of `len` bytes of a page of the buffer.
-            unsafe { out.write_from_ptr(src, len) }
+            unsafe { out.write_raw(src, len) }
         })
     }
 
