@@ -75,6 +75,11 @@ build() {
 }
 
 echo "rmtty: test kernel $KVERSION (cache $KCACHE)"
+# Clones on one machine share the cache: one of them at a time installs into
+# the source tree and builds it.
+mkdir -p "$KCACHE"
+exec 9>"$KCACHE/.lock"
+flock 9
 step "extract kernel source" extract
 step "install Rust abstractions" "$RMTTY_TOP/tools/install-abstractions.sh" "$KSRC"
 step "configure (tinyconfig + fragment)" configure
