@@ -188,12 +188,12 @@ pub fn create<T: Operations>(
         }
     };
 
-    // SAFETY: `name` is static; `FILE_OPERATIONS` is static; `private` is a valid `Private`,
-    // which the file owns from now on.
+    // SAFETY: `name` is static; `FILE_OPERATIONS` is a static of the kernel image; `private` is a
+    // valid `Private`, which the file owns from now on.
     let file = from_err_ptr(unsafe {
         bindings::anon_inode_getfile(
             name.as_char_ptr(),
-            &FILE_OPERATIONS,
+            &FILE_OPERATIONS.0,
             private.cast(),
             access.flags() as c_int,
         )
@@ -281,10 +281,13 @@ impl<T: Operations> Vtable<T> {
     }
 }
 
-/// The file operations of every anonymous-inode file this module creates.
+/// The file operations of every anonymous-inode file, whatever module implements it.
 ///
-/// Not generic, so they are compiled into the kernel image, whatever module implements the file.
-const FILE_OPERATIONS: bindings::file_operations = bindings::file_operations {
+/// A `static` of the kernel crate, not a `const`: a reference to a `const` in the generic
+/// [`create`] would put a copy of the table in each module that instantiates it, and the VFS reads
+/// the table again after the release (`fops_put()` in `__fput()`), when
+/// [`release_callback`] has dropped the file's module reference and the module may be gone.
+static FILE_OPERATIONS: FileOperations = FileOperations(bindings::file_operations {
     read: Some(read_callback),
     write: Some(write_callback),
     unlocked_ioctl: Some(ioctl_callback),
@@ -292,7 +295,19 @@ const FILE_OPERATIONS: bindings::file_operations = bindings::file_operations {
     compat_ioctl: Some(bindings::compat_ptr_ioctl),
     release: Some(release_callback),
     ..pin_init::zeroed()
-};
+});
+
+/// A `struct file_operations` that can be shared between threads.
+///
+/// # Invariants
+///
+/// The table is never written.
+#[repr(transparent)]
+struct FileOperations(bindings::file_operations);
+
+// SAFETY: By the type invariant the table is read-only; its pointers are to functions of the kernel
+// image, which any thread may call.
+unsafe impl Sync for FileOperations {}
 
 /// Returns the private data of `file`.
 ///
