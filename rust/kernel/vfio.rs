@@ -26,6 +26,7 @@ use crate::{
     ratelimit::RateLimit,
     sync::{
         aref::ARef,
+        Arc,
         Completion, //
     },
     types::Opaque,
@@ -168,13 +169,28 @@ pub trait Driver: Send + Sync + Sized + 'static {
 ///
 /// `drop_data` is `Some` if and only if the data after this head is initialized, and then drops
 /// it. `released` points to the [`Completion`] of the device's [`Registration`], or its
-/// `Registration::new` while it runs; it outlives the device's release.
+/// `Registration::new` while it runs; it outlives the device's release. `open` is `Some` for a
+/// device with migration ops, from before its registration to its release.
 #[repr(C)]
 struct DeviceHead {
     vdev: Opaque<bindings::vfio_device>,
     refusals: MaybeUninit<RateLimit>,
     drop_data: Option<unsafe fn(*mut bindings::vfio_device)>,
     released: *const Completion,
+    open: Option<Arc<migration::OpenDevice>>,
+}
+
+/// The open state of `vdev`, if it has migration ops.
+///
+/// # Safety
+///
+/// `vdev` must be a registered device of a [`Registration`].
+unsafe fn open_device_of(vdev: *mut bindings::vfio_device) -> Option<Arc<migration::OpenDevice>> {
+    // CAST: `vdev` is the first field of the `repr(C)` `DeviceHead` that starts the allocation.
+    let head = vdev.cast::<DeviceHead>();
+    // SAFETY: By the safety requirements the head is live; `open` is not written until the
+    // release.
+    unsafe { (*head).open.clone() }
 }
 
 /// The allocation the VFIO core makes for a device: the `struct vfio_device` first, as the core
@@ -207,6 +223,7 @@ extern "C" fn release_device(vdev: *mut bindings::vfio_device) {
         if let Some(drop_data) = (*head).drop_data {
             drop_data(vdev);
         }
+        drop(core::ptr::replace(&raw mut (*head).open, None));
         (*(*head).released).complete_all();
     }
 }
@@ -337,10 +354,21 @@ impl<T: Driver> Registration<T> {
         unsafe { (*raw.as_ptr()).head.released = &raw const *released };
 
         if let Some((features, ops)) = migration {
-            // SAFETY: Not registered yet, so the core reads neither; the ops table is static.
+            let open = match Arc::pin_init(migration::OpenDevice::new(), GFP_KERNEL) {
+                Ok(open) => open,
+                Err(e) => {
+                    // SAFETY: `vdev` was allocated above and is not registered, so ours is the
+                    // last reference: this releases the device, which has no data yet.
+                    unsafe { bindings::vfio_put_device(vdev) };
+                    return Err(e);
+                }
+            };
+            // SAFETY: Not registered yet, so the core reads none of them; the ops table is
+            // static. The head's `open` is zeroed, `None`, so nothing is leaked.
             unsafe {
                 (*vdev).migration_flags = features;
                 (*vdev).mig_ops = ops;
+                (&raw mut (*raw.as_ptr()).head.open).write(Some(open));
             }
         }
         // SAFETY: The allocation is not yet shared; the slot is valid for writes and never

@@ -84,13 +84,22 @@ impl<T: Driver> RawDevice<T> {
             raw.data()
                 .open()
                 .map_err(|e| raw.refuse(Request::Open, e))?;
+            if let Some(open) = &raw.head.open {
+                // SAFETY: The open callback of `vdev`, whose driver's open succeeded.
+                unsafe { open.set(vdev) };
+            }
             Ok(0)
         })
     }
 
     extern "C" fn close_callback(vdev: *mut bindings::vfio_device) {
         // SAFETY: The core only closes opened devices.
-        unsafe { Self::from_vdev(vdev) }.data().close();
+        let raw = unsafe { Self::from_vdev(vdev) };
+        if let Some(open) = &raw.head.open {
+            // SAFETY: The close callback of `vdev`, before its driver's close.
+            unsafe { open.set(core::ptr::null_mut()) };
+        }
+        raw.data().close();
     }
 
     extern "C" fn read_callback(

@@ -27,8 +27,13 @@ use crate::{
     bindings,
     error::to_result,
     fs::File,
+    new_mutex,
     prelude::*,
-    sync::aref::ARef,
+    sync::{
+        aref::ARef,
+        Arc,
+        Mutex, //
+    },
     uaccess::{
         UserPtr,
         UserSlice, //
@@ -147,6 +152,33 @@ impl Features {
     /// The `VFIO_MIGRATION_*` bits.
     pub const fn bits(self) -> u32 {
         self.0
+    }
+
+    /// The next state on the way from `cur` to `new` of a device with these features, as
+    /// [`Transition::next`] gives it for such a device: the VFIO core's arcs.
+    ///
+    /// For a driver that moves its device's state machine outside [`Migration::set_state`], e.g.
+    /// from a region of another migration interface, so that every request walks the same arcs.
+    /// Fails with `EINVAL` if `cur` or `new` is not a state of the features, or the protocol
+    /// forbids the way from one to the other.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use kernel::vfio::migration::{Features, State};
+    ///
+    /// let features = Features::STOP_COPY.and(Features::P2P).and(Features::PRE_COPY);
+    /// assert!(matches!(features.next(State::Running, State::Stop), Ok(State::RunningP2p)));
+    /// assert!(features.next(State::StopCopy, State::PreCopy).is_err());
+    /// assert!(Features::STOP_COPY.next(State::Running, State::PreCopy).is_err());
+    /// ```
+    pub fn next(self, cur: State, new: State) -> Result<State> {
+        let mut next = 0;
+        // SAFETY: `next` is valid for writes.
+        to_result(unsafe {
+            bindings::vfio_mig_next_state(self.0, cur as u32, new as u32, &mut next)
+        })?;
+        State::from_raw(next).ok_or(EINVAL)
     }
 }
 
@@ -300,10 +332,9 @@ impl Transition<'_> {
 
     /// How `VFIO_MIG_GET_PRECOPY_INFO` requests on data files of this transfer are answered.
     pub fn precopy_info(&self) -> PrecopyInfo {
-        // SAFETY: By the type invariant `self.vdev` is valid; the flag is a plain byte that the
-        // core sets and clears for the open device.
-        let v2 = unsafe { (*self.vdev).precopy_info_v2 } != 0;
-        PrecopyInfo { v2 }
+        // SAFETY: By the type invariant the device is registered.
+        let open = unsafe { super::open_device_of(self.vdev) };
+        PrecopyInfo { open }
     }
 }
 
@@ -384,11 +415,49 @@ pub fn nothing_ready() -> Error {
     Error::from_errno(-(bindings::ENOMSG as c_int))
 }
 
-/// How the data files of a transfer answer `VFIO_MIG_GET_PRECOPY_INFO`, checked as the VFIO
-/// core's `vfio_check_precopy_ioctl()` checks it.
+/// Whether a migratable device is open, for the data files of its transfers, which may outlive
+/// it: their `VFIO_MIG_GET_PRECOPY_INFO` is checked by the VFIO core against the device, which
+/// only lives while it is registered, and unregistration waits for the device to be closed.
 ///
-/// Taken from the [`Transition`] that starts the transfer: whether userspace opted in to the
-/// second version of the ioctl's flags (`VFIO_DEVICE_FEATURE_MIG_PRECOPY_INFOv2`) is fixed for it.
+/// # Invariants
+///
+/// `vdev` is the device while it is open, and null while it is not.
+#[pin_data]
+pub(crate) struct OpenDevice {
+    #[pin]
+    vdev: Mutex<DevicePtr>,
+}
+
+/// A pointer to a `struct vfio_device`, which [`OpenDevice`] shares between threads.
+struct DevicePtr(*mut bindings::vfio_device);
+
+// SAFETY: The pointer is only dereferenced under the lock of the `OpenDevice` that holds it, while
+// the device is open, and the VFIO core's functions it is passed to may run on any thread.
+unsafe impl Send for DevicePtr {}
+
+impl OpenDevice {
+    /// The state of a device that is not open.
+    pub(super) fn new() -> impl PinInit<Self> {
+        // INVARIANT: Not open.
+        pin_init!(Self {
+            vdev <- new_mutex!(DevicePtr(core::ptr::null_mut())),
+        })
+    }
+
+    /// Records that `vdev` is open, or closed (null), for the VFIO core's open and close callbacks.
+    ///
+    /// # Safety
+    ///
+    /// `vdev` must be the device of this state, called by its open callback (after the driver's
+    /// open succeeded) or with null by its close callback (before the driver's close).
+    pub(super) unsafe fn set(&self, vdev: *mut bindings::vfio_device) {
+        // INVARIANT: By the safety requirements.
+        self.vdev.lock().0 = vdev;
+    }
+}
+
+/// How the data files of a transfer answer `VFIO_MIG_GET_PRECOPY_INFO`: checked by the VFIO
+/// core's `vfio_check_precopy_ioctl()` on each request, while the device is open.
 ///
 /// # Examples
 ///
@@ -397,28 +466,31 @@ pub fn nothing_ready() -> Error {
 /// ```
 /// use kernel::{prelude::*, uaccess::UserPtr, vfio::migration::PrecopyInfo};
 ///
-/// fn ioctl(precopy: PrecopyInfo, cmd: u32, arg: UserPtr, left: u64) -> Result<isize> {
+/// fn ioctl(precopy: &PrecopyInfo, cmd: u32, arg: UserPtr, left: u64) -> Result<isize> {
 ///     // Everything left is of the first pass; nothing is dirty.
 ///     precopy.answer(cmd, arg, || Ok((left, 0)))
 /// }
 /// ```
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone)]
 pub struct PrecopyInfo {
-    v2: bool,
+    /// The open state of the device, which has one since it has migration ops.
+    open: Option<Arc<OpenDevice>>,
 }
 
 /// The ioctl number of `VFIO_MIG_GET_PRECOPY_INFO`.
 pub const GET_PRECOPY_INFO: u32 = crate::ioctl::_IO(uapi::VFIO_TYPE as u32, uapi::VFIO_BASE + 21);
 
 impl PrecopyInfo {
-    const MINSZ: usize = offset_of!(uapi::vfio_precopy_info, dirty_bytes) + size_of::<u64>();
+    const MINSZ: usize = offset_of!(bindings::vfio_precopy_info, dirty_bytes) + size_of::<u64>();
 
     /// Answers ioctl `cmd` of a data file with argument `arg` if it is
-    /// `VFIO_MIG_GET_PRECOPY_INFO`: fails with `ENOTTY` for any other command, `EFAULT` or
-    /// `EINVAL` for a bad argument, or what `sizes` fails with; otherwise writes the
-    /// `(initial_bytes, dirty_bytes)` that `sizes` gives.
+    /// `VFIO_MIG_GET_PRECOPY_INFO`: fails with `ENOTTY` for any other command, `ENODEV` once the
+    /// device is closed, `EFAULT` or `EINVAL` for a bad argument, or what `sizes` fails with;
+    /// otherwise writes the `(initial_bytes, dirty_bytes)` that `sizes` gives.
+    ///
+    /// The device's closing waits for the core's check of the argument, not for `sizes`.
     pub fn answer(
-        self,
+        &self,
         cmd: u32,
         arg: UserPtr,
         sizes: impl FnOnce() -> Result<(u64, u64)>,
@@ -426,20 +498,31 @@ impl PrecopyInfo {
         if cmd != GET_PRECOPY_INFO {
             return Err(ENOTTY);
         }
-        let (mut reader, mut writer) = UserSlice::new(arg, Self::MINSZ).reader_writer();
-        let argsz: u32 = reader.read()?;
-        let flags: u32 = reader.read()?;
-        // All of the fields must be there, like the core's helper copies them in.
-        let _: [u64; 2] = reader.read()?;
-        if (argsz as usize) < Self::MINSZ {
-            return Err(EINVAL);
+        let open = self.open.as_ref().ok_or(ENODEV)?;
+        let mut info: bindings::vfio_precopy_info = pin_init::zeroed();
+        {
+            // Held only for the core's check, whose argument copy a close waits for.
+            let vdev = open.vdev.lock();
+            if vdev.0.is_null() {
+                return Err(ENODEV);
+            }
+            // SAFETY: By the type invariant of `OpenDevice` the device is open, and so
+            // registered, while the lock is held; `info` is valid for writes.
+            to_result(unsafe {
+                bindings::vfio_check_precopy_ioctl(
+                    vdev.0,
+                    cmd,
+                    arg.as_mut_ptr() as c_ulong,
+                    &mut info,
+                )
+            })?;
         }
-        // The first version's flags are "reserved for bug compatibility": left as the user put
-        // them. With the second, they are output, and nothing is flagged.
-        let flags = if self.v2 { 0 } else { flags };
         let (initial, dirty) = sizes()?;
-        writer.write(&argsz)?;
-        writer.write(&flags)?;
+        let mut writer = UserSlice::new(arg, Self::MINSZ).writer();
+        writer.write(&info.argsz)?;
+        // The first version's flags are left as the user put them; the core cleared them for
+        // the second, where they are output, and nothing is flagged.
+        writer.write(&info.flags)?;
         writer.write(&initial)?;
         writer.write(&dirty)?;
         Ok(0)
