@@ -5,6 +5,7 @@
 use crate::{
     interrupts::{self, Interrupts},
     migration::{
+        runs,
         Machine,
         DATA_SECTION,
         REGION_SIZE, //
@@ -27,6 +28,10 @@ use kernel::{
     ratelimit::RateLimit,
     sync::{
         aref::ARef,
+        atomic::{
+            Atomic,
+            Relaxed, //
+        },
         Arc,
         Mutex, //
     },
@@ -68,13 +73,46 @@ pub(crate) const BLOCK_SIZE: usize = 256;
 /// A block of device memory.
 pub(crate) type Block = [u8; BLOCK_SIZE];
 
-/// `len` bytes (a multiple of [`BLOCK_SIZE`]) of zeroed memory.
-pub(crate) fn zeroed(len: usize) -> Result<VVec<Block>> {
-    Ok(VVec::from_elem(
-        [0; BLOCK_SIZE],
-        len / BLOCK_SIZE,
-        GFP_KERNEL,
-    )?)
+/// `len` bytes (a multiple of [`BLOCK_SIZE`]) of zeroed memory, allocated with `flags`.
+pub(crate) fn zeroed(len: usize, flags: kernel::alloc::Flags) -> Result<VVec<Block>> {
+    Ok(VVec::from_elem([0; BLOCK_SIZE], len / BLOCK_SIZE, flags)?)
+}
+
+/// The largest part of a region write that is copied from the user at once.
+const WRITE_PART: usize = 64 << 10;
+
+/// Copies a region write from `buf` in parts of at most [`WRITE_PART`] bytes, each first into a
+/// kernel buffer and then whole to `store`, with its offset in the write: a fault in the user's
+/// buffer changes nothing of a part. Returns the length of the parts stored, which is all of
+/// `buf` unless a part failed; the first part's error if that part failed.
+pub(crate) fn write_in_parts(
+    buf: &mut UserSliceReader,
+    mut store: impl FnMut(usize, &[u8]) -> Result<(), vfio::Refusal>,
+) -> Result<usize, vfio::Refusal> {
+    let len = buf.len();
+    let mut small = [0; CONFIG_SIZE];
+    let mut large;
+    let bounce = if len <= small.len() {
+        &mut small[..len]
+    } else {
+        let blocks = len.min(WRITE_PART).div_ceil(BLOCK_SIZE);
+        large = KVVec::from_elem([0; BLOCK_SIZE], blocks, GFP_KERNEL)?;
+        large.as_flattened_mut()
+    };
+    let mut done = 0;
+    while done < len {
+        let part = &mut bounce[..(len - done).min(WRITE_PART)];
+        let stored = buf
+            .read_slice(part)
+            .map_err(vfio::Refusal::from)
+            .and_then(|()| store(done, part));
+        match stored {
+            Ok(()) => done += part.len(),
+            Err(e) if done == 0 => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(done)
 }
 
 /// A device's memory, BAR2's backing: its units' worth, zeroed when allocated.
@@ -83,7 +121,7 @@ pub(crate) struct Memory(VVec<Block>);
 impl Memory {
     /// Memory for `units` of `unit_mib` MiB.
     pub(crate) fn new(units: u32, unit_mib: u32) -> Result<Self> {
-        Ok(Self(zeroed(bytes(units, unit_mib))?))
+        Ok(Self(zeroed(bytes(units, unit_mib), GFP_KERNEL)?))
     }
 
     /// Grows (zero-filled) or shrinks the memory to `units` of `unit_mib` MiB, keeping what
@@ -138,9 +176,14 @@ pub(crate) struct DeviceState {
 /// The VFIO device of an rmtty mdev.
 ///
 /// Locking: `state`, then `config` or `uart`, then `interrupts`; `uart` is never taken with
-/// `config` held or the other way round. BAR2 accesses copy from and to user memory with `state`
-/// held, since the device memory lives under it; nothing takes `state` with mm locks held. BAR0
-/// and config accesses copy user memory outside their locks.
+/// `config` held or the other way round. BAR2 reads copy to user memory with `state` held, since
+/// the device memory lives under it; nothing takes `state` with mm locks held. Writes, and BAR0
+/// and config reads, copy user memory outside the device's locks.
+///
+/// # Invariants
+///
+/// `running` is whether the migration state in `state` is one in which the device runs; it is
+/// written with `state` and `uart` held.
 #[pin_data]
 pub(crate) struct RmttyVfio {
     state: Arc<Mutex<DeviceState>>,
@@ -158,9 +201,10 @@ pub(crate) struct RmttyVfio {
     /// Never held while another lock is taken: `mmap()` takes it with the mm locked.
     #[pin]
     migration_data: Mutex<Option<Arc<MappableBuffer>>>,
+    /// Whether the device runs: its BARs work (see [`runs`]). Read under the UART's lock.
+    running: Atomic<bool>,
     /// The rate limit of the refusals the driver logs itself: userspace can repeat them at will.
-    #[pin]
-    refusals: RateLimit,
+    refusals: Arc<RateLimit>,
 }
 
 impl RmttyVfio {
@@ -175,7 +219,9 @@ impl RmttyVfio {
             uart <- new_mutex!(Uart::new()),
             interrupts <- new_mutex!(Interrupts::None),
             migration_data <- new_mutex!(None),
-            refusals <- RateLimit::new(c"rmtty"),
+            // INVARIANT: A new device runs.
+            running: Atomic::new(true),
+            refusals: Arc::pin_init(RateLimit::new(c"rmtty"), GFP_KERNEL)?,
             state,
             unit_mib,
             dev,
@@ -202,6 +248,33 @@ impl RmttyVfio {
     /// The mdev, for log lines.
     pub(crate) fn dev(&self) -> &device::Device {
         &self.dev
+    }
+
+    /// The rate limit of the lines userspace can cause the device to log.
+    pub(crate) fn refusals(&self) -> &Arc<RateLimit> {
+        &self.refusals
+    }
+
+    /// Makes the device run or stop, for a migration state, whose lock the caller holds.
+    ///
+    /// A device that runs again signals what its UART has pending: a stopped device signals
+    /// nothing, and a level that was pending meanwhile is due now.
+    pub(crate) fn set_running(&self, running: bool) {
+        let uart = self.uart.lock();
+        let was = self.running.load(Relaxed);
+        // INVARIANT: `state` is held by the caller, `uart` here.
+        self.running.store(running, Relaxed);
+        if running && !was && uart.pending() != 0 {
+            self.interrupts.lock().signal();
+        }
+    }
+
+    /// The refusal of an access of BAR `bar` that would change a stopped device.
+    fn stopped(&self, bar: u32) -> vfio::Refusal {
+        self.refused(
+            EBUSY,
+            fmt!("BAR{bar} write refused: the device is stopped for migration"),
+        )
     }
 
     /// Logs `why` the device refused a request with `err`, rate limited; returns the refusal,
@@ -241,20 +314,53 @@ impl RmttyVfio {
     /// and the interrupt set-up are kept.
     fn reset(&self, state: &mut DeviceState) {
         state.migration.reset();
+        self.set_running(true);
         let bar2_size = bar2_size(state.reservation.units(), self.unit_mib);
         *self.config.lock() = ConfigSpace::new(bar2_size);
         *self.uart.lock() = Uart::new();
     }
 
     /// Runs `access` on the UART and signals the interrupt if the access made a condition
-    /// pending that was not.
-    fn uart_access(&self, access: impl FnOnce(&mut Uart)) {
+    /// pending that was not. A stopped device refuses a write and runs a read on a copy of the
+    /// UART: the read sees the registers, and nothing changes.
+    fn uart_access(
+        &self,
+        write: bool,
+        access: impl FnOnce(&mut Uart),
+    ) -> Result<(), vfio::Refusal> {
         let mut uart = self.uart.lock();
+        if !self.running.load(Relaxed) {
+            if write {
+                return Err(self.stopped(BAR0));
+            }
+            access(&mut uart.clone());
+            return Ok(());
+        }
         let before = uart.pending();
         access(&mut uart);
         if uart.pending() & !before != 0 {
             self.interrupts.lock().signal();
         }
+        Ok(())
+    }
+
+    /// Writes `bytes` at `offset` of BAR2, which the caller checked is inside it; past the backed
+    /// part they are ignored. A stopped device refuses the write.
+    fn bar2_write(&self, offset: usize, bytes: &[u8]) -> Result<(), vfio::Refusal> {
+        let mut state = self.state.lock();
+        if !runs(state.migration.state()) {
+            return Err(self.stopped(BAR2));
+        }
+        let backed = state
+            .memory
+            .bytes()
+            .len()
+            .clamp(offset, offset + bytes.len());
+        if let Some(memory) = state.memory.bytes_mut().get_mut(offset..backed) {
+            memory.copy_from_slice(&bytes[..backed - offset]);
+            state.migration.memory_written(offset, backed - offset);
+        }
+        Ok(())
     }
 }
 
@@ -302,6 +408,7 @@ impl vfio::Driver for RmttyVfio {
         // Drops the eventfds: userspace may close them now.
         *self.interrupts.lock() = Interrupts::None;
         state.migration.reset();
+        self.set_running(true);
         state.open = false;
         *self.migration_data.lock() = None;
     }
@@ -331,11 +438,11 @@ impl vfio::Driver for RmttyVfio {
             let offset = in_region(offset, len, IO_BAR_SIZE as usize)?;
             let mut bytes = [0; IO_BAR_SIZE as usize];
             // Wider accesses read consecutive registers, one byte lane each.
-            self.uart_access(|uart| {
+            self.uart_access(false, |uart| {
                 for (reg, byte) in (offset..).zip(&mut bytes[..len]) {
                     *byte = uart.read(reg);
                 }
-            });
+            })?;
             buf.write_slice(&bytes[..len])?;
             return Ok(len);
         }
@@ -358,24 +465,20 @@ impl vfio::Driver for RmttyVfio {
             return self.migration_region_write(buf, offset);
         }
         if index == u64::from(BAR2) {
-            let mut state = self.state.lock();
-            let (offset, backed) = self.bar2_range(&state, offset, len)?;
-            // Writes past the backed part are ignored.
-            if let Some(memory) = state.memory.bytes_mut().get_mut(offset..backed) {
-                buf.read_slice(memory)?;
-                state.migration.memory_written(offset, backed - offset);
-            }
-            return Ok(len);
+            // All or nothing in each part: no byte of device memory changes unless the part it
+            // is in arrived whole and is marked dirty with it.
+            let (offset, _) = self.bar2_range(&self.state.lock(), offset, len)?;
+            return write_in_parts(buf, |at, bytes| self.bar2_write(offset + at, bytes));
         }
         if index == u64::from(BAR0) {
             let offset = in_region(offset, len, IO_BAR_SIZE as usize)?;
             let mut bytes = [0; IO_BAR_SIZE as usize];
             buf.read_slice(&mut bytes[..len])?;
-            self.uart_access(|uart| {
+            self.uart_access(true, |uart| {
                 for (reg, &byte) in (offset..).zip(&bytes[..len]) {
                     uart.write(reg, byte);
                 }
-            });
+            })?;
             return Ok(len);
         }
         if index != u64::from(CONFIG) {
@@ -422,7 +525,9 @@ impl vfio::Driver for RmttyVfio {
 
     fn set_irqs(&self, irqs: IrqSet) -> Result<(), vfio::Refusal> {
         let uart = self.uart.lock();
-        Ok(self.interrupts.lock().set(irqs, || uart.pending() != 0)?)
+        // A stopped device signals nothing, even a level it has pending: see `set_running()`.
+        let pending = || self.running.load(Relaxed) && uart.pending() != 0;
+        Ok(self.interrupts.lock().set(irqs, pending)?)
     }
 
     fn region_info(

@@ -2,21 +2,24 @@
 
 //! The device's migration: its one state machine, and the data files of its transfers.
 //!
-//! The machine has the states of the v2 protocol. Each arc is one [`RmttyVfio::step`]; a request
-//! for a state further away is walked arc by arc along the path the VFIO core gives. The arcs
-//! into `PRE_COPY`, `STOP_COPY` (from `STOP`) and `RESUMING` start a transfer of the device's
-//! state (a [`Saver`] or a [`Loader`] of the stream), and the arcs out of them end it; a
-//! transfer's data file reaches the device through a [`Link`] that ending the transfer cuts, so a
-//! file of an ended transfer fails with `ENODEV` and holds nothing of the device.
+//! The machine has the states of the v2 protocol. A request for a state, from either front end,
+//! is walked arc by arc along the path the VFIO core gives for the device's features
+//! ([`request`]); the arcs into `PRE_COPY`, `STOP_COPY` (from `STOP`) and `RESUMING` start a
+//! transfer of the device's state (a [`Saver`] or a [`Loader`] of the stream), and the arcs out
+//! of them end it; a transfer's data file reaches the device through a [`Link`] that ending the
+//! transfer cuts, so a file of an ended transfer fails with `ENODEV` and holds nothing of the
+//! device.
 //!
-//! The device has no DMA and starts nothing on its own: the `P2P` states are the running ones,
-//! and stopping it only means its state is saved or loaded. `RESUMING -> STOP` commits a loaded
-//! stream, which until then changed nothing of the device.
+//! The device has no DMA and starts nothing on its own: the `P2P` states are the running ones.
+//! In `STOP`, `STOP_COPY` and `RESUMING` it does not run: its BARs change nothing and signal
+//! nothing (see [`RmttyVfio::set_running`]). `RESUMING -> STOP` commits a loaded stream, which until
+//! then changed nothing of the device.
 //!
 //! The v2 protocol's front end is the `vfio::migration::Migration` implementation here, the v1
 //! protocol's is the migration region ([`region`]); a front end is only a way to reach
-//! [`RmttyVfio::walk`] and to carry the stream's bytes. While one front end has a transfer going,
-//! the other cannot move the machine (`EBUSY`): each would see the other's stream cut short.
+//! [`RmttyVfio::request`] and to carry the stream's bytes. While one front end has a transfer
+//! going, the other cannot move the machine (`EBUSY`): each would see the other's stream cut
+//! short.
 
 use crate::{
     device::{
@@ -35,6 +38,7 @@ use crate::{
     },
 };
 mod region;
+mod request;
 
 pub(crate) use region::{
     RegionBuffer,
@@ -43,8 +47,9 @@ pub(crate) use region::{
 };
 
 use kernel::{
-    anon_inode, device, new_mutex,
+    anon_inode, device,
     prelude::*,
+    ratelimit::RateLimit,
     sync::{
         aref::ARef,
         Arc,
@@ -100,6 +105,12 @@ impl kernel::fmt::Display for FrontEnd {
 pub(crate) enum Direction {
     Saving,
     Resuming,
+}
+
+/// Whether the device runs in `state`: its BARs work. Stopped, they change nothing and signal
+/// nothing, as the uAPI requires of `STOP` and of the states that move the device's state.
+pub(crate) fn runs(state: State) -> bool {
+    !matches!(state, State::Stop | State::StopCopy | State::Resuming)
 }
 
 /// The migration state of a device, kept with its [`DeviceState`], under its lock.
@@ -175,10 +186,11 @@ impl Machine {
         }
     }
 
-    /// The bytes stop-and-copy would produce from now on (`MIG_DATA_SIZE`).
+    /// The bytes stop-and-copy would produce from now on (`MIG_DATA_SIZE`): of a saving session,
+    /// what it has left and what a v1 buffer holds that was not consumed yet.
     pub(crate) fn data_size(&self, shape: Shape) -> usize {
         match &self.transfer {
-            Transfer::Saving(saver) => saver.remaining(),
+            Transfer::Saving(saver) => saver.remaining() + self.region.unconsumed(),
             _ => Saver::full_size(shape, self.stream),
         }
     }
@@ -195,8 +207,9 @@ pub(crate) struct Link {
     generation: u64,
     #[pin]
     device: Mutex<Option<Arc<Mutex<DeviceState>>>>,
-    /// The mdev, for log lines.
+    /// The mdev and its rate limit, for log lines.
     dev: ARef<device::Device>,
+    refusals: Arc<RateLimit>,
 }
 
 impl Link {
@@ -214,125 +227,26 @@ impl Link {
     }
 }
 
+/// Logs, within `refusals`, that `dev` refused a migration stream and why; returns `err`, logged.
+///
+/// Rate limited like every line userspace can cause: a loop of commits of a short stream, or of
+/// resuming sessions each given a bad stream, would otherwise flood the log.
+fn stream_refused(
+    dev: &device::Device,
+    refusals: &RateLimit,
+    err: Error,
+    refusal: Refusal,
+) -> vfio::Refusal {
+    if refusals.allow() {
+        dev_warn!(dev, "migration stream refused: {refusal}\n");
+    }
+    vfio::Refusal::logged(err)
+}
+
 impl RmttyVfio {
-    /// Logs that a migration stream was refused and why; returns `err`, logged, for userspace.
-    ///
-    /// Not rate limited, unlike [`RmttyVfio::refused`]: a stream is refused once, and another
-    /// line takes another resuming session, as on the data file (see [`V2File`]).
+    /// Logs that a migration stream was refused and why, rate limited; returns `err`, logged.
     pub(crate) fn stream_refused(&self, err: Error, refusal: Refusal) -> vfio::Refusal {
-        log_stream_refused(self.dev(), refusal);
-        vfio::Refusal::logged(err)
-    }
-
-    /// Moves the machine to `new` for a request through `front`, arc by arc along the path `next`
-    /// gives for each step; returns which transfer the request started, if one did, and the state
-    /// before the arc that started it. On failure the machine stays where the failing arc began.
-    /// A transfer of the other front end fails the request with `EBUSY`.
-    pub(crate) fn walk(
-        &self,
-        state: &mut DeviceState,
-        new: State,
-        front: FrontEnd,
-        mut next: impl FnMut(State, State) -> Result<State>,
-    ) -> Result<Option<(Direction, State)>, vfio::Refusal> {
-        let machine = &state.migration;
-        if machine.state != new
-            && !matches!(machine.transfer, Transfer::None)
-            && machine.owner != front
-        {
-            return Err(self.refused(
-                EBUSY,
-                fmt!(
-                    "migration: {front} request for {new} refused: a {} transfer is in progress",
-                    machine.owner
-                ),
-            ));
-        }
-        let mut started = None;
-        while state.migration.state != new {
-            let from = state.migration.state;
-            let to = next(from, new)?;
-            if let Some(direction) = self.step(state, to)? {
-                state.migration.owner = front;
-                started = Some((direction, from));
-            }
-            state.migration.state = to;
-        }
-        Ok(started)
-    }
-
-    /// Takes the single arc from the current state to `next`.
-    fn step(
-        &self,
-        state: &mut DeviceState,
-        next: State,
-    ) -> Result<Option<Direction>, vfio::Refusal> {
-        let shape = self.shape(state);
-        match (state.migration.state, next) {
-            (State::Running, State::RunningP2p)
-            | (State::RunningP2p, State::Running)
-            | (State::RunningP2p, State::Stop)
-            | (State::Stop, State::RunningP2p)
-            | (State::Running, State::Stop)
-            | (State::Stop, State::Running)
-            | (State::PreCopy, State::PreCopyP2p)
-            | (State::PreCopyP2p, State::PreCopy) => Ok(None),
-            (State::Running, State::PreCopy) | (State::RunningP2p, State::PreCopyP2p) => {
-                let saver = KBox::new(Saver::new(shape, state.migration.stream)?, GFP_KERNEL)?;
-                self.start(state, Transfer::Saving(saver))?;
-                Ok(Some(Direction::Saving))
-            }
-            (State::Stop, State::StopCopy) => {
-                let mut saver = KBox::new(Saver::new(shape, state.migration.stream)?, GFP_KERNEL)?;
-                saver.stop_copy(self.tail());
-                self.start(state, Transfer::Saving(saver))?;
-                Ok(Some(Direction::Saving))
-            }
-            (State::PreCopy | State::PreCopyP2p, State::StopCopy) => {
-                let tail = self.tail();
-                if let Transfer::Saving(saver) = &mut state.migration.transfer {
-                    saver.stop_copy(tail);
-                }
-                Ok(None)
-            }
-            (State::PreCopy, State::Running)
-            | (State::PreCopyP2p, State::RunningP2p)
-            | (State::StopCopy, State::Stop) => {
-                state.migration.end_transfer();
-                Ok(None)
-            }
-            (State::Stop, State::Resuming) => {
-                let stream = state.migration.stream;
-                let loader = Loader::new(shape, self.bar2_size(state), stream)?;
-                let loader = KBox::new(loader, GFP_KERNEL)?;
-                self.start(state, Transfer::Loading(loader))?;
-                Ok(Some(Direction::Resuming))
-            }
-            (State::Resuming, State::Stop) => {
-                self.commit(state)?;
-                state.migration.end_transfer();
-                Ok(None)
-            }
-            (from, to) => Err(self.refused(EINVAL, fmt!("migration: no arc from {from} to {to}"))),
-        }
-    }
-
-    /// Makes `transfer` the device's, with a new link.
-    fn start(&self, state: &mut DeviceState, transfer: Transfer) -> Result {
-        let generation = state.migration.generation + 1;
-        let link = Arc::pin_init(
-            pin_init!(Link {
-                generation,
-                device <- new_mutex!(Some(self.device_state().clone())),
-                dev: self.dev().into(),
-            }),
-            GFP_KERNEL,
-        )?;
-        state.migration.end_transfer();
-        state.migration.generation = generation;
-        state.migration.transfer = transfer;
-        state.migration.link = Some(link);
-        Ok(())
+        stream_refused(self.dev(), self.refusals(), err, refusal)
     }
 
     /// The config space and UART as the end of a saved stream holds them.
@@ -364,11 +278,6 @@ impl RmttyVfio {
     }
 }
 
-/// Logs that `dev` refused a migration stream, and why.
-fn log_stream_refused(dev: &device::Device, refusal: Refusal) {
-    dev_warn!(dev, "migration stream refused: {refusal}\n");
-}
-
 /// The data file of a v2 transfer.
 struct V2File {
     link: Arc<Link>,
@@ -394,13 +303,14 @@ impl anon_inode::Operations for V2File {
     }
 
     fn write(this: ArcBorrow<'_, V2File>, buf: &mut UserSliceReader) -> Result<usize> {
-        this.link.with(|machine, _| {
+        let link = &this.link;
+        link.with(|machine, _| {
             let Transfer::Loading(loader) = &mut machine.transfer else {
                 return Err(ENODEV);
             };
             loader.write(buf).map_err(|(err, refusal)| {
                 if let Some(refusal) = refusal {
-                    log_stream_refused(&this.link.dev, refusal);
+                    stream_refused(&link.dev, &link.refusals, err, refusal);
                 }
                 err
             })
@@ -431,32 +341,19 @@ impl Migration for RmttyVfio {
         transition: &Transition<'_>,
         new: State,
     ) -> Result<Option<DataFile>, vfio::Refusal> {
-        let mut state = self.device_state().lock();
-        let started = self.walk(&mut state, new, FrontEnd::V2, |cur, new| {
-            transition.next(cur, new)
-        })?;
-        let (Some((direction, before)), Some(link)) = (started, state.migration.link.clone())
-        else {
-            return Ok(None);
-        };
-        let file = Arc::new(
-            V2File {
-                link,
-                precopy: transition.precopy_info(),
-            },
-            GFP_KERNEL,
-        )
-        .map_err(Error::from)
-        .and_then(|file| match direction {
-            Direction::Saving => DataFile::saving::<V2File>(transition, c"rmtty_mig", file),
-            Direction::Resuming => DataFile::resuming::<V2File>(transition, c"rmtty_mig", file),
-        });
-        if file.is_err() {
-            // Without its file the transfer cannot go on: back to before it started.
-            state.migration.end_transfer();
-            state.migration.state = before;
-        }
-        Ok(file.map(Some)?)
+        self.request(new, FrontEnd::V2, |link, direction| {
+            let file = Arc::new(
+                V2File {
+                    link: link.clone(),
+                    precopy: transition.precopy_info(),
+                },
+                GFP_KERNEL,
+            )?;
+            match direction {
+                Direction::Saving => DataFile::saving::<V2File>(transition, c"rmtty_mig", file),
+                Direction::Resuming => DataFile::resuming::<V2File>(transition, c"rmtty_mig", file),
+            }
+        })
     }
 
     fn state(&self) -> Result<State, vfio::Refusal> {

@@ -136,7 +136,7 @@ impl Buffer {
     fn new(size: usize) -> Result<Self> {
         // INVARIANT: Empty.
         Ok(Self {
-            buf: KVec::from_elem(0, size, GFP_KERNEL)?,
+            buf: KVec::from_elem(0, size, GFP_KERNEL_ACCOUNT)?,
             len: 0,
         })
     }
@@ -163,7 +163,7 @@ impl Buffer {
     fn spare(&mut self, n: usize) -> Result<&mut [u8]> {
         let end = self.len.checked_add(n).ok_or(EINVAL)?;
         if end > self.buf.len() {
-            self.buf.resize(end, 0, GFP_KERNEL)?;
+            self.buf.resize(end, 0, GFP_KERNEL_ACCOUNT)?;
         }
         Ok(&mut self.buf[self.len..end])
     }

@@ -83,6 +83,7 @@ const MSR_DCD: u8 = 0x80;
 ///
 /// `len <= self.capacity()` and `head < FIFO_SIZE`; `ier`, `mcr` and `fcr` hold only their
 /// defined bits.
+#[derive(Clone)]
 pub(crate) struct Uart {
     fifo: [u8; FIFO_SIZE],
     /// Index of the oldest byte in `fifo`.

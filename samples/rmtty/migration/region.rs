@@ -5,7 +5,7 @@
 //! The region starts with `struct vfio_device_migration_info`, whose fields are accessed only at
 //! their own offset and width; its data section, one page further, holds one buffer of the
 //! stream at a time and can be mapped. A `device_state` write is a request to the one state
-//! machine ([`RmttyVfio::walk`]); the buffers carry the same stream as v2's data files.
+//! machine ([`RmttyVfio::request`]); the buffers carry the same stream as v2's data files.
 //!
 //! Only a transfer the region started moves through it: one of the v2 front end is not the
 //! region's (its `pending_bytes` reads 0).
@@ -21,6 +21,7 @@ use super::{
     Transfer, //
 };
 use crate::device::{
+    write_in_parts,
     DeviceState,
     RmttyVfio, //
 };
@@ -96,25 +97,6 @@ fn requested(bits: u32) -> Option<State> {
     })
 }
 
-/// The next state on the way from `cur` to `new` for a v1 request, along the arcs the machine
-/// has: the paths of the v2 protocol without the `P2P` states, which v1 does not know.
-fn v1_next(cur: State, new: State) -> Result<State> {
-    Ok(match (cur, new) {
-        (State::RunningP2p, State::Running | State::PreCopy) => State::Running,
-        (State::RunningP2p, _) => State::Stop,
-        (State::PreCopyP2p, State::PreCopy | State::Running) => State::PreCopy,
-        (State::PreCopyP2p, _) => State::StopCopy,
-        (State::Running, State::PreCopy) => State::PreCopy,
-        (State::Running, _) => State::Stop,
-        (State::Stop, State::Running | State::PreCopy) => State::Running,
-        (State::Stop, new) => new,
-        (State::PreCopy, State::StopCopy) => State::StopCopy,
-        (State::PreCopy, _) => State::Running,
-        (State::StopCopy | State::Resuming, _) => State::Stop,
-        (State::Error, _) => return Err(EINVAL),
-    })
-}
-
 /// The buffer of a v1 transfer, kept with the machine.
 ///
 /// # Invariants
@@ -135,6 +117,15 @@ impl RegionBuffer {
         Self {
             len: 0,
             consumed: true,
+        }
+    }
+
+    /// Saving: the bytes of the stream the buffer holds that the user has not consumed yet.
+    pub(crate) fn unconsumed(&self) -> usize {
+        if self.consumed {
+            0
+        } else {
+            self.len
         }
     }
 }
@@ -254,11 +245,20 @@ impl RmttyVfio {
         offset: usize,
     ) -> Result<usize, vfio::Refusal> {
         let len = buf.len();
-        let mut state = self.device_state().lock();
         if offset >= DATA_SECTION {
-            let at = data_window(&state.migration, offset, len, Access::Write)?;
-            self.data_section()?.write_from_user(at, buf)?;
-            return Ok(len);
+            data_window(
+                &self.device_state().lock().migration,
+                offset,
+                len,
+                Access::Write,
+            )?;
+            // Like any region write, all or nothing in each part: a fault in the user's buffer
+            // leaves the data section as it was.
+            return write_in_parts(buf, |done, bytes| {
+                let state = self.device_state().lock();
+                let at = data_window(&state.migration, offset + done, bytes.len(), Access::Write)?;
+                Ok(self.data_section()?.write(at, bytes)?)
+            });
         }
         let field = field(offset, len).ok_or(EINVAL)?;
         let value = if len == size_of::<u32>() {
@@ -268,9 +268,9 @@ impl RmttyVfio {
         };
         match field {
             // CAST: A 4-byte field.
-            DEVICE_STATE => self.set_v1_state(&mut state, value as u32)?,
+            DEVICE_STATE => self.set_v1_state(value as u32)?,
             RESERVED => {}
-            DATA_SIZE => self.consume_buffer(&mut state, value)?,
+            DATA_SIZE => self.consume_buffer(&mut self.device_state().lock(), value)?,
             // `pending_bytes` and `data_offset` are read-only.
             _ => return Err(EINVAL.into()),
         }
@@ -289,40 +289,25 @@ impl RmttyVfio {
         Ok(new)
     }
 
-    /// `device_state` write: moves the machine to the state `bits` request. On failure the state
-    /// stays what it was, unless a commit already happened on the way.
-    fn set_v1_state(&self, state: &mut DeviceState, bits: u32) -> Result<(), vfio::Refusal> {
+    /// `device_state` write: moves the machine to the state `bits` request, along the arcs a v2
+    /// request takes; on failure the state stays what it was.
+    fn set_v1_state(&self, bits: u32) -> Result<(), vfio::Refusal> {
         let Some(new) = requested(bits) else {
             return Err(self.refused(
                 EINVAL,
                 fmt!("migration region: device_state {bits:#x} is not a state"),
             ));
         };
-        let before = state.migration.state;
-        if v1_bits(before) == bits {
+        // The state read back: the `P2P` states are the plain ones to v1.
+        if v1_bits(self.device_state().lock().migration.state) == bits {
             return Ok(());
         }
         if matches!(new, State::PreCopy | State::StopCopy | State::Resuming) {
             // Before any arc: without its data section a transfer could not go on.
             self.data_section()?;
         }
-        match self.walk(state, new, FrontEnd::V1, v1_next) {
-            Ok(Some(_)) => {
-                state.migration.region = RegionBuffer::new();
-                Ok(())
-            }
-            Ok(None) => Ok(()),
-            Err(e) => {
-                // Only the arcs between RUNNING and STOP can have been taken before the one that
-                // failed, and they cannot fail: back over them.
-                if matches!(before, State::Running | State::Stop)
-                    && matches!(state.migration.state, State::Running | State::Stop)
-                {
-                    self.walk(state, before, FrontEnd::V1, v1_next)?;
-                }
-                Err(e)
-            }
-        }
+        self.request(new, FrontEnd::V1, |_, _| Ok(()))?;
+        Ok(())
     }
 
     /// `pending_bytes` read: the bytes of the stream a buffer can take now, which are all of its

@@ -261,7 +261,8 @@ pub(crate) struct Loaded {
 /// # Invariants
 ///
 /// `unit` holds the first bytes of `piece`, fewer than it has; `received` has a bit for each page
-/// of the device, `received_count` of them set; `memory`, once allocated, is the device's size.
+/// of the device, `received_count` of them set; `memory` is the device's size until
+/// [`Loader::finish`] takes it.
 pub(crate) struct Loader {
     shape: Shape,
     version: Stream,
@@ -274,7 +275,8 @@ pub(crate) struct Loader {
     unit: Buffer,
     /// The header of the record whose payload is being read.
     record_head: [u8; RECORD_HEADER_SIZE],
-    memory: Option<VVec<Block>>,
+    /// Where the pages go until the stream is committed: a second copy of the device memory.
+    memory: VVec<Block>,
     received: BitmapVec,
     received_count: usize,
     /// The page records read, modulo 2^32, and whether a summary record was (from 1.1).
@@ -287,7 +289,11 @@ pub(crate) struct Loader {
 impl Loader {
     /// A session for a device of `shape` whose BAR2 is `bar2_size` bytes, that reads the
     /// streams of `version` and older.
+    ///
+    /// It holds a copy of the device memory, allocated here and charged to the caller, so that a
+    /// stream can be loaded whole before anything of it reaches the device.
     pub(crate) fn new(shape: Shape, bar2_size: u32, version: Stream) -> Result<Self> {
+        let memory = zeroed(pages(shape) * PAGE_SIZE, GFP_KERNEL_ACCOUNT)?;
         // INVARIANT: Nothing read yet.
         Ok(Self {
             shape,
@@ -298,8 +304,8 @@ impl Loader {
             piece: Piece::Header,
             unit: Buffer::new(PAGE_PAYLOAD)?,
             record_head: [0; RECORD_HEADER_SIZE],
-            memory: None,
-            received: BitmapVec::new(pages(shape), GFP_KERNEL)?,
+            memory,
+            received: BitmapVec::new(pages(shape), GFP_KERNEL_ACCOUNT)?,
             received_count: 0,
             page_records: 0,
             summary: false,
@@ -450,19 +456,10 @@ impl Loader {
                 if index >= pages(self.shape) {
                     return Err(Refusal::PageIndex { at, page });
                 }
-                if self.memory.is_none() {
-                    let size = pages(self.shape) * PAGE_SIZE;
-                    // Without memory for the copy the stream cannot be loaded at all.
-                    let memory =
-                        zeroed(size).map_err(|_| Refusal::Missing("memory to load it into"))?;
-                    self.memory = Some(memory);
-                }
-                if let Some(memory) = &mut self.memory {
-                    let start = index * PAGE_SIZE;
-                    memory.as_flattened_mut()[start..start + PAGE_SIZE]
-                        .copy_from_slice(&payload[8..]);
-                }
-                if self.received.next_bit(index) != Some(index) {
+                let start = index * PAGE_SIZE;
+                self.memory.as_flattened_mut()[start..start + PAGE_SIZE]
+                    .copy_from_slice(&payload[8..]);
+                if !self.received.test_bit(index) {
                     self.received.set_bit(index);
                     self.received_count += 1;
                 }
@@ -521,8 +518,7 @@ impl Loader {
         let (Some(config), Some(uart)) = (self.config.take(), self.uart.take()) else {
             return Err(Refusal::Missing("a UART record"));
         };
-        // Every page arrived, so there is memory: devices have at least 1 MiB.
-        let memory = self.memory.take().unwrap_or_default();
+        let memory = core::mem::take(&mut self.memory);
         self.piece = Piece::Refused;
         Ok(Loaded {
             memory,

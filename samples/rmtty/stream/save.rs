@@ -91,7 +91,7 @@ impl Saver {
             pages,
             header_sent: false,
             cursor: 0,
-            dirty: BitmapVec::new(pages, GFP_KERNEL)?,
+            dirty: BitmapVec::new(pages, GFP_KERNEL_ACCOUNT)?,
             dirty_count: 0,
             sent: 0,
             page_records: 0,
@@ -128,7 +128,7 @@ impl Saver {
         let first = offset / PAGE_SIZE;
         let end = ((offset + len - 1) / PAGE_SIZE + 1).min(self.cursor);
         for page in first..end {
-            if self.dirty.next_bit(page) != Some(page) {
+            if !self.dirty.test_bit(page) {
                 // INVARIANT: `page < cursor`, and the bit was clear.
                 self.dirty.set_bit(page);
                 self.dirty_count += 1;
