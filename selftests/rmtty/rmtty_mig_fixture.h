@@ -8,6 +8,7 @@
 #define RMTTY_MIG_FIXTURE_H
 
 #include <dirent.h>
+#include <stddef.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,6 +44,8 @@ FIXTURE(mig) {
 	size_t memory[MAX_DEVICES];
 	int kmsg;
 	__u8 *snapshot;
+	/* The refusals a test caused in the rate limit's current window (stream_refusal()) */
+	unsigned int window_lines;
 };
 
 FIXTURE_VARIANT(mig) {
@@ -221,6 +224,79 @@ static inline void expect_same_regs(struct __test_metadata *_metadata, int a, in
 	snprintf(label, sizeof(label), "%s: UART reads", what);
 	expect_same(_metadata, ub, ua, na, label);
 	uart_expect(_metadata, ua, na, seed);
+}
+
+/*
+ * Expect stopped devices @a and @b (STOP, STOP_COPY or RESUMING), whose UARTs
+ * were given the state of @seed, to read alike: config space, and each UART
+ * register read once, which a stopped device answers without side effects
+ * (nor can the divisor latch be switched in: BAR writes are refused).
+ */
+static inline void expect_same_stopped_regs(struct __test_metadata *_metadata, int a, int b,
+					    const char *what, unsigned int seed)
+{
+	struct uart_state u = uart_state_of(seed);
+	__u8 ca[MIG_CONFIG_SIZE], cb[MIG_CONFIG_SIZE], ua[8], ub[8];
+	char label[128];
+	unsigned int reg;
+	int va, vb;
+
+	config_read(_metadata, a, ca);
+	config_read(_metadata, b, cb);
+	snprintf(label, sizeof(label), "%s: config space", what);
+	expect_same(_metadata, cb, ca, MIG_CONFIG_SIZE, label);
+	for (reg = 0; reg < 8; reg++) {
+		va = bar0_read(a, reg);
+		vb = bar0_read(b, reg);
+		ASSERT_LE(0, va);
+		ASSERT_LE(0, vb);
+		ua[reg] = va;
+		ub[reg] = vb;
+	}
+	snprintf(label, sizeof(label), "%s: UART registers", what);
+	expect_same(_metadata, ub, ua, sizeof(ua), label);
+	EXPECT_EQ(u.lcr, ua[UART_LCR]);
+	EXPECT_EQ(u.ier, ua[UART_IER]);
+	EXPECT_EQ(u.mcr, ua[UART_MCR]);
+	EXPECT_EQ(u.scr, ua[UART_SCR]);
+	EXPECT_TRUE(ua[UART_LSR] & UART_LSR_DR);
+	EXPECT_EQ(uart_sent_byte(seed, 0), ua[UART_RX]);
+}
+
+/*
+ * Before a request that a device refuses with one log line: if the lines
+ * before it filled the rate limit's window (10 in 5 s), wait for a new one,
+ * so that the line is logged and can be checked.
+ */
+static inline void stream_refusal(FIXTURE_DATA(mig) *self)
+{
+	if (self->window_lines == LOG_BURST) {
+		sleep(LOG_WINDOW + 1);
+		self->window_lines = 0;
+	}
+	self->window_lines++;
+}
+
+/* The v1 migration region's header fields */
+#define FIELD(name)	offsetof(struct vfio_device_migration_info, name)
+#define PENDING		FIELD(pending_bytes)
+#define DATA_OFFSET	FIELD(data_offset)
+#define DATA_SIZE	FIELD(data_size)
+
+/* The v1 header field at @off, read at its width of 8 bytes */
+static inline __u64 field(struct __test_metadata *_metadata, int device, unsigned int off)
+{
+	__u64 val = 0;
+
+	EXPECT_EQ(0, mig1_read(device, off, 8, &val)) TH_LOG("field at %u", off);
+	return val;
+}
+
+/* A v1 state change as QEMU 7.2 makes it, with the state read back */
+static inline void set_v1(struct __test_metadata *_metadata, int device, __u32 bits)
+{
+	ASSERT_EQ(0, mig1_set_state(device, bits)) TH_LOG("to %#x", bits);
+	ASSERT_EQ(bits, mig1_state(device));
 }
 
 /* What VFIO_MIG_GET_PRECOPY_INFO on @fd says: 0 in pre-copy, -EINVAL, -ENODEV once ended */

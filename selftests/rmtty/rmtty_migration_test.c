@@ -373,7 +373,8 @@ TEST_F_TIMEOUT(mig, converged_precopy_sends_the_tail, 180)
 	EXPECT_EQ(u.scr, uart[24]);
 	EXPECT_EQ(0, uart[25]);
 	EXPECT_EQ(u.divisor, get_le16(uart + 26));
-	/* Saving read nothing of the port */
+	/* Saving read nothing of the port (read once the device runs again) */
+	ASSERT_EQ(0, mig_set_state(device, RUNNING, &fd2));
 	uart_expect(_metadata, seq, uart_reads(_metadata, device, seq), 4);
 	close(fd);
 	free(buf);
@@ -600,6 +601,7 @@ static void expect_refused(struct __test_metadata *_metadata, FIXTURE_DATA(mig) 
 	ASSERT_LE(0, fd);
 	/* What was logged before (the device's creation): no splat, and not counted below */
 	EXPECT_EQ(0, kmsg_splats(self->kmsg));
+	stream_refusal(self);
 	if (b->count) {
 		EXPECT_EQ(0, mig_write_plan(fd, b->s, b->at, by_rotation, 3, &done))
 			TH_LOG("%s: the write at byte %zu", b->what, done);
@@ -626,7 +628,10 @@ static void expect_refused(struct __test_metadata *_metadata, FIXTURE_DATA(mig) 
 	snprintf(what, sizeof(what), "%s: memory", b->what);
 	expect_same(_metadata, mem, self->snapshot, self->memory[TARGET], what);
 	free(mem);
-	expect_same_regs(_metadata, twin, target, b->what, seed);
+	/* The twin stopped too: a stopped device's UART reads without side effects */
+	ASSERT_EQ(0, mig_set_state(twin, STOP, &none));
+	expect_same_stopped_regs(_metadata, twin, target, b->what, seed);
+	ASSERT_EQ(0, mig_set_state(twin, RUNNING, &none));
 	ASSERT_EQ(0, ioctl(target, VFIO_DEVICE_RESET));
 	EXPECT_EQ(RUNNING, mig_get_state(target));
 	expect_stale(_metadata, fd, false);
@@ -946,6 +951,8 @@ TEST_F_TIMEOUT(mig, refused_stream_stays_refused, 180)
 	}
 	EXPECT_EQ(-EINVAL, mig_set_state(target, RUNNING, &none));
 	EXPECT_EQ(RESUMING, mig_get_state(target));
+	/* The refusal was logged once: no further line about the stream */
+	EXPECT_EQ(0, kmsg_count(self->kmsg, "migration stream refused"));
 	mem = memory_read(_metadata, target, self->memory[TARGET]);
 	expect_same(_metadata, mem, self->snapshot, self->memory[TARGET], "memory");
 	free(mem);

@@ -18,28 +18,10 @@
 
 #include "rmtty_mig_fixture.h"
 
-#define FIELD(name)	offsetof(struct vfio_device_migration_info, name)
-#define PENDING		FIELD(pending_bytes)
-#define DATA_OFFSET	FIELD(data_offset)
-#define DATA_SIZE	FIELD(data_size)
 
 /* As QEMU 7.2 does without a mapping; in larger pieces and chunks */
 static const struct mig1_access qemu_pieces = { .piece = 8, .chunk = MIG1_CAPACITY },
 				page_pieces = { .piece = 4093, .chunk = 4093 };
-
-static __u64 field(struct __test_metadata *_metadata, int device, unsigned int off)
-{
-	__u64 val = 0;
-
-	EXPECT_EQ(0, mig1_read(device, off, 8, &val)) TH_LOG("field at %u", off);
-	return val;
-}
-
-static void set_v1(struct __test_metadata *_metadata, int device, __u32 bits)
-{
-	ASSERT_EQ(0, mig1_set_state(device, bits)) TH_LOG("to %#x", bits);
-	ASSERT_EQ(bits, mig1_state(device));
-}
 
 /* Save @device over v1 as QEMU's savevm does, and let it run: the stream. */
 static __u8 *save1(struct __test_metadata *_metadata, int device, size_t memory,
@@ -251,33 +233,94 @@ TEST_F_TIMEOUT(mig, invalid_states_keep_the_state, 180)
 	EXPECT_EQ(V1_RUNNING, mig1_state(device));
 }
 
-/* Each of the 25 transitions between the five states; out of RESUMING with a stream loaded. */
-TEST_F_TIMEOUT(mig, every_v1_transition, 240)
+/*
+ * Put @device in v2 state @state from a reset, over v2 (@v1 false) or v1;
+ * RESUMING with the whole of @stream written, so that leaving it commits. The
+ * v2 data fd, if one was opened, or -1.
+ */
+static int enter(struct __test_metadata *_metadata, int device, bool v1, __u32 state,
+		 const __u8 *stream, size_t len)
+{
+	static const __u32 bits[] = { [STOP] = V1_STOP, [RUNNING] = V1_RUNNING,
+				      [STOP_COPY] = V1_SAVING, [PRE_COPY] = V1_PRECOPY,
+				      [RESUMING] = V1_RESUMING };
+	size_t done;
+	int fd = -1;
+
+	ASSERT_EQ(0, ioctl(device, VFIO_DEVICE_RESET));
+	if (state == STOP_COPY || state == RESUMING) {
+		if (v1)
+			set_v1(_metadata, device, V1_STOP);
+		else
+			ASSERT_EQ(0, mig_set_state(device, STOP, &fd));
+	}
+	if (v1) {
+		set_v1(_metadata, device, bits[state]);
+		if (state == RESUMING)
+			ASSERT_EQ(0, mig1_fill(device, stream, len, &page_pieces, &done));
+	} else {
+		ASSERT_EQ(0, mig_set_state(device, state, &fd));
+		if (state == RESUMING)
+			ASSERT_EQ(0, mig_write_plan(fd, stream, len, by_pages, 1, &done));
+	}
+	return fd;
+}
+
+/*
+ * Each of the 25 requests between the five v1 states goes where the same
+ * request over v2 goes, on a twin device: v1 walks the v2 arcs. The one v2
+ * forbids, STOP_COPY -> PRE_COPY, is refused with EINVAL, and the state and
+ * the transfer stay (pending_bytes as before). Out of RESUMING with a stream
+ * loaded.
+ */
+TEST_F_TIMEOUT(mig, every_v1_transition, 300)
 {
 	static const __u32 states[] = { V1_STOP, V1_RUNNING, V1_SAVING, V1_PRECOPY, V1_RESUMING };
 	static const __u32 v2[] = { STOP, RUNNING, STOP_COPY, PRE_COPY, RESUMING };
 	int device = add_device(_metadata, self, variant->cdev, 0, 1, 1);
 	int twin = add_device(_metadata, self, variant->cdev, 1, 1, 1);
-	unsigned int i, j;
-	size_t len, done;
+	unsigned int i, j, refused = 0;
+	size_t len;
 	__u8 *stream;
 
 	stream = save1(_metadata, twin, self->memory[1], &page_pieces, &len);
 	for (i = 0; i < 5; i++) {
 		for (j = 0; j < 5; j++) {
 			__u32 a = states[i], b = states[j];
+			int fd, fd2 = -1, expected, ret;
+			__u64 pending;
 
-			ASSERT_EQ(0, ioctl(device, VFIO_DEVICE_RESET));
-			if (a == V1_SAVING)
-				set_v1(_metadata, device, V1_STOP);
-			set_v1(_metadata, device, a);
-			if (a == V1_RESUMING)
-				ASSERT_EQ(0, mig1_fill(device, stream, len, &page_pieces, &done));
-			EXPECT_EQ(0, mig1_set_state(device, b)) TH_LOG("%#x -> %#x", a, b);
+			/* The v2 request on the twin says what the v1 one must do */
+			fd = enter(_metadata, twin, false, v2[a], stream, len);
+			expected = mig_set_state(twin, v2[b], &fd2);
+			if (fd >= 0)
+				close(fd);
+			if (fd2 >= 0)
+				close(fd2);
+			EXPECT_EQ(expected ? v2[a] : v2[b], mig_get_state(twin));
+
+			enter(_metadata, device, true, v2[a], stream, len);
+			pending = field(_metadata, device, PENDING);
+			ret = mig1_set_state(device, b);
+			EXPECT_EQ(expected, ret) TH_LOG("%#x -> %#x", a, b);
+			if (ret) {
+				refused++;
+				EXPECT_EQ(a, mig1_state(device)) TH_LOG("%#x -> %#x", a, b);
+				EXPECT_EQ(pending, field(_metadata, device, PENDING))
+					TH_LOG("%#x -> %#x", a, b);
+				continue;
+			}
 			EXPECT_EQ(b, mig1_state(device)) TH_LOG("%#x -> %#x", a, b);
 			EXPECT_EQ(v2[b], mig_get_state(device)) TH_LOG("%#x -> %#x", a, b);
 		}
 	}
+	/* The protocol forbids one of the 25: STOP_COPY -> PRE_COPY */
+	EXPECT_EQ(1, refused);
+	enter(_metadata, device, true, STOP_COPY, stream, len);
+	EXPECT_LT(0, field(_metadata, device, PENDING));
+	EXPECT_EQ(-EINVAL, mig1_set_state(device, V1_PRECOPY));
+	EXPECT_EQ(V1_SAVING, mig1_state(device));
+
 	/* Out of RESUMING without a whole stream: refused, and still resuming */
 	ASSERT_EQ(0, ioctl(device, VFIO_DEVICE_RESET));
 	set_v1(_metadata, device, V1_RESUMING);
@@ -350,6 +393,7 @@ TEST_F_TIMEOUT(mig, qemu72_sequences, 300)
 	const size_t memory = self->memory[0];
 	size_t size = mig_stream_size(memory) + 4 * MIG_PAGE_REC, len, done;
 	__u8 *stream = malloc(size), *pages = calloc(1, memory), *saved, byte = 0x5a, *mt;
+	__u8 cs[MIG_CONFIG_SIZE], ct[MIG_CONFIG_SIZE], ut[UART_READS_MAX];
 	unsigned int buffers, iterations = 0;
 	struct mig_stream_map map;
 	ssize_t got;
@@ -389,14 +433,22 @@ TEST_F_TIMEOUT(mig, qemu72_sequences, 300)
 	load1(_metadata, t, stream, len, &qemu_pieces);
 	expect_like(_metadata, self, 0, 1, 21, "live migration");
 
-	/* loadvm of the savevm stream on the running target: 001 -> 000 -> 100 -> 001 */
+	/*
+	 * loadvm of the savevm stream on the running target, given another state
+	 * first: 001 -> 000 -> 100 -> 001, and it reads like the source at savevm
+	 */
+	give_state(_metadata, t, memory, 24);
 	set_v1(_metadata, t, V1_STOP);
 	set_v1(_metadata, t, V1_RESUMING);
 	ASSERT_EQ(0, mig1_fill(t, saved, mig_stream_size(memory), &page_pieces, &done));
 	set_v1(_metadata, t, V1_RUNNING);
 	mt = memory_read(_metadata, t, memory);
-	expect_same(_metadata, mt, pages, memory, "loadvm");
+	expect_same(_metadata, mt, pages, memory, "loadvm: memory");
 	free(mt);
+	config_read(_metadata, s, cs);
+	config_read(_metadata, t, ct);
+	expect_same(_metadata, ct, cs, MIG_CONFIG_SIZE, "loadvm: config space");
+	uart_expect(_metadata, ut, uart_reads(_metadata, t, ut), 21);
 
 	/* Cancel in pre-copy and in stop-and-copy: back to running, the transfer gone */
 	set_v1(_metadata, s, V1_RUNNING);
@@ -511,27 +563,34 @@ TEST_F_TIMEOUT(mig, streams_cross_front_ends, 300)
 /*
  * Bad streams are refused over v1 where v2 refuses them: a bad header by the
  * data_size write of its chunk, a corrupt record by the one of its chunk, a
- * short stream on leaving RESUMING; the state stays 100, nothing is applied.
+ * stream cut just before its end record (config, UART and every page
+ * delivered) on leaving RESUMING; the state stays 100, nothing is applied:
+ * the target reads like a twin given the same state, memory, config space
+ * and UART.
  */
 TEST_F_TIMEOUT(mig, bad_streams_refused, 240)
 {
 	int s = add_device(_metadata, self, variant->cdev, 0, 1, 1);
 	int t = add_device(_metadata, self, variant->cdev, 1, 1, 1);
+	int twin = add_device(_metadata, self, variant->cdev, 2, 1, 1);
 	const size_t memory = self->memory[0];
 	const size_t page_at = MIG_HEADER + 100 * MIG_PAGE_REC;
 	/* The byte flipped, where the piece it spoils ends, and the reason logged */
 	struct { size_t at, end; const char *reason; } bad[] = {
 		{ 0, MIG_HEADER, "bad magic" },
 		{ page_at + MIG_REC_HEADER + 8 + 77, page_at + MIG_PAGE_REC, "CRC" },
-		{ 0, 0, "ended without" },
+		{ 0, 0, "ended without an end record" },
 	};
-	__u8 *stream, *mem, *before, cfg[MIG_CONFIG_SIZE], cfg_after[MIG_CONFIG_SIZE];
+	struct mig_stream_map map;
+	__u8 *stream, *mem, *before;
 	unsigned int i;
 	size_t len, done;
 	char about[128];
 
 	give_state(_metadata, s, memory, 41);
 	stream = save1(_metadata, s, memory, &page_pieces, &len);
+	ASSERT_EQ(NULL, mig_stream_parse(stream, len, memory, &map, NULL));
+	ASSERT_EQ(len - MIG_REC_HEADER, map.end);
 	ASSERT_EQ(0, memory_give_state(t, memory, 42));
 	before = memory_read(_metadata, t, memory);
 	/* Each refusal is one line about the device: its reason, nothing about the request */
@@ -539,12 +598,13 @@ TEST_F_TIMEOUT(mig, bad_streams_refused, 240)
 	EXPECT_EQ(0, kmsg_splats(self->kmsg));	/* the devices' creation: not counted below */
 	for (i = 0; i < 3; i++) {
 		struct mig1_access a = { .piece = 65536, .chunk = 65536 };
-		size_t n = i == 2 ? len - 100 : len;
+		size_t n = bad[i].end ? len : map.end;
 		int ret;
 
 		ASSERT_EQ(0, ioctl(t, VFIO_DEVICE_RESET));
-		ASSERT_EQ(0, config_give_state(t, 43));
-		config_read(_metadata, t, cfg);
+		ASSERT_EQ(0, ioctl(twin, VFIO_DEVICE_RESET));
+		give_state(_metadata, t, 0, 43 + i);
+		give_state(_metadata, twin, 0, 43 + i);
 		if (bad[i].end)
 			stream[bad[i].at] ^= 0x40;
 		set_v1(_metadata, t, V1_RESUMING);
@@ -563,8 +623,9 @@ TEST_F_TIMEOUT(mig, bad_streams_refused, 240)
 		mem = memory_read(_metadata, t, memory);
 		expect_same(_metadata, mem, before, memory, bad[i].reason);
 		free(mem);
-		config_read(_metadata, t, cfg_after);
-		expect_same(_metadata, cfg_after, cfg, MIG_CONFIG_SIZE, bad[i].reason);
+		/* The twin stopped too: a stopped device's UART reads without side effects */
+		set_v1(_metadata, twin, V1_STOP);
+		expect_same_stopped_regs(_metadata, twin, t, bad[i].reason, 43 + i);
 	}
 	ASSERT_EQ(0, ioctl(t, VFIO_DEVICE_RESET));
 	EXPECT_EQ(V1_RUNNING, mig1_state(t));
@@ -576,8 +637,11 @@ TEST_F_TIMEOUT(mig, bad_streams_refused, 240)
 TEST_F_TIMEOUT(mig, v1_v2_interlock, 120)
 {
 	int device = add_device(_metadata, self, variant->cdev, 0, 1, 1), fd, none;
-	__u8 *buf = malloc(mig_stream_size(self->memory[0]));
+	const size_t size = mig_stream_size(self->memory[0]);
+	__u8 *buf = malloc(size + MIG_PAGE);
+	struct mig_stream_map map;
 	unsigned int buffers;
+	ssize_t got, n;
 
 	ASSERT_TRUE(buf != NULL);
 	set_v1(_metadata, device, V1_PRECOPY);
@@ -592,8 +656,15 @@ TEST_F_TIMEOUT(mig, v1_v2_interlock, 120)
 	expect_logged_once(_metadata, self->kmsg, self->uuid[0],
 			   "v2 (data file) request for RUNNING refused");
 	EXPECT_EQ(PRE_COPY, mig_get_state(device));
-	EXPECT_LT(0, mig1_drain(device, buf, mig_stream_size(self->memory[0]), &page_pieces,
-				&buffers));
+	/* The v1 transfer went on: it still gives the whole stream */
+	ASSERT_EQ(mig_stream_size(self->memory[0]) - MIG_TAIL, field(_metadata, device, PENDING));
+	got = mig1_drain(device, buf, size, &page_pieces, &buffers);
+	EXPECT_EQ((ssize_t)(size - MIG_TAIL), got);
+	set_v1(_metadata, device, V1_SAVING);
+	got += mig1_drain(device, buf + got, size - got, &page_pieces, &buffers);
+	ASSERT_EQ((ssize_t)size, got);
+	EXPECT_EQ(NULL, mig_stream_parse(buf, size, self->memory[0], &map, NULL));
+	set_v1(_metadata, device, V1_STOP);
 	set_v1(_metadata, device, V1_RUNNING);
 
 	ASSERT_EQ(0, mig_set_state(device, PRE_COPY, &fd));
@@ -610,6 +681,18 @@ TEST_F_TIMEOUT(mig, v1_v2_interlock, 120)
 	/* Its own front end's reads see no transfer of theirs */
 	EXPECT_EQ(0, field(_metadata, device, PENDING));
 	EXPECT_EQ(0, mig1_set_state(device, V1_PRECOPY));	/* the same state: nothing to do */
+	/* The v2 transfer went on: its data fd gives the whole stream */
+	got = 0;
+	while ((n = read(fd, buf + got, size - got)) > 0)
+		got += n;
+	EXPECT_EQ(ENOMSG, errno);
+	EXPECT_EQ((ssize_t)(size - MIG_TAIL), got);
+	ASSERT_EQ(0, mig_set_state(device, STOP_COPY, &none));
+	n = mig_read_to_end(fd, buf + got, size + MIG_PAGE - got);
+	ASSERT_LT(0, n);
+	got += n;
+	ASSERT_EQ((ssize_t)size, got);
+	EXPECT_EQ(NULL, mig_stream_parse(buf, size, self->memory[0], &map, NULL));
 	ASSERT_EQ(0, mig_set_state(device, RUNNING, &none));
 	expect_stale(_metadata, fd, true);
 	set_v1(_metadata, device, V1_STOP);
