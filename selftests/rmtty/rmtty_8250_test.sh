@@ -72,8 +72,7 @@ EOF
 
 # Earlier tests refuse requests of a device of this name on purpose: only the
 # kernel log after this mark is QEMU's.
-LOG_MARK="rmtty_8250_test: QEMU starts with $uuid"
-echo "$LOG_MARK" >/dev/kmsg
+rmtty_log_mark "rmtty_8250_test: QEMU starts with $uuid"
 start=$SECONDS
 out=$(timeout "$qemu_timeout" qemu-system-x86_64 -nodefaults -display none -serial stdio \
 	-m 256 -no-reboot -kernel "$RMTTY_BZIMAGE" -initrd "$tmp/initramfs.gz" \
@@ -105,8 +104,7 @@ irqs=$(field interrupts | awk '{ print $2 }')
 result "the port's interrupts reach the guest ($irqs)"
 
 # The device logs each request it refuses: QEMU's use of it should have none.
-refusals=$(dmesg | sed -n "/$LOG_MARK/,\$p" | grep -F "$uuid: " | grep -F ' refused: ')
-[ -z "$refusals" ]
+refusals=$(rmtty_refusals "$uuid") && [ -z "$refusals" ]
 result "QEMU's requests to the device were all answered"
 [ -z "$refusals" ] || printf '%s\n' "$refusals" | sed 's/^/# /'
 

@@ -7,10 +7,14 @@
 # the same save through an mmap of the data section, loads of v1- and
 # v2-saved streams over either protocol (through the mmap and through
 # pread/pwrite), stop-and-copy giving v2's very bytes, and streams refused at
-# a data_size write and at the commit, changing nothing. A device's state is compared by saving
-# it again by stop-and-copy alone: two devices in the same state save the
-# same bytes (memory, config space, UART). Last, a 64 MiB device is saved and
-# loaded over v2, v1 mmap and v1 pread/pwrite, and the rates are printed.
+# a data_size write and at the commit, changing nothing. The sizes of the
+# streams are computed from the documented format (migration-stream.md), not
+# taken from the device or the tool. Two devices' memory is compared by saving
+# each again by stop-and-copy alone; every run of the tool opens the device,
+# which resets its config space and UART to power-on, so only the memory tells
+# such streams apart (rmtty_migration_test checks config and UART round trips
+# within one open). Last, a 64 MiB device is saved and loaded over v2, v1 mmap
+# and v1 pread/pwrite, and the rates are printed.
 
 . "$(dirname "$0")/rmtty_lib.sh"
 
@@ -39,14 +43,31 @@ for page in (0, n):
     os.pwrite(fd, bytes([0x40 + n]) * 4096, bar2 + page * 4096)
 "'
 
-# json_field FILE KEY[.KEY...]: a number or string of a JSON report.
+# json_field FILE KEY[.KEY...]: a number or string of a JSON report; a KEY
+# of a list is an index.
 json_field() {
 	python3 -c '
 import json, sys
 v = json.load(open(sys.argv[1]))
 for key in sys.argv[2].split("."):
-    v = v[key]
+    v = v[int(key)] if isinstance(v, list) else v[key]
 print(v)' "$1" "$2"
+}
+
+# The stream's sizes, from migration-stream.md (version 1.1, which the
+# devices write): a 32-byte header; a page record, 12 bytes of record header
+# and a payload of the page's index, a reserved word and its 4096 bytes, per
+# 4 KiB page sent; and at stop-and-copy the tail: the config record (12 +
+# 256), the UART record (12 + 28), the summary (12 + 16) and the end (12).
+HEADER=32
+PAGE_RECORD=$((12 + 8 + 4096))
+TAIL=$((12 + 256 + 12 + 28 + 12 + 16 + 12))
+
+# stream_size MIB [AGAIN]: the bytes of the stream of a MIB MiB device: the
+# header, the first pass (a page record per 4 KiB page), AGAIN page records of
+# pages sent again, and the tail.
+stream_size() {
+	echo $((HEADER + ($1 * 256 + ${2:-0}) * PAGE_RECORD + TAIL))
 }
 
 # rate FILE: a JSON report's transfer rate, in MB/s.
@@ -54,12 +75,49 @@ rate() {
 	printf '%.1f' "$(json_field "$1" mb_per_s)"
 }
 
-# same_state DOOR SRC DST: whether the two devices save the same bytes.
-same_state() {
+# same_memory DOOR SRC DST: whether the two devices, of MIB MiB, hold the same
+# memory: each saves by stop-and-copy alone a stream of the documented size,
+# and the streams are the same. Each save opens its device, which resets its
+# config space and UART: the streams' config and UART records are power-on's.
+same_memory() {
 	"$MIGRATE" save "$2" --"$1" -o "$tmp/src.bin" 2>/dev/null &&
 		"$MIGRATE" save "$3" --"$1" -o "$tmp/dst.bin" 2>/dev/null &&
+		[ "$(stat -c %s "$tmp/src.bin")" = "$(stream_size "$MIB")" ] &&
 		cmp -s "$tmp/src.bin" "$tmp/dst.bin"
 }
+
+# precopy_sizes STREAM REPORT: whether a save with 2 pre-copy passes and the
+# workload gave a stream of the documented size, read in the documented
+# parts: pass 1 sends the header and every page; its workload dirties pages
+# 0 and 1, which pass 2 sends again; pass 2's dirties pages 0 and 2, which
+# stop-and-copy sends with the tail. The tool's count of the bytes it read
+# must be the stream's.
+precopy_sizes() {
+	[ "$(stat -c %s "$1")" = "$(stream_size "$MIB" 4)" ] &&
+		[ "$(json_field "$2" passes.0.bytes)" = $((HEADER + PAGES * PAGE_RECORD)) ] &&
+		[ "$(json_field "$2" passes.1.bytes)" = $((2 * PAGE_RECORD)) ] &&
+		[ "$(json_field "$2" stop_copy_bytes)" = $((2 * PAGE_RECORD + TAIL)) ] &&
+		[ "$(json_field "$2" bytes)" = "$(stat -c %s "$1")" ]
+}
+
+# refill DEVICE SEED: fill the device's memory with SEED's pattern, which no
+# stream of this test holds, and set before to its hash.
+refill() {
+	"$BAR2" fill "$1" "$2" >/dev/null || ktap_exit_fail_msg "filling $1's memory failed"
+	mem_hash "$1"
+	before=$mem
+}
+
+# unchanged DEVICE: whether the device's memory still hashes as when refill
+# filled it, which is not the source's (src_mem).
+unchanged() {
+	mem_hash "$1" && [ -n "$before" ] && [ -n "$src_mem" ] && [ "$before" != "$src_mem" ] &&
+		[ "$mem" = "$before" ]
+}
+
+# The source is an rmtty-1 x2 and the target an rmtty-2: 2 MiB, 512 pages.
+MIB=2
+PAGES=$((MIB * 256))
 
 for door in group cdev; do
 	n=$([ "$door" = group ] && echo 1 || echo 3)
@@ -73,12 +131,13 @@ for door in group cdev; do
 	result "$door: save with 2 pre-copy passes and a dirtying workload"
 	[ -s "$tmp/save.err" ] && sed 's/^/# /' "$tmp/save.err"
 
-	# The stop-copy part is MIG_DATA_SIZE's bytes, and the whole stream
-	# is what the file holds.
-	[ "$(json_field "$tmp/save.json" bytes)" = "$(stat -c %s "$tmp/pre.bin")" ] &&
-		[ "$(json_field "$tmp/save.json" stop_copy_bytes)" = \
-		  "$(json_field "$tmp/save.json" data_size)" ]
+	# MIG_DATA_SIZE before STOP_COPY is what stop-and-copy sent.
+	precopy_sizes "$tmp/pre.bin" "$tmp/save.json" &&
+		[ "$(json_field "$tmp/save.json" data_size)" = $((2 * PAGE_RECORD + TAIL)) ]
 	result "$door: the stream's size, and stop-and-copy's is MIG_DATA_SIZE"
+	ktap_print_msg "$door: saved $(stat -c %s "$tmp/pre.bin" 2>/dev/null || echo no) bytes" \
+		"($(stream_size "$MIB" 4) expected), stop-and-copy's MIG_DATA_SIZE" \
+		"$(json_field "$tmp/save.json" data_size 2>/dev/null) ($((2 * PAGE_RECORD + TAIL)) expected)"
 	[ -s "$tmp/save.json" ] && echo "# v2 save: $(rate "$tmp/save.json") MB/s"
 
 	"$MIGRATE" inspect "$tmp/pre.bin" >"$tmp/inspect.out" 2>&1
@@ -88,24 +147,30 @@ for door in group cdev; do
 	result "$door: load into an rmtty-2 device"
 	[ -s "$tmp/load.out" ] && grep -i error "$tmp/load.out" | sed 's/^/# /'
 
-	same_state "$door" "$src" "$dst"
-	result "$door: the target's state equals the source's, dirtied pages included"
+	same_memory "$door" "$src" "$dst"
+	result "$door: the target's memory equals the source's, dirtied pages included"
+	mem_hash "$src"
+	src_mem=$mem
 
-	# A flipped byte in the header's shape: refused at the header.
+	# A flipped byte in the header's shape: refused at the header. The
+	# bad stream is cut from one the target holds now, so its memory is
+	# filled otherwise first: a stream applied in part would show.
 	cp "$tmp/pre.bin" "$tmp/bad.bin"
 	printf '\x03' | dd of="$tmp/bad.bin" bs=1 seek=16 conv=notrunc status=none
-	echo "rmtty_migrate_test: bad stream into $dst" >/dev/kmsg
+	refill "$dst" $((0x5eed0100 + n))
+	rmtty_log_mark "rmtty_migrate_test: $door: bad stream into $dst"
 	! "$MIGRATE" load "$dst" --"$door" -i "$tmp/bad.bin" >/dev/null 2>&1 &&
-		dmesg | sed -n "/rmtty_migrate_test: bad stream into $dst/,\$p" |
-		grep -q "$dst: migration stream refused: shape 1 port(s) and 3 MiB"
-	result "$door: a stream of another shape is refused, and the refusal logged"
+		rmtty_refusals "$dst" |
+		grep -qF "$dst: migration stream refused: shape 1 port(s) and 3 MiB" &&
+		unchanged "$dst"
+	result "$door: a stream of another shape is refused, the refusal logged, nothing changed"
 
 	# Over v1. The workload writes what it wrote during the v2 save, so
 	# the source's state is the same after this save as after that one.
 	"$MIGRATE" save "$src" --"$door" --v1 -o "$tmp/v1pre.bin" --precopy-passes 2 \
 		--workload "$workload" --json >"$tmp/v1save.json" 2>"$tmp/v1save.err" &&
 		[ "$(json_field "$tmp/v1save.json" v1_region.data_access)" = mmap ] &&
-		[ "$(json_field "$tmp/v1save.json" bytes)" = "$(stat -c %s "$tmp/v1pre.bin")" ]
+		precopy_sizes "$tmp/v1pre.bin" "$tmp/v1save.json"
 	result "$door: v1 save with 2 pre-copy passes and a dirtying workload, through an mmap"
 	[ -s "$tmp/v1save.err" ] && sed 's/^/# /' "$tmp/v1save.err"
 	[ -s "$tmp/v1save.json" ] && echo "# v1 save: $(rate "$tmp/v1save.json") MB/s"
@@ -114,23 +179,23 @@ for door in group cdev; do
 	result "$door: the v1-saved stream is complete and well-formed"
 
 	"$MIGRATE" load "$dst" --"$door" -i "$tmp/v1pre.bin" >"$tmp/load.out" 2>&1 &&
-		same_state "$door" "$src" "$dst"
-	result "$door: a v1-saved stream loads over v2, and the target's state equals the source's"
+		same_memory "$door" "$src" "$dst"
+	result "$door: a v1-saved stream loads over v2, and the target's memory equals the source's"
 	grep -i error "$tmp/load.out" | sed 's/^/# /'
 
 	"$MIGRATE" load "$dst" --"$door" --v1 -i "$tmp/pre.bin" --json \
 		>"$tmp/v1load.json" 2>/dev/null &&
 		[ "$(json_field "$tmp/v1load.json" v1_region.data_access)" = mmap ] &&
-		same_state "$door" "$src" "$dst"
-	result "$door: a v2-saved stream loads over v1 through an mmap, the same state"
+		same_memory "$door" "$src" "$dst"
+	result "$door: a v2-saved stream loads over v1 through an mmap, the same memory"
 
 	"$MIGRATE" load "$dst" --"$door" --v1 --no-mmap -i "$tmp/v1pre.bin" --json \
 		>"$tmp/v1load.json" 2>/dev/null &&
 		[ "$(json_field "$tmp/v1load.json" v1_region.data_access)" = pread/pwrite ] &&
-		same_state "$door" "$src" "$dst"
-	result "$door: a v1-saved stream loads over v1 through pread/pwrite, the same state"
+		same_memory "$door" "$src" "$dst"
+	result "$door: a v1-saved stream loads over v1 through pread/pwrite, the same memory"
 
-	# same_state left the source's v2 stop-and-copy stream in src.bin.
+	# same_memory left the source's v2 stop-and-copy stream in src.bin.
 	"$MIGRATE" save "$src" --"$door" --v1 --no-mmap -o "$tmp/v1src.bin" 2>/dev/null &&
 		cmp -s "$tmp/src.bin" "$tmp/v1src.bin"
 	result "$door: v1 stop-and-copy through pread/pwrite saves the very bytes v2 does"
@@ -139,28 +204,31 @@ for door in group cdev; do
 	# first piece, so the first data_size write fails. The device stays in
 	# RESUMING: the tool's cancel (001) is refused like any commit of a bad
 	# stream, and closing the device returns it to RUNNING unchanged.
-	echo "rmtty_migrate_test: bad stream over v1 into $dst" >/dev/kmsg
+	refill "$dst" $((0x5eed0200 + n))
+	rmtty_log_mark "rmtty_migrate_test: $door: bad stream over v1 into $dst"
 	! "$MIGRATE" load "$dst" --"$door" --v1 -i "$tmp/bad.bin" --json \
 		>"$tmp/bad.json" 2>/dev/null &&
 		[ "$(json_field "$tmp/bad.json" error.what)" = \
 		  "write of stream bytes 0..1048576: write data_size" ] &&
 		[ "$(json_field "$tmp/bad.json" error.errno_name)" = EINVAL ] &&
 		[ "$(json_field "$tmp/bad.json" cancel_error.errno_name)" = EINVAL ] &&
-		dmesg | sed -n "/rmtty_migrate_test: bad stream over v1 into $dst/,\$p" |
-		grep -q "$dst: migration stream refused: shape 1 port(s) and 3 MiB" &&
-		same_state "$door" "$src" "$dst"
+		rmtty_refusals "$dst" |
+		grep -qF "$dst: migration stream refused: shape 1 port(s) and 3 MiB" &&
+		unchanged "$dst"
 	result "$door: over v1, a stream of another shape fails its first data_size write, logged, nothing changed"
 
-	# A truncated stream: refused when leaving RESUMING, and again for the
-	# cancel; the device keeps its state.
+	# A truncated stream, the header and 24 whole pages of 512: refused
+	# when leaving RESUMING, and again for the cancel; the device keeps its
+	# memory.
 	head -c 100000 "$tmp/pre.bin" >"$tmp/short.bin"
+	refill "$dst" $((0x5eed0300 + n))
 	! "$MIGRATE" load "$dst" --"$door" --v1 -i "$tmp/short.bin" --json \
 		>"$tmp/short.json" 2>/dev/null &&
 		[ "$(json_field "$tmp/short.json" error.what)" = \
 		  "RESUMING -> RUNNING: write device_state" ] &&
 		[ "$(json_field "$tmp/short.json" final_state)" = RESUMING ] &&
 		[ "$(json_field "$tmp/short.json" cancel_error.errno_name)" = EINVAL ] &&
-		same_state "$door" "$src" "$dst"
+		unchanged "$dst"
 	result "$door: over v1, a truncated stream is refused at the commit and changes nothing"
 
 	echo 1 >"$MDEV_DEVICES/$src/remove" && echo 1 >"$MDEV_DEVICES/$dst/remove"
@@ -194,9 +262,9 @@ for p in $protocols; do
 		>"$tmp/$p-save.json" 2>/dev/null || ok=1
 	[ -s "$tmp/$p-save.json" ] && echo "# 64 MiB save over $p: $(rate "$tmp/$p-save.json") MB/s"
 done
-[ "$ok" = 0 ] && cmp -s "$tmp/v2.bin" "$tmp/v1-mmap.bin" &&
-	cmp -s "$tmp/v2.bin" "$tmp/v1-pread.bin"
-result "64 MiB: saves over v2, v1 mmap and v1 pread/pwrite give the same stream"
+[ "$ok" = 0 ] && [ "$(stat -c %s "$tmp/v2.bin")" = "$(stream_size 64)" ] &&
+	cmp -s "$tmp/v2.bin" "$tmp/v1-mmap.bin" && cmp -s "$tmp/v2.bin" "$tmp/v1-pread.bin"
+result "64 MiB: saves over v2, v1 mmap and v1 pread/pwrite give the same stream, of the documented size"
 
 ok=0
 for p in $protocols; do

@@ -208,28 +208,87 @@ long rmtty_device_long(const char *uuid, const char *attr)
 	return sysfs_read_long(path);
 }
 
+/*
+ * The splats read from each kmsg descriptor since kmsg_open() or the last
+ * kmsg_splats(), indexed by descriptor: kmsg_count() and kmsg_find() consume
+ * the records they read, so every scan notes the splats among them, and a
+ * search does not hide a splat from the kmsg_splats() that comes after it.
+ */
+static int *kmsg_splats_read;
+static int kmsg_nr_fds;
+
+/* The count of splats @fd's scans read; NULL if there is no memory for it. */
+static int *kmsg_splat_count(int fd)
+{
+	int *counts, nr;
+
+	if (fd < 0)
+		return NULL;
+	if (fd >= kmsg_nr_fds) {
+		nr = fd + 16;
+		counts = realloc(kmsg_splats_read, nr * sizeof(*counts));
+		if (!counts)
+			return NULL;
+		memset(counts + kmsg_nr_fds, 0, (nr - kmsg_nr_fds) * sizeof(*counts));
+		kmsg_splats_read = counts;
+		kmsg_nr_fds = nr;
+	}
+	return &kmsg_splats_read[fd];
+}
+
 int kmsg_open(void)
 {
 	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	int *splats;
 
-	if (fd >= 0)
-		lseek(fd, 0, SEEK_END);
+	if (fd < 0)
+		return fd;
+	lseek(fd, 0, SEEK_END);
+	splats = kmsg_splat_count(fd);
+	if (!splats) {
+		close(fd);
+		errno = ENOMEM;
+		return -1;
+	}
+	*splats = 0;
 	return fd;
+}
+
+/* Whether a record reports a warning, BUG or lockdep splat. */
+static bool kmsg_is_splat(const char *record)
+{
+	/* Lockdep's reports start with "WARNING:" or "INFO:", not its banner. */
+	static const char *const splats[] = {
+		"WARNING:", "BUG:", "Oops", "INFO: possible", "INFO: trying",
+		"refcount_t:", "general protection fault",
+	};
+	unsigned int i;
+
+	for (i = 0; i < ARRAY_SIZE(splats); i++) {
+		if (strstr(record, splats[i]))
+			return true;
+	}
+	return false;
 }
 
 /*
  * Read the records logged since @fd's position; count those that contain any
  * of @needles, and copy the message of the last of them into @seen (if not
- * NULL) without its header and dictionary.
+ * NULL) without its header and dictionary. The splats among the records read
+ * are added to @fd's count for kmsg_splats(). -ENOMEM if there is no memory
+ * to count them in.
  */
 static int kmsg_scan(int fd, const char *const *needles, unsigned int nr, char *seen,
 		     size_t size)
 {
+	int *splats = kmsg_splat_count(fd);
 	char record[8192], *text;
 	unsigned int i;
 	int count = 0;
 	ssize_t len;
 
+	if (!splats)
+		return -ENOMEM;
 	for (;;) {
 		len = read(fd, record, sizeof(record) - 1);
 		if (len < 0 && errno == EPIPE)
@@ -240,6 +299,8 @@ static int kmsg_scan(int fd, const char *const *needles, unsigned int nr, char *
 		/* The out-of-tree taint notice is logged at most once a boot. */
 		if (strstr(record, "taints kernel"))
 			continue;
+		if (kmsg_is_splat(record))
+			(*splats)++;
 		for (i = 0; i < nr; i++) {
 			if (strstr(record, needles[i]))
 				break;
@@ -272,11 +333,11 @@ int kmsg_find(int fd, const char *needle, char *seen, size_t size)
 
 int kmsg_splats(int fd)
 {
-	/* Lockdep's reports start with "WARNING:" or "INFO:", not its banner. */
-	static const char *const splats[] = {
-		"WARNING:", "BUG:", "Oops", "INFO: possible", "INFO: trying",
-		"refcount_t:", "general protection fault",
-	};
+	int ret = kmsg_scan(fd, NULL, 0, NULL, 0);
 
-	return kmsg_scan(fd, splats, sizeof(splats) / sizeof(splats[0]), NULL, 0);
+	if (ret < 0)
+		return ret;
+	ret = kmsg_splats_read[fd];	/* kmsg_scan() made room for @fd */
+	kmsg_splats_read[fd] = 0;
+	return ret;
 }

@@ -83,7 +83,9 @@ long rmtty_device_long(const char *uuid, const char *attr);
 
 /*
  * Kernel log: kmsg_open() starts watching at the current end of the log;
- * kmsg_count() counts the records logged since that contain @needle.
+ * kmsg_count() counts the records logged since that contain @needle, and
+ * consumes them: the next call reads the records logged after. Negative
+ * (-errno) if it cannot count.
  */
 int kmsg_open(void);
 int kmsg_count(int fd, const char *needle);
@@ -92,7 +94,12 @@ int kmsg_count(int fd, const char *needle);
  * if none) into @seen.
  */
 int kmsg_find(int fd, const char *needle, char *seen, size_t size);
-/* Count the records since @fd's position that report a warning, BUG or lockdep splat. */
+/*
+ * Count the records that report a warning, BUG or lockdep splat since
+ * kmsg_open() returned @fd or since the last kmsg_splats(@fd), whichever
+ * call on @fd read them first: a kmsg_count() or kmsg_find() does not hide
+ * a splat from it.
+ */
 int kmsg_splats(int fd);
 
 /* The kernel's default rate limit of messages, which refusals have: 10 in 5 seconds. */
