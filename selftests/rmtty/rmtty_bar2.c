@@ -8,6 +8,22 @@
  *   rmtty_bar2 [--cdev] hash UUID          print a 64-bit hash of the whole BAR
  *   rmtty_bar2 [--cdev] verify UUID SEED   compare the BAR with SEED's pattern
  *
+ * In a guest the device is assigned to, the same BAR through the sysfs
+ * resource file of its PCI device (mapped: a memory BAR's resource file has
+ * no read or write), in 8-byte accesses:
+ *
+ *   rmtty_bar2 --resource FILE fill|hash|verify ... (as above, FILE for UUID)
+ *   rmtty_bar2 --resource FILE dirty SEED  write pages until SIGTERM
+ *
+ * dirty writes the BAR's pages one after the other, round after round, each
+ * round with another pattern (SEED's, SEED + 1's, ...), and between two pages
+ * writes one byte to each page of 2 MiB of its own memory: the guest's RAM
+ * changes all the time, so that a migration does not converge while it runs.
+ * It prints "rmtty-live: dirtied N" every 16 pages and, once SIGTERM has made
+ * it stop after the page it was writing, "rmtty-live: writer stopped: N
+ * pages"; every write of the BAR is done by then. It is linked statically, for
+ * a busybox initramfs.
+ *
  * The pattern is a function of the seed and the offset only (8-byte words of
  * a splitmix64 sequence), so a device of the same size filled with the same
  * seed holds the same bytes. The hash is 64-bit FNV-1a over the BAR's bytes,
@@ -22,7 +38,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <linux/vfio.h>
 
@@ -68,9 +88,36 @@ static uint64_t region_size(int device, unsigned int index)
 	return info.size % CHUNK ? 0 : info.size;
 }
 
+/* A mapped resource file, or NULL: the device's BAR2 through VFIO. */
+static volatile uint64_t *mapped;
+
+/* Copies @len bytes (a multiple of 8) to or from the mapped BAR, 8 at a time. */
+static void mmio(uint8_t *buf, uint64_t offset, size_t len, bool write)
+{
+	volatile uint64_t *bar = mapped + offset / 8;
+	uint64_t word;
+	size_t i;
+
+	for (i = 0; i < len; i += 8) {
+		if (write) {
+			memcpy(&word, buf + i, 8);
+			bar[i / 8] = word;
+		} else {
+			word = bar[i / 8];
+			memcpy(buf + i, &word, 8);
+		}
+	}
+}
+
 static bool transfer(int device, uint8_t *buf, uint64_t offset, bool write)
 {
-	ssize_t n = write ? pwrite(device, buf, CHUNK, BAR2_OFFSET + offset)
+	ssize_t n;
+
+	if (mapped) {
+		mmio(buf, offset, CHUNK, write);
+		return true;
+	}
+	n = write ? pwrite(device, buf, CHUNK, BAR2_OFFSET + offset)
 			  : pread(device, buf, CHUNK, BAR2_OFFSET + offset);
 
 	if (n == CHUNK)
@@ -83,17 +130,79 @@ static bool transfer(int device, uint8_t *buf, uint64_t offset, bool write)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: rmtty_bar2 [--cdev] fill UUID SEED | hash UUID | verify UUID SEED\n");
+	fprintf(stderr, "usage: rmtty_bar2 [--cdev] fill UUID SEED | hash UUID | verify UUID SEED\n"
+			"       rmtty_bar2 --resource FILE fill|hash|verify ... | dirty SEED\n");
 	return 2;
+}
+
+/* Maps the resource file @path; its size, or 0 with what failed printed. */
+static uint64_t map_resource(const char *path)
+{
+	struct stat st;
+	void *p;
+	int fd;
+
+	fd = open(path, O_RDWR | O_SYNC);
+	if (fd < 0 || fstat(fd, &st)) {
+		fprintf(stderr, "%s: %s\n", path, strerror(errno));
+		return 0;
+	}
+	if (!st.st_size || st.st_size % CHUNK) {
+		fprintf(stderr, "%s has size %lld, not a multiple of %u\n", path,
+			(long long)st.st_size, CHUNK);
+		return 0;
+	}
+	p = mmap(NULL, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	if (p == MAP_FAILED) {
+		fprintf(stderr, "mmap of %s: %s\n", path, strerror(errno));
+		return 0;
+	}
+	mapped = p;
+	return st.st_size;
+}
+
+static volatile sig_atomic_t stop;
+
+static void on_term(int sig)
+{
+	stop = 1;
+}
+
+/* dirty: see the top of the file. */
+static int dirty(uint64_t size, uint64_t seed)
+{
+	/* Volatile: stores that are never read back must still be made. */
+	static volatile uint8_t ram[2u << 20];
+	uint8_t page[PAGE];
+	uint64_t n = 0, pages = size / PAGE;
+	size_t i;
+
+	signal(SIGTERM, on_term);
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	while (!stop) {
+		uint64_t index = n % pages;
+
+		pattern(seed + n / pages, index * PAGE, page, PAGE);
+		mmio(page, index * PAGE, PAGE, true);
+		n++;
+		for (i = 0; i < sizeof(ram); i += PAGE)
+			ram[i] = n;
+		if (!(n % 16))
+			printf("rmtty-live: dirtied %" PRIu64 "\n", n);
+	}
+	printf("rmtty-live: writer stopped: %" PRIu64 " pages\n", n);
+	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	struct rmtty_vfio v;
+	struct rmtty_vfio v = RMTTY_VFIO_INIT;
+	const char *resource = NULL;
 	uint8_t *buf, *want;
 	uint64_t size, offset, seed = 0, hash = 0xcbf29ce484222325ull;
 	uint64_t bad_pages = 0, first_bad = 0;
-	const char *cmd, *uuid;
+	const char *cmd, *uuid = NULL;
 	bool cdev = false, ok = true;
 	char *end;
 	size_t i;
@@ -102,36 +211,57 @@ int main(int argc, char **argv)
 		cdev = true;
 		argc--;
 		argv++;
+	} else if (argc > 2 && !strcmp(argv[1], "--resource")) {
+		/* FILE names the device: argv[0] is FILE, argv[1] the command. */
+		resource = argv[2];
+		argc -= 2;
+		argv += 2;
 	}
-	if (argc < 3)
+	if (argc < 2)
 		return usage();
 	cmd = argv[1];
-	uuid = argv[2];
+	if (!resource) {
+		if (argc < 3)
+			return usage();
+		uuid = argv[2];
+		argc--;
+		argv++;
+	}
+	/* Now argv[2] is the command's argument. */
 	if (!strcmp(cmd, "hash")) {
+		if (argc != 2)
+			return usage();
+	} else if (!strcmp(cmd, "fill") || !strcmp(cmd, "verify") ||
+		   (resource && !strcmp(cmd, "dirty"))) {
 		if (argc != 3)
 			return usage();
-	} else if (!strcmp(cmd, "fill") || !strcmp(cmd, "verify")) {
-		if (argc != 4)
-			return usage();
 		errno = 0;
-		seed = strtoull(argv[3], &end, 0);
-		if (errno || !*argv[3] || *end)
+		seed = strtoull(argv[2], &end, 0);
+		if (errno || !*argv[2] || *end)
 			return usage();
 	} else {
 		return usage();
 	}
 
+	if (resource) {
+		size = map_resource(resource);
+		if (!size)
+			return 1;
+		if (!strcmp(cmd, "dirty"))
+			return dirty(size, seed);
+	} else {
+		if (rmtty_vfio_open(&v, uuid, cdev))
+			return 1;
+		size = region_size(v.device, VFIO_PCI_BAR2_REGION_INDEX);
+		if (!size) {
+			rmtty_vfio_close(&v);
+			return 1;
+		}
+	}
 	buf = malloc(CHUNK);
 	want = malloc(CHUNK);
 	if (!buf || !want)
 		return 1;
-	if (rmtty_vfio_open(&v, uuid, cdev))
-		return 1;
-	size = region_size(v.device, VFIO_PCI_BAR2_REGION_INDEX);
-	if (!size) {
-		rmtty_vfio_close(&v);
-		return 1;
-	}
 
 	for (offset = 0; ok && offset < size; offset += CHUNK) {
 		if (!strcmp(cmd, "fill")) {
@@ -155,7 +285,8 @@ int main(int argc, char **argv)
 				first_bad = offset + i;
 		}
 	}
-	rmtty_vfio_close(&v);
+	if (!resource)
+		rmtty_vfio_close(&v);
 	free(buf);
 	free(want);
 	if (!ok)

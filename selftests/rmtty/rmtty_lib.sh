@@ -126,11 +126,16 @@ rmtty_nested_guest_setup() {
 	[ -r "$RMTTY_BZIMAGE" ] || ktap_exit_fail_msg "RMTTY_BZIMAGE=$RMTTY_BZIMAGE cannot be read"
 }
 
-# rmtty_initramfs DIR: DIR/initramfs.gz, a busybox initramfs for a nested
-# guest whose /init is the script on stdin; the tree is DIR/root.
+# rmtty_initramfs DIR [PROGRAM...]: DIR/initramfs.gz, a busybox initramfs
+# for a nested guest whose /init is the script on stdin, with the (static)
+# PROGRAMs in /bin; the tree is DIR/root.
 rmtty_initramfs() {
-	mkdir -p "$1/root/bin" "$1/root/dev" "$1/root/proc" "$1/root/sys"
-	cp "$(command -v busybox)" "$1/root/bin/busybox"
+	local dir=$1
+
+	shift
+	mkdir -p "$dir/root/bin" "$dir/root/dev" "$dir/root/proc" "$dir/root/sys"
+	cp "$(command -v busybox)" "$@" "$dir/root/bin/"
+	set -- "$dir"
 	cat >"$1/root/init"
 	chmod +x "$1/root/init"
 	(cd "$1/root" && find . | busybox cpio -o -H newc 2>/dev/null) | gzip >"$1/initramfs.gz"
@@ -144,20 +149,35 @@ rmtty_log_mark() {
 	echo "$1" >/dev/kmsg
 }
 
-# rmtty_log_since_mark [MARK]: the kernel log after MARK, by default the last
-# mark.
+# rmtty_log_since_mark [MARK]: the kernel log after the last line holding
+# MARK, by default the last mark. Fails, printing nothing, if the log holds no
+# such line: the mark rotated out of the log buffer (or was never logged), and
+# what came after it cannot be told from what came before.
 rmtty_log_since_mark() {
-	dmesg | awk -v m="${1:-$rmtty_mark}" 'found; index($0, m) { found = 1 }'
+	local mark=${1:-${rmtty_mark:-}}
+
+	[ -n "$mark" ] || return 1
+	dmesg | awk -v m="$mark" '
+		index($0, m) { found = 1; n = 0; next }
+		found { line[n++] = $0 }
+		END { for (i = 0; i < n; i++) print line[i]; exit !found }'
 }
 
 # rmtty_refusals UUID...: the requests of these devices refused since the mark.
+# If the kernel log no longer holds the mark, fails and prints a line saying
+# so instead: a check that expects no refusal must not pass for want of a log.
 rmtty_refusals() {
-	local uuid pattern=()
+	local uuid log pattern=()
 
 	for uuid; do
 		pattern+=(-e "$uuid")
 	done
-	rmtty_log_since_mark | grep -F "${pattern[@]}" | grep -F refused
+	if ! log=$(rmtty_log_since_mark); then
+		echo "the kernel log does not hold the mark '${rmtty_mark:-}': the refusals since cannot be told"
+		return 1
+	fi
+	grep -F "${pattern[@]}" <<<"$log" | grep -F refused
+	return 0
 }
 
 # Tests that run QEMUs: each QEMU has a NAME; its QMP socket is $tmp/NAME.sock,
@@ -211,6 +231,10 @@ rmtty_qemu_setup() {
 	ktap_print_msg "$("$QEMU" --version | head -n 1)"
 	tmp=$(mktemp -d)
 	trap qemu_cleanup EXIT
+	# Firmware that does nothing: 64 KiB of HLT. A loaded VM that runs
+	# (cont) then halts at the reset vector with interrupts off, and
+	# nothing but the test touches the device's registers.
+	head -c 65536 /dev/zero | tr '\0' '\364' >"$tmp/hlt.bin"
 }
 
 # By hand, while debugging: RMTTY_QEMU_TRACE=FILE adds the trace events FILE
@@ -323,9 +347,10 @@ QUIT_TIMEOUT=120
 
 # device_args DEVICE BACKEND: QEMU's arguments assigning DEVICE (its sysfs
 # path), migratable, through the group and a type1 container, or through
-# iommufd.
+# iommufd, in slot DEV_SLOT of bus 0.
+DEV_SLOT=4
 device_args() {
-	local dev="vfio-pci,sysfsdev=$1,$QEMU_MIGRATION"
+	local dev="vfio-pci,sysfsdev=$1,$QEMU_MIGRATION,addr=$DEV_SLOT.0"
 
 	case $2 in
 	container) echo "-device $dev" ;;
@@ -345,29 +370,130 @@ mem_hash() {
 	return 1
 }
 
-# migration_save LABEL DEVICE BACKEND: a paused (-S) QEMU with DEVICE
-# assigned saves its VM to $tmp/LABEL.state; the QEMU is LABEL-source. Sets
-# save_info (the migration's report, with HMP's `info migrate`) and returns 0
-# if the QEMU came up and the save ran to its end.
+# The paused-VM migrations move registers as well as memory: on the source,
+# before the save, the test programs the device's configuration space through
+# the machine's configuration ports (0xcf8/0xcfc, HMP o and i) and its UART
+# through the I/O BAR it placed, to values other than power-on's:
+#   - command: I/O, memory and bus master (power-on: I/O only); BAR0 at
+#     IO_BASE, BAR2 at MEM_BASE (power-on: 0); interrupt line 11 (0);
+#   - UART: divisor 0x0301, LCR 0x1b (8 bits, even parity), FIFO on,
+#     IER 0x04 (line status only: nothing it enables is pending), MCR 0x0b,
+#     scratch 0x5a, and UART_TEXT looped back into the receive FIFO (all 0 and
+#     empty at power-on).
+# A device's registers are read through the running QEMU: opening a device
+# resets them. The firmware is HLT alone, so the loaded VM, once it runs,
+# leaves them as they are.
+IO_BASE=0xc000
+MEM_BASE=0xc0000000
+UART_TEXT=rmtty
+UART_SET="ier 0x04 lcr 0x1b mcr 0x0b scr 0x5a"
+REGS_KEYS="command bar0 bar2 line ier iir lcr mcr lsr msr scr rbr"
+
+# cfg_addr OFFSET: the configuration address of OFFSET of the device.
+cfg_addr() {
+	printf '0x%x' $((0x80000000 | DEV_SLOT << 11 | $1))
+}
+
+# io PORT: IO_BASE + PORT.
+io() {
+	printf '0x%x' $((IO_BASE + $1))
+}
+
+# regs_set NAME: program QEMU NAME's device (above); fails if HMP did.
+regs_set() {
+	local cmds=() c
+
+	cmds+=("o /w 0xcf8 $(cfg_addr 0x10)" "o /w 0xcfc $IO_BASE")
+	cmds+=("o /w 0xcf8 $(cfg_addr 0x18)" "o /w 0xcfc $MEM_BASE")
+	cmds+=("o /w 0xcf8 $(cfg_addr 0x3c)" "o /b 0xcfc 11")
+	cmds+=("o /w 0xcf8 $(cfg_addr 0x04)" "o /h 0xcfc 0x7")
+	cmds+=("o /b $(io 3) 0x80" "o /b $(io 0) 0x01" "o /b $(io 1) 0x03" "o /b $(io 3) 0x1b")
+	cmds+=("o /b $(io 2) 0x07" "o /b $(io 1) 0x04" "o /b $(io 4) 0x0b" "o /b $(io 7) 0x5a")
+	for c in $(printf '%s' "$UART_TEXT" | od -An -tu1); do
+		cmds+=("o /b $(io 0) $c")
+	done
+	qmp "$1" "$START_TIMEOUT" hmp "${cmds[@]}" && [ -z "$qmp_out" ]
+}
+
+# regs_read NAME [drain]: echo QEMU NAME's device registers as "KEY VALUE"
+# pairs, REGS_KEYS in order, each register read once (RBR: the oldest byte of
+# the FIFO). With drain, which changes the port: the divisor latch and the
+# rest of the FIFO (the text it held, and LSR once it is read).
+regs_read() {
+	local cmds=() keys=($REGS_KEYS) values i
+
+	cmds+=("o /w 0xcf8 $(cfg_addr 0x04)" "i /w 0xcfc" "o /w 0xcf8 $(cfg_addr 0x10)" "i /w 0xcfc")
+	cmds+=("o /w 0xcf8 $(cfg_addr 0x18)" "i /w 0xcfc" "o /w 0xcf8 $(cfg_addr 0x3c)" "i /b 0xcfc")
+	for i in 1 2 3 4 5 6 7 0; do
+		cmds+=("i /b $(io $i)")
+	done
+	if [ "${2:-}" = drain ]; then
+		keys+=(dll dlm)
+		cmds+=("o /b $(io 3) 0x9b" "i /b $(io 0)" "i /b $(io 1)" "o /b $(io 3) 0x1b")
+		for ((i = 1; i < ${#UART_TEXT}; i++)); do
+			keys+=(rbr$i)
+			cmds+=("i /b $(io 0)")
+		done
+		keys+=(lsr_after)
+		cmds+=("i /b $(io 5)")
+	fi
+	qmp "$1" "$START_TIMEOUT" hmp "${cmds[@]}" || { echo "unread: $qmp_out"; return 1; }
+	values=($(sed -n 's/^port.\[0x[0-9a-f]*\] = //p' <<<"$qmp_out"))
+	[ "${#values[@]}" = "${#keys[@]}" ] || { echo "unread: $qmp_out"; return 1; }
+	for i in "${!keys[@]}"; do
+		printf '%s %s ' "${keys[$i]}" "${values[$i]}"
+	done
+}
+
+# reg DUMP KEY: the value of KEY in a regs_read dump, as a number.
+reg() {
+	local dump=($1) i
+
+	for ((i = 0; i + 1 < ${#dump[@]}; i += 2)); do
+		[ "${dump[$i]}" = "$2" ] && echo $((dump[i + 1])) && return
+	done
+	echo none
+}
+
+# regs_common DUMP: the part of a dump every regs_read has.
+regs_common() {
+	local dump=($1)
+
+	echo "${dump[@]:0:$((2 * $(wc -w <<<"$REGS_KEYS")))}"
+}
+
+# migration_save LABEL DEVICE BACKEND [regs]: a paused (-S) QEMU with DEVICE
+# assigned saves its VM to $tmp/LABEL.state; the QEMU is LABEL-source. With
+# regs, the test sets the device's registers first (regs_set) and reads them
+# into src_regs after the save. Sets save_info (the migration's report, with
+# HMP's `info migrate`) and returns 0 if the QEMU came up and the save ran to
+# its end.
 migration_save() {
-	local label=$1 name=$1-source t0 t up rc uri
+	local label=$1 name=$1-source t0 t up rc uri regs=${4:-}
 	local -a args
 
 	read -ra args <<<"$(device_args "$2" "$3")"
 	# shellcheck disable=SC2059 # the format is the QEMU's
 	printf -v uri "$QEMU_SAVE_URI" "$tmp/$label.state"
 	t0=$(now_ms)
-	qemu_start "$name" -machine q35 -m 64 -S "${args[@]}"
+	src_regs=
+	qemu_start "$name" -machine q35 -m 64 -S -bios "$tmp/hlt.bin" "${args[@]}"
 	qmp "$name" "$START_TIMEOUT" ready
 	rc=$?
 	up="up (${qmp_out:-no answer}) after $(since "$t0")"
 	save_info=$qmp_out
+	if [ "$rc" = 0 ] && [ -n "$regs" ] && ! regs_set "$name"; then
+		rc=1
+		save_info="setting the registers through HMP failed: $qmp_out"
+	fi
 	if [ "$rc" = 0 ]; then
 		t=$(now_ms)
 		qmp "$name" "$MIGRATE_TIMEOUT" migrate "$uri"
 		rc=$?
 		save_info=$qmp_out
 		up+=", saved in $(since "$t")"
+		# The device is stopped now: reading its registers changes nothing.
+		[ -z "$regs" ] || src_regs=$(regs_read "$name")
 	fi
 	t=$(now_ms)
 	qmp "$name" "$QUIT_TIMEOUT" quit
@@ -382,13 +508,16 @@ migration_save() {
 # VM from $tmp/LABEL.state (-incoming) and, if the load completed, runs it
 # (cont): the source was paused, so the VM stays paused after the load and
 # QEMU moves the device out of RESUMING, which commits the loaded state, only
-# when the VM starts. The QEMU is LABEL-target. Sets load_info; returns 0 if
-# the load completed and the VM ran. Without a state file no QEMU starts
-# (QEMU 7.2 would wait for its exec: stream's first byte forever).
+# when the VM starts. The QEMU is LABEL-target. With regs, the device's
+# registers are read into tgt_regs once the VM runs (regs_read, drain). Sets
+# load_info; returns 0 if the load completed and the VM ran. Without a state
+# file no QEMU starts (QEMU 7.2 would wait for its exec: stream's first byte
+# forever).
 migration_load() {
-	local label=$1 name=$1-target t0 t up rc uri
+	local label=$1 name=$1-target t0 t up rc uri regs=${4:-}
 	local -a args
 
+	tgt_regs=
 	if [ ! -s "$tmp/$label.state" ]; then
 		load_info="there is no state file to load"
 		qemu_rc=none
@@ -399,7 +528,7 @@ migration_load() {
 	# shellcheck disable=SC2059 # the format is the QEMU's
 	printf -v uri "$QEMU_LOAD_URI" "$tmp/$label.state"
 	t0=$(now_ms)
-	qemu_start "$name" -machine q35 -m 64 -incoming "$uri" "${args[@]}"
+	qemu_start "$name" -machine q35 -m 64 -bios "$tmp/hlt.bin" -incoming "$uri" "${args[@]}"
 	qmp "$name" "$START_TIMEOUT" ready
 	rc=$?
 	up="up (${qmp_out:-no answer}) after $(since "$t0")"
@@ -416,6 +545,7 @@ migration_load() {
 		rc=$?
 		[ "$qmp_out" = running ] || rc=1
 		up+=", cont: ${qmp_out:-no answer} in $(since "$t")"
+		[ -z "$regs" ] || tgt_regs=$(regs_read "$name" drain)
 	fi
 	t=$(now_ms)
 	qemu_running "$name" && qmp "$name" "$QUIT_TIMEOUT" quit
@@ -426,32 +556,36 @@ migration_load() {
 }
 
 # migration_same_shape BACKEND N: migrate a paused VM with rmtty-1 x4
-# (device N) to one with rmtty-4 (device N+1) through BACKEND; five tests.
+# (device N) to one with rmtty-4 (device N+1) through BACKEND, with the
+# registers set (regs_set); seven tests. The target's memory is filled with
+# another pattern first, so that the load must change it.
 migration_same_shape() {
 	local backend=$1 src tgt src_uuid tgt_uuid seed=$((0x5eed0000 + $2)) ok
-	local src_hash tgt_before src_after tgt_after refusals errors
+	local src_hash tgt_before src_after tgt_after refusals errors k bad text
 
 	src=$(rmtty_create 1 "$2" 4) && tgt=$(rmtty_create 4 $(($2 + 1))) ||
 		ktap_exit_fail_msg "creating the devices failed"
 	src_uuid=$(basename "$src")
 	tgt_uuid=$(basename "$tgt")
 	"$BAR2" fill "$src_uuid" "$seed" || ktap_exit_fail_msg "filling $src_uuid's memory failed"
+	"$BAR2" fill "$tgt_uuid" $((seed + 0x100)) || ktap_exit_fail_msg "filling $tgt_uuid's memory failed"
 	mem_hash "$src_uuid"
 	src_hash=$mem
 	mem_hash "$tgt_uuid"
 	tgt_before=$mem
 	ktap_print_msg "$backend: source $src_uuid (rmtty-1 x4) filled with seed $seed, memory hash" \
-		"${src_hash:-unknown}; target $tgt_uuid (rmtty-4) memory hash ${tgt_before:-unknown}"
+		"${src_hash:-unknown}; target $tgt_uuid (rmtty-4) filled with seed $((seed + 0x100))," \
+		"memory hash ${tgt_before:-unknown}"
 
 	rmtty_log_mark "$(basename "$0" .sh): $backend: the QEMUs start"
-	migration_save "$backend" "$src" "$backend"
+	migration_save "$backend" "$src" "$backend" regs
 	ok=$?
 	grep -qx 'Migration status: completed' <<<"$save_info" && [ "$ok" = 0 ]
 	result "$backend: QEMU saves the paused VM with rmtty-1 x4 (Migration status: completed)"
 	[ "$ok" = 0 ] || msgs "$save_info"
 	qemu_report "$backend-source"
 
-	migration_load "$backend" "$tgt" "$backend"
+	migration_load "$backend" "$tgt" "$backend" regs
 	ok=$?
 	[ "$ok" = 0 ]
 	result "$backend: another QEMU loads it onto rmtty-4 (incoming migration completed) and runs it"
@@ -468,8 +602,38 @@ migration_same_shape() {
 	result "$backend: the target's memory is the source's, which the save left as it was"
 	[ "$tgt_after" = "$src_hash" ] || msgs "$("$BAR2" verify "$tgt_uuid" "$seed" 2>&1)"
 
-	refusals=$(rmtty_refusals "$src_uuid" "$tgt_uuid")
-	[ -z "$refusals" ]
+	# The UART: what the test wrote, on the source after the save and on
+	# the target; the rest of the registers as the source's were.
+	ktap_print_msg "$backend: registers of the source after the save: ${src_regs:-none}"
+	ktap_print_msg "$backend: registers of the target: ${tgt_regs:-none}"
+	bad=
+	for k in ier lcr mcr scr; do
+		[ "$(reg "$src_regs" "$k")" = $(($(sed -n "s/.*$k \(0x[0-9a-f]*\).*/\1/p" <<<"$UART_SET"))) ] ||
+			bad+=" source $k"
+	done
+	[ "$(reg "$src_regs" rbr)" = "$(printf '%d' "'${UART_TEXT:0:1}")" ] || bad+=" source rbr"
+	[ "$(reg "$tgt_regs" dlm)" = 3 ] && [ "$(reg "$tgt_regs" dll)" = 1 ] || bad+=" target divisor"
+	text=$(for k in rbr rbr1 rbr2 rbr3 rbr4; do printf "\\$(printf %03o "$(reg "$tgt_regs" $k)")"; done 2>/dev/null)
+	[ "$text" = "$UART_TEXT" ] && [ $(($(reg "$tgt_regs" lsr_after) & 1)) = 0 ] || bad+=" target FIFO ($text)"
+	[ -n "$src_regs" ] && [ "$(regs_common "$tgt_regs" | cut -d' ' -f9-)" = "$(regs_common "$src_regs" | cut -d' ' -f9-)" ] ||
+		bad+=" target UART differs from source"
+	[ -z "$bad" ]
+	result "$backend: the target's UART holds the source's registers, divisor and FIFO text, none at power-on"
+	[ -z "$bad" ] || ktap_print_msg "$backend: wrong:$bad"
+
+	# Configuration space: the source's after the save, as the test set it.
+	bad=
+	[ $(($(reg "$src_regs" command) & 0x7)) = 7 ] || bad+=" command"
+	[ "$(reg "$src_regs" bar0)" = $((IO_BASE | 1)) ] || bad+=" BAR0"
+	[ "$(reg "$src_regs" bar2)" = $((MEM_BASE)) ] || bad+=" BAR2"
+	[ "$(reg "$src_regs" line)" = 11 ] || bad+=" interrupt line"
+	[ "$(regs_common "$tgt_regs" | cut -d' ' -f1-8)" = "$(regs_common "$src_regs" | cut -d' ' -f1-8)" ] ||
+		bad+=" target differs from source"
+	[ -z "$bad" ]
+	result "$backend: the target's configuration space holds the source's command, BARs and interrupt line"
+	[ -z "$bad" ] || ktap_print_msg "$backend: wrong:$bad"
+
+	refusals=$(rmtty_refusals "$src_uuid" "$tgt_uuid") && [ -z "$refusals" ]
 	result "$backend: neither device refused a request of QEMU's"
 	msgs "$refusals"
 

@@ -5,7 +5,9 @@
 # is saved to a file by one QEMU and loaded from it by another, onto a
 # device of the same shape but another type (rmtty-1 x4 to rmtty-4), through
 # the group with a type1 container and through iommufd; the target's memory
-# must then hold the source's, and neither device may refuse a request. A
+# (filled with another pattern before) must then hold the source's, its UART
+# and configuration space the values the test gave the source's through QEMU
+# (none of them power-on's), and neither device may refuse a request. A
 # target of another shape (rmtty-2) must refuse the stream, and QEMU must fail
 # the load.
 #
@@ -28,9 +30,9 @@ ktap_print_header
 rmtty_qemu_setup 10
 [ -x "$BAR2" ] || ktap_exit_fail_msg "$BAR2 is missing: it is built and installed with the tests"
 rmtty_reload
-# Five tests for each of two backends, four for a target of another shape,
+# Seven tests for each of two backends, four for a target of another shape,
 # and the unload
-ktap_set_plan 15
+ktap_set_plan 19
 
 migration_same_shape container 1
 migration_same_shape iommufd 3

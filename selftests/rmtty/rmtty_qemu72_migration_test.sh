@@ -6,7 +6,8 @@
 #   - as in rmtty_qemu10_migration_test.sh, a paused VM with an rmtty-1 x4
 #     device is saved to a file by one QEMU and loaded from it onto an rmtty-4
 #     by another, which then runs it; the target's memory must hold the
-#     source's, and neither device may refuse a request. A target of another
+#     source's, its UART and configuration space the values the test set on
+#     the source, and neither device may refuse a request. A target of another
 #     shape (rmtty-2) must refuse the stream, and QEMU must fail the load.
 #     QEMU 7.2 has no file: migration (8.2 brought it): the stream goes
 #     through `exec:cat`;
@@ -31,9 +32,9 @@ rmtty_qemu_setup 7.2
 [ -x "$BAR2" ] || ktap_exit_fail_msg "$BAR2 is missing: it is built and installed with the tests"
 command -v qemu-img >/dev/null || ktap_exit_fail_msg "qemu-img is not installed"
 rmtty_reload
-# Five tests for the same shape, four for another shape, four for the
+# Seven tests for the same shape, four for another shape, four for the
 # snapshot, the kernel log, and the unload
-ktap_set_plan 15
+ktap_set_plan 17
 
 # The splat check reads the kernel log from here on.
 rmtty_log_mark "$(basename "$0" .sh): the tests start"
@@ -110,8 +111,9 @@ ktap_print_msg "$label: memory hash overwritten ${overwritten:-unknown}, after l
 [ "$mem" = "$saved" ] || msgs "$("$BAR2" verify "$uuid" 0x5eed0005 2>&1)"
 
 refusals=$(rmtty_refusals "$uuid")
+ok=$?
 errors=$(qemu_errors savevm; qemu_errors loadvm)
-[ -z "$refusals" ] && [ -z "$errors" ]
+[ "$ok" = 0 ] && [ -z "$refusals" ] && [ -z "$errors" ]
 result "$label: the device refused none of QEMU's requests, and QEMU printed no error"
 msgs "$refusals"
 msgs "$errors"

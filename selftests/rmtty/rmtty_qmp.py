@@ -11,10 +11,17 @@ must be done within TIMEOUT seconds. Commands:
     ready            print the run state (query-status)
     migrate URI      migrate to URI and wait until the migration ends; print
                      HMP's `info migrate`; exit 0 only if it completed
-    incoming         wait until the incoming migration (-incoming) ends; print
-                     HMP's `info migrate`; exit 0 only if it completed
+    start URI        start migrating to URI and return
+    status           print the migration's status (query-migrate) and the
+                     bytes of device state VFIO has sent (QEMU 8.1 and later;
+                     otherwise 0)
+    set NAME VALUE   set the migration parameter NAME to the integer VALUE
+                     (migrate-set-parameters)
+    incoming, wait   wait until the incoming migration (-incoming), or the
+                     migration, ends; print HMP's `info migrate`; exit 0
+                     only if it completed
     cont             start the VM (cont) and print the run state
-    hmp COMMAND      run an HMP command and print its output
+    hmp COMMAND...   run HMP commands and print their output
     quit             quit QEMU and wait until it closes the socket
 
 If the environment names QEMU's process id in RMTTY_QMP_PID, connecting
@@ -166,8 +173,10 @@ def main(argv):
         print(__doc__, file=sys.stderr)
         return 2
     path, timeout, command, args = argv[1], float(argv[2]), argv[3], argv[4:]
-    wanted = {"ready": 0, "migrate": 1, "incoming": 0, "cont": 0, "hmp": 1, "quit": 0}
-    if wanted.get(command) != len(args):
+    wanted = {"ready": 0, "migrate": 1, "start": 1, "status": 0, "set": 2, "incoming": 0,
+              "wait": 0, "cont": 0, "hmp": None, "quit": 0}
+    if command not in wanted or (wanted[command] is None and not args) or \
+       wanted[command] not in (None, len(args)):
         print(__doc__, file=sys.stderr)
         return 2
     try:
@@ -177,13 +186,23 @@ def main(argv):
         elif command == "migrate":
             qmp.execute("migrate", uri=args[0])
             return report(qmp, wait_migration(qmp))
-        elif command == "incoming":
+        elif command == "start":
+            qmp.execute("migrate", uri=args[0])
+        elif command == "status":
+            info = qmp.execute("query-migrate")
+            print(info.get("status", "none"), info.get("vfio", {}).get("transferred", 0))
+        elif command == "set":
+            qmp.execute("migrate-set-parameters", **{args[0]: int(args[1])})
+        elif command in ("incoming", "wait"):
             return report(qmp, wait_migration(qmp))
         elif command == "cont":
             qmp.execute("cont")
             print(qmp.execute("query-status")["status"])
         elif command == "hmp":
-            print(qmp.hmp(args[0]).rstrip())
+            for line in args:
+                output = qmp.hmp(line).rstrip()
+                if output:
+                    print(output)
         elif command == "quit":
             # QEMU may close the connection before its reply arrives.
             qmp.send("quit")
