@@ -115,6 +115,20 @@ pub(crate) fn write_in_parts(
     Ok(done)
 }
 
+/// Logs `why` `dev` refused a request with `err`, if `refusals` allows a line now; returns the
+/// refusal, which the VFIO abstraction then logs no more about.
+pub(crate) fn refuse(
+    dev: &device::Device,
+    refusals: &RateLimit,
+    err: Error,
+    why: fmt::Arguments<'_>,
+) -> vfio::Refusal {
+    if refusals.allow() {
+        dev_warn!(dev, "{why}\n");
+    }
+    vfio::Refusal::logged(err)
+}
+
 /// A device's memory, BAR2's backing: its units' worth, zeroed when allocated.
 pub(crate) struct Memory(VVec<Block>);
 
@@ -280,10 +294,7 @@ impl RmttyVfio {
     /// Logs `why` the device refused a request with `err`, rate limited; returns the refusal,
     /// which the VFIO abstraction then logs no more about.
     pub(crate) fn refused(&self, err: Error, why: fmt::Arguments<'_>) -> vfio::Refusal {
-        if self.refusals.allow() {
-            dev_warn!(self.dev(), "{why}\n");
-        }
-        vfio::Refusal::logged(err)
+        refuse(self.dev(), &self.refusals, err, why)
     }
 
     /// The device's shape: what its migration stream needs of a target.

@@ -23,6 +23,7 @@
 
 use crate::{
     device::{
+        refuse,
         DeviceState,
         RmttyVfio, //
     },
@@ -237,10 +238,12 @@ fn stream_refused(
     err: Error,
     refusal: Refusal,
 ) -> vfio::Refusal {
-    if refusals.allow() {
-        dev_warn!(dev, "migration stream refused: {refusal}\n");
-    }
-    vfio::Refusal::logged(err)
+    refuse(
+        dev,
+        refusals,
+        err,
+        fmt!("migration stream refused: {refusal}"),
+    )
 }
 
 impl RmttyVfio {
