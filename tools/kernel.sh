@@ -2,12 +2,13 @@
 # SPDX-License-Identifier: GPL-2.0
 # Build rmtty's test kernel: Linux 7.2 from Debian's linux-source-7.2 with
 # LLVM=-19, the project's config fragment merged onto tinyconfig and the
-# project's Rust abstractions installed into the kernel crate.
+# project's Rust abstractions installed into the kernel crate; and the nested
+# guests' kernel, the same source with its own small fragment (nested.config).
 #
-# The extracted source and the O= build directory are cached outside the
-# repository, keyed by the source package's version and the fragment's hash:
-# a changed fragment gets a fresh build, changed abstractions only rebuild
-# what depends on them.
+# Each kernel's extracted source and O= build directory are cached outside
+# the repository, keyed by the source package's version and its fragment's
+# hash: a changed fragment gets a fresh build of its kernel, changed
+# abstractions only rebuild what depends on them in the test kernel.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 kernel_paths
@@ -22,16 +23,18 @@ extract() {
 	rmdir "$tmp"
 }
 
+# configure FRAGMENT
 configure() {
 	[ -e "$KOUT/.config" ] && return 0
 	mkdir -p "$KOUT"
 	kmake tinyconfig
-	"$KSRC"/scripts/kconfig/merge_config.sh -m -O "$KOUT" "$KOUT/.config" "$RMTTY_FRAGMENT"
+	"$KSRC"/scripts/kconfig/merge_config.sh -m -O "$KOUT" "$KOUT/.config" "$1"
 	kmake olddefconfig
 }
 
-# Kconfig silently drops what has unmet dependencies: name every option the
-# fragment asks for that the resulting .config does not have.
+# verify_config FRAGMENT: Kconfig silently drops what has unmet dependencies:
+# name every option the fragment asks for that the resulting .config does not
+# have.
 verify_config() {
 	local line opt want have bad=()
 	kmake olddefconfig
@@ -42,9 +45,9 @@ verify_config() {
 		have=$(grep -E "^$opt=" "$KOUT/.config" | cut -d= -f2- || true)
 		[ "$want" = n ] && want=
 		[ "$have" = "$want" ] || bad+=("$opt (wanted ${want:-n}, got ${have:-n})")
-	done <"$RMTTY_FRAGMENT"
+	done <"$1"
 	if [ ${#bad[@]} != 0 ]; then
-		echo "Kconfig did not keep these options of $RMTTY_FRAGMENT:"
+		echo "Kconfig did not keep these options of $1:"
 		printf '  %s\n' "${bad[@]}"
 		return 1
 	fi
@@ -74,14 +77,30 @@ build() {
 	fi
 }
 
-echo "rmtty: test kernel $KVERSION (cache $KCACHE)"
+# The nested guests' kernel: no modules, no headers, no Rust.
+build_nested() {
+	kmake -j"$(nproc)" bzImage
+}
+
 # Clones on one machine share the cache: one of them at a time installs into
-# the source tree and builds it.
+# a source tree and builds it.
+echo "rmtty: nested guests' kernel $KVERSION (cache $NCACHE)"
+mkdir -p "$NCACHE"
+(
+	KCACHE=$NCACHE KSRC=$NSRC KOUT=$NOUT
+	exec 9>"$KCACHE/.lock"
+	flock 9
+	step "nested: extract kernel source" extract
+	step "nested: configure (tinyconfig + fragment)" configure "$RMTTY_NESTED_FRAGMENT"
+	step "nested: verify kernel config" verify_config "$RMTTY_NESTED_FRAGMENT"
+	step "nested: build kernel (bzImage)" build_nested
+)
+echo "rmtty: test kernel $KVERSION (cache $KCACHE)"
 mkdir -p "$KCACHE"
 exec 9>"$KCACHE/.lock"
 flock 9
 step "extract kernel source" extract
 step "install Rust abstractions" "$RMTTY_TOP/tools/install-abstractions.sh" "$KSRC"
-step "configure (tinyconfig + fragment)" configure
-step "verify kernel config" verify_config
+step "configure (tinyconfig + fragment)" configure "$RMTTY_FRAGMENT"
+step "verify kernel config" verify_config "$RMTTY_FRAGMENT"
 step "build kernel (bzImage, modules, headers)" build

@@ -40,15 +40,21 @@ die() {
 }
 
 RMTTY_FRAGMENT=$RMTTY_TOP/tools/kernel/rmtty.config
+RMTTY_NESTED_FRAGMENT=$RMTTY_TOP/tools/kernel/nested.config
 
 # kernel_paths: set KVERSION, KCACHE, KSRC and KOUT for the installed
-# linux-source-7.2 and the current config fragment.
+# linux-source-7.2 and the current config fragment, and NCACHE, NSRC and
+# NOUT for the nested guests' kernel: a tree of its own, keyed by its own
+# fragment, so that a change to one kernel's options rebuilds that kernel.
 kernel_paths() {
 	KVERSION=$(dpkg-query -W -f='${Version}' linux-source-7.2 2>/dev/null) ||
 		die "linux-source-7.2 is not installed (run tools/deps.sh)"
 	KCACHE=$RMTTY_CACHE/linux-$KVERSION-$(sha256sum "$RMTTY_FRAGMENT" | cut -c1-12)
 	KSRC=$KCACHE/src
 	KOUT=$KCACHE/build
+	NCACHE=$RMTTY_CACHE/linux-$KVERSION-nested-$(sha256sum "$RMTTY_NESTED_FRAGMENT" | cut -c1-12)
+	NSRC=$NCACHE/src
+	NOUT=$NCACHE/build
 }
 
 # kmake ARGS...: make in the test kernel's tree with the project's toolchain.
@@ -80,7 +86,7 @@ guest_env() {
 	printf 'export RMTTY_TOP=%s RMTTY_KO=%s RMTTY_TEST_MODULES=%s RMTTY_COMPAT=%s RMTTY_KHDR=%s RMTTY_KSFT=%s RMTTY_BZIMAGE=%s RMTTY_GUEST_OUT=%s RMTTY_QEMU72=%s; cd %s\n' \
 		"$(sh_quote "$RMTTY_TOP")" "$(sh_quote "$RMTTY_KO")" "$(sh_quote "$RMTTY_TEST_MODULES")" \
 		"$(sh_quote "$RMTTY_COMPAT")" "$(sh_quote "$KOUT/usr/include")" \
-		"$(sh_quote "$RMTTY_BUILD/ksft")" "$(sh_quote "$KOUT/arch/x86/boot/bzImage")" \
+		"$(sh_quote "$RMTTY_BUILD/ksft")" "$(sh_quote "$NOUT/arch/x86/boot/bzImage")" \
 		"$(sh_quote "$RMTTY_GUEST_OUT")" "$(sh_quote "$RMTTY_QEMU72")" "$(sh_quote "$RMTTY_TOP")"
 }
 
