@@ -8,29 +8,64 @@
 # -device vfio-pci,sysfsdev=... and the version's migration property.
 #
 # Before the migration the nested guest, through its own driver and the port's
-# registers, leaves state in the device:
-#   - a baud rate of 9600 set with stty: the driver programs divisor 12;
+# registers, leaves state in the device, none of it the power-on value:
+#   - a baud rate of 9600 set with stty: the driver programs divisor 12, LCR
+#     0x13 (8 bits, no parity; 8250 sets the even-parity select whenever
+#     PARODD is off) and MCR 0x0b (DTR, RTS, OUT2); its PCI command register
+#     decodes I/O and memory (power-on: I/O only);
 #   - 0xa5 in the scratch register;
 #   - text written through the tty, which the driver has moved from the
 #     device into the tty's buffer but nobody has read;
 #   - text in the device's receive FIFO itself: the port loops back, and with
-#     the port's interrupts disabled (IER 0) nothing takes it out.
+#     IER 0x04 (line status only: nothing it enables is pending) nothing takes
+#     it out;
+#   - all of the device's memory (BAR2) filled with SEED's pattern.
 # The tty layer reaches neither the scratch register, nor the divisor latch,
-# nor IER: the guest uses its sysfs resource file of the port's I/O BAR
-# (/sys/bus/pci/devices/*/resourceN, 1-byte reads and writes are inb/outb;
-# busybox dd with bs=1). The test kernel has neither /dev/port (DEVPORT) nor
-# /dev/mem (DEVMEM), and busybox has no io applet (its devmem needs /dev/mem).
+# nor IER, nor BAR2: the guest uses its sysfs resource files of the port's I/O
+# BAR (/sys/bus/pci/devices/*/resourceN, 1-byte reads and writes are
+# inb/outb; busybox dd with bs=1) and of BAR2 (mapped by rmtty_bar2 --resource,
+# 8-byte accesses that QEMU forwards to the device). The test kernel has
+# neither /dev/port (DEVPORT) nor /dev/mem (DEVMEM), and busybox has no io
+# applet (its devmem needs /dev/mem).
+#
+# Then a writer (rmtty_bar2 dirty) keeps rewriting BAR2's pages, round after
+# round, and dirties the guest's RAM all the time, through the whole
+# migration and on the target until the guest stops it there. The pages it
+# writes after the source emitted their first-pass records are device memory
+# the source's dirty tracking must send again: the device data QEMU sent must
+# exceed the first pass and the stop-and-copy tail by at least REWRITES page
+# records. The migration starts with a downtime limit of 1 ms, which puts the
+# switchover off while the guest dirties memory (QEMU 7.2 never switches over
+# with it); once QEMU has sent REWRITES page records beyond the first pass
+# (or a quarter of the migration's time limit has passed), the test holds
+# the migration (a bandwidth limit of 1 KiB/s: the RAM the
+# writer dirties can no longer be sent), stops the writer through the guest's
+# console ("stop"), and lets the migration complete (no bandwidth limit, a
+# downtime limit of 2 s). Then the two memories must be the same, and hold
+# what the fill and the writer's pages left. Should the migration switch
+# over before the hold (QEMU 10 may, at a sync that finds little dirty), the
+# writer runs on the target until the guest stops it there; then the source's
+# memory must be what the fill and a part of the pages left, the part written
+# before the switchover (the page the writer was at possibly in part), and
+# the target's what all of them left. Once both QEMUs are gone (closing a
+# device keeps its memory) the target's memory must be what the fill and the
+# writer's pages left (the pattern is a function of the seed, the round and
+# the offset, so a twin needs no device), and the source's what the fill
+# and a part of them left, the part the writer wrote before the switchover
+# (the page it was at possibly in part): the two memories differ in the pages
+# written on the target only. The
+# target's memory held another pattern before.
 #
 # After the migration the guest on the target reads back the divisor, the
-# scratch register, IER 0 and data ready in LSR, then restores IER: the FIFO's
-# text must arrive through the driver's interrupt, after the tty's unread
-# text; the port must still echo a further message and take interrupts.
+# scratch register, LCR, MCR, IER 0x04, its command register and data ready
+# in LSR, then restores IER: the FIFO's text must arrive through the driver's
+# interrupt, after the tty's unread text; the port must still echo a further
+# message and take interrupts.
 #
 # The nested guest says "rmtty-live: ready" on its console and waits for a
 # line on it; the test sends that line to the target QEMU's serial port (a
-# socket chardev) once the migration has completed. Every wait is bounded and
-# scaled to the machine's speed as in rmtty_8250_test.sh; a time-out names its
-# phase.
+# socket chardev) once the migration has completed. Every wait is bounded and scaled to the machine's speed as in
+# rmtty_8250_test.sh; a time-out names its phase.
 
 . "$(dirname "$0")/rmtty_lib.sh"
 
@@ -40,6 +75,14 @@ AFTER_TEXT=rmtty-live-after
 SCRATCH=165
 BAUD=9600
 DIVISOR=12
+LCR=19
+MCR=11
+IER=4
+SEED=0x11fe
+TARGET_SEED=0x7a6e
+REWRITES=16
+PAGE=4096
+BAR2=$(cd "$(dirname "$0")" && pwd)/rmtty_bar2
 
 # Time limits, scaled as rmtty_8250_test.sh scales its nested guest's (see
 # rmtty_lib.sh). The boot to "ready" gets BOOT_TIMEOUT s, the migration
@@ -84,20 +127,32 @@ ktap_print_header
 # All of these are part of the test setup: without them the run is broken.
 rmtty_qemu_setup "$1"
 rmtty_nested_guest_setup
-rmtty_reload
-# Eleven tests and the unload
-ktap_set_plan 12
+# Units of 1 MiB: each device below has 1 MiB of memory (the SPEC's shape).
+UNIT_MIB=1
+rmtty_reload unit_mib=$UNIT_MIB
+[ -x "$BAR2" ] || ktap_exit_fail_msg "rmtty_bar2 is not built ($BAR2)"
+# Fourteen tests and the unload
+ktap_set_plan 15
 set_timeouts
 
 src=$(rmtty_create 1 1) && tgt=$(rmtty_create 1 2) ||
 	ktap_exit_fail_msg "creating the devices failed"
 src_uuid=$(basename "$src")
 tgt_uuid=$(basename "$tgt")
+# The target's memory holds another pattern than any the source's will.
+"$BAR2" fill "$tgt_uuid" "$TARGET_SEED" || ktap_exit_fail_msg "filling device B's memory failed"
+# In the stream (migration-stream.md) the first pass over it is the 32-byte
+# header and a 4116-byte record for each page; the stop-and-copy part ends
+# with at least 320 bytes of config, UART and end records.
+mem_size=$((UNIT_MIB << 20))
+PAGE_RECORD=4116
+first_pass=$((32 + mem_size / PAGE * PAGE_RECORD))
+TAIL=320
 
 # The nested guest's init. The rmtty port is ttyS1, the PCI one after the ISA
 # ttyS0 (the console). Its registers are reached through the resource file of
 # the BAR that holds the port's I/O address.
-rmtty_initramfs "$tmp" <<EOF
+rmtty_initramfs "$tmp" "$BAR2" <<EOF
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t devtmpfs dev /dev
@@ -115,6 +170,27 @@ outb() {
 	fi
 }
 irqs() { grep ttyS1 /proc/interrupts | awk '{ print \$2 }'; }
+# command: the PCI command register, through the configuration space file.
+command() {
+	dd if=\$pci/config bs=1 skip=4 count=2 2>/dev/null | od -An -tu2 | tr -d ' \n'
+}
+# uart: the registers that the test checks on both sides.
+uart() {
+	echo "ier \$(inb 1), scratch \$(inb 7), divisor \$(divisor), lcr \$(inb 3)," \
+		"mcr \$(inb 4), command \$(command), lsr \$(inb 5)"
+}
+# drained: wait until the driver has sent what the tty gave it (IER[THRI]
+# off, LSR[TEMT] on) and taken out what looped back (LSR[DR] off).
+drained() {
+	local i=0
+
+	while [ \$((\$(inb 1) & 2)) != 0 ] || [ \$((\$(inb 5) & 65)) != 64 ]; do
+		i=\$((i + 1))
+		[ \$i -lt 3000 ] || fail "the port did not drain within 3000 polls"
+		sleep 0.01
+	done
+	echo \$i
+}
 # divisor: the divisor latch, with LCR[DLAB] set for the two reads.
 divisor() {
 	local lcr=\$(inb 3) lo hi
@@ -135,6 +211,8 @@ while read -r start end flags; do
 done <\$pci/resource
 [ -n "\$res" ] || fail "no BAR of \$pci holds the port \$port"
 say "port: \$port, \$res"
+res2=\$pci/resource2
+[ -e \$res2 ] || fail "\$pci has no resource2"
 
 exec 3<>/dev/ttyS1
 stty raw -echo $BAUD <&3
@@ -144,12 +222,12 @@ printf '%s' before >&3
 say "echo before: \$(timeout 30 head -c 6 <&3)"
 # Text through the tty that nobody reads.
 printf '%s' $TTY_TEXT >&3
-sleep 1
+say "drained after \$(drained) polls"
 say "irqs before: \$(irqs)"
 say "irq line: \$(grep ttyS1 /proc/interrupts | tr -s ' ')"
-# The port's interrupts off, then text straight into its FIFO.
+# The port's receive interrupt off, then text straight into its FIFO.
 ier=\$(inb 1)
-outb 1 0
+outb 1 $IER
 outb 7 $SCRATCH
 s=$FIFO_TEXT
 i=0
@@ -158,11 +236,25 @@ while [ \$i -lt \${#s} ]; do
 	i=\$((i + 1))
 done
 say "ier saved: \$ier"
-say "source: ier \$(inb 1), scratch \$(inb 7), divisor \$(divisor), lsr \$(inb 5)"
+say "source: \$(uart)"
+# The device's memory, then the writer that keeps rewriting it.
+t=\$(date +%s)
+rmtty_bar2 --resource \$res2 fill $SEED || fail "filling BAR2 failed"
+say "bar2 filled in \$((\$(date +%s) - t)) s"
+rmtty_bar2 --resource \$res2 dirty $SEED &
+writer=\$!
 say "ready"
 read -r -t 3600 go || fail "no line on the console within an hour"
+if [ "\$go" = stop ]; then
+	kill -TERM \$writer
+	wait \$writer || fail "the writer failed"
+	read -r -t 3600 go || fail "no line on the console within an hour"
+fi
+if kill -TERM \$writer 2>/dev/null; then
+	wait \$writer || fail "the writer failed"
+fi
 say "go: \$go"
-say "target: ier \$(inb 1), scratch \$(inb 7), divisor \$(divisor), lsr \$(inb 5)"
+say "target: \$(uart)"
 say "stty after: \$(stty <&3 | head -n 1)"
 say "irqs target: \$(irqs)"
 # Interrupts back on: the driver takes the FIFO's text to the tty.
@@ -191,6 +283,14 @@ case $QEMU_VERSION in
 esac
 ktap_print_msg "the nested guest runs on QEMU's $MACHINE machine"
 
+# QEMU 7.2 has no count of the device data VFIO sent in query-migrate (8.1
+# added it): there, the test adds up the sizes of its vfio_save_buffer trace
+# events, one for each buffer read from the device.
+case $QEMU_VERSION in
+7.2) SENT_TRACE=(-trace vfio_save_buffer) ;;
+*) SENT_TRACE=() ;;
+esac
+
 # live_start NAME DEVICE ARGS...: start QEMU NAME running the nested guest
 # with DEVICE (sysfs path) assigned, its serial port a socket chardev
 # $tmp/NAME.con logged to $tmp/NAME.serial.
@@ -204,7 +304,47 @@ live_start() {
 		-chardev "socket,id=con,path=$tmp/$name.con,server=on,wait=off,logfile=$tmp/$name.serial" \
 		-serial chardev:con \
 		-device "vfio-pci,sysfsdev=$dev,$QEMU_MIGRATION" \
-		"$@"
+		"${SENT_TRACE[@]}" "$@"
+}
+
+# device_sent: set sent to the bytes of device data the source QEMU has sent
+# in the migration, and status to the migration's status; fails when QMP did.
+device_sent() {
+	local size
+
+	qmp source 30 status || return
+	read -r status sent <<<"$qmp_out"
+	[ "${#SENT_TRACE[@]}" = 0 ] && return
+	sent=0
+	for size in $(sed -n 's/.*vfio_save_buffer .* size \(0x[0-9a-f]*\) .*/\1/p' "$tmp/source.trace"); do
+		sent=$((sent + size))
+	done
+}
+
+# console NAME LINE: send LINE to the nested guest's console on QEMU NAME.
+console() {
+	python3 - "$tmp/$1.con" "$2" <<-'PY'
+	import socket, sys
+	s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+	s.settimeout(30)
+	s.connect(sys.argv[1])
+	s.sendall(sys.argv[2].encode() + b"\n")
+	s.close()
+	PY
+}
+
+# stopped_on NAME: whether the writer said on QEMU NAME's console that it
+# stopped, and how many pages it wrote (in written).
+stopped_on() {
+	written=$(sed -n 's/^rmtty-live: writer stopped: \([0-9]*\) pages.*/\1/p' "$tmp/$1.serial" |
+		tr -d '\r')
+	[ -n "$written" ]
+}
+
+# dirtied NAME: the pages the writer had written when it last said so on QEMU
+# NAME's console.
+dirtied() {
+	sed -n 's/^rmtty-live: dirtied \([0-9]*\).*/\1/p' "$tmp/$1.serial" | tail -n 1
 }
 
 # wait_line NAME PATTERN TIMEOUT: wait for a line matching PATTERN in QEMU
@@ -227,7 +367,8 @@ field() { sed -n "s/^rmtty-live: $2: //p" "$tmp/$1.serial" 2>/dev/null | tr -d '
 # nested guest said on its console, as diagnostics.
 report() {
 	qemu_report "$1"
-	msgs "$(grep -a '^rmtty-live: ' "$tmp/$1.serial" 2>/dev/null | tr -d '\r' | sed "s/^/$1 guest: /")"
+	msgs "$(grep -a '^rmtty-live: ' "$tmp/$1.serial" 2>/dev/null | grep -av '^rmtty-live: dirtied' |
+		tr -d '\r' | sed "s/^/$1 guest: /")"
 }
 
 rmtty_log_mark "$(basename "$0" .sh): the QEMUs start with $src_uuid and $tgt_uuid"
@@ -253,12 +394,38 @@ fi
 if [ -z "$phase" ]; then
 	# Phase 2: the migration, live.
 	t=$(now_ms)
-	qmp source "$migrate_timeout" migrate "unix:$tmp/migration.sock"
+	end=$((SECONDS + migrate_timeout))
+	qmp source 30 set downtime-limit 1 && qmp source 30 start "unix:$tmp/migration.sock" ||
+		phase="migration: starting it failed: $qmp_out"
+	# A device that tracks no dirty page never gets there: after a
+	# quarter of the time the test holds the migration all the same.
+	gate=$((SECONDS + migrate_timeout / 4))
+	while [ -z "$phase" ] && [ "$SECONDS" -lt "$gate" ] && device_sent &&
+	      [[ "$status" =~ ^(setup|active)$ ]] &&
+	      [ "$sent" -lt $((first_pass + REWRITES * PAGE_RECORD)) ]; do
+		sleep 0.5
+	done
+	[ -n "$phase" ] || qmp source 30 set max-bandwidth 1024 ||
+		phase="migration: limiting the bandwidth failed: $qmp_out"
+	ktap_print_msg "migration: $(since "$t") later QEMU had sent ${sent:-?} bytes of device data (${status:-?})"
+	if [ -z "$phase" ] && device_sent && [ "$status" = active ]; then
+		console source stop || phase="migration: sending stop to the source's console failed"
+		# Unless the migration switched over first: then the line waits
+		# on a stopped guest.
+		while [ -z "$phase" ] && ! stopped_on source && device_sent && [ "$status" = active ]; do
+			[ "$SECONDS" -lt "$end" ] || phase="migration: the writer did not stop within $migrate_timeout s"
+			sleep 0.5
+		done
+	fi
+	[ -n "$phase" ] || { qmp source 30 set max-bandwidth 4294967296 && qmp source 30 set downtime-limit 2000; } ||
+		phase="migration: lifting the limits failed: $qmp_out"
+	[ -n "$phase" ] || qmp source $((end > SECONDS ? end - SECONDS : 1)) wait
 	rc=$?
 	src_info=$qmp_out
 	ktap_print_msg "migration: the source's migrate ended after $(since "$t") ($rc)"
 	[ "$rc" = 3 ] && phase="migration: no end within $migrate_timeout s"
 	[ "$rc" = 0 ] || [ -n "$phase" ] || phase="migration: failed"
+	device_sent || sent=
 fi
 [ -z "$src_info" ] || msgs "$src_info"
 grep -qx 'Migration status: completed' <<<"$src_info" && [ -z "$phase" ]
@@ -282,17 +449,16 @@ fi
 [ -z "$phase" ]
 result "the target QEMU with rmtty device B completes the incoming migration and runs"
 
-# Phase 3: the guest, now on the target, reads the port.
+# Beyond the first pass and the tail, a stream holds dirty pages only.
+again=$(( (${sent:-0} - first_pass - TAIL) / PAGE_RECORD ))
+[ -n "$sent" ] && [ "$again" -ge "$REWRITES" ]
+result "QEMU sends pages written in pre-copy again (${sent:-?} bytes of device data: $again page records beyond the first pass, at least $REWRITES)"
+ktap_print_msg "the writer wrote $(dirtied source) pages or more on the source"
+
+# Phase 4: the guest, now on the target, reads the port.
 if [ -z "$phase" ]; then
 	t=$(now_ms)
-	python3 - "$tmp/target.con" <<-'PY' || phase="after: sending the line to the target's console failed"
-	import socket, sys
-	s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-	s.settimeout(30)
-	s.connect(sys.argv[1])
-	s.sendall(b"go\n")
-	s.close()
-	PY
+	console target go || phase="after: sending the line to the target's console failed"
 	[ -n "$phase" ] || wait_line target '^rmtty-live: done' "$after_timeout" ||
 		phase="after: no \"rmtty-live: done\" from the target within $after_timeout s"
 	ktap_print_msg "the guest on the target ran $(since "$t") after the go line"
@@ -321,11 +487,14 @@ report target
 [ "$(field target 'go')" = go ] && [ "$tgt_rc" = 0 ]
 result "the guest continues on the target and powers off (QEMU exited $tgt_rc)"
 
-exp_state="ier 0, scratch $SCRATCH, divisor $DIVISOR"
+exp_state="ier $IER, scratch $SCRATCH, divisor $DIVISOR, lcr $LCR, mcr $MCR, command "
 before=$(field source source)
 after=$(field target target)
-[[ "$before" == "$exp_state, lsr "* ]] && [[ "$after" == "$exp_state, lsr "* ]]
-result "the scratch register ($SCRATCH) and the divisor latch ($DIVISOR, $BAUD baud) survive"
+command=${before#"$exp_state"}
+command=${command%%,*}
+[[ "$before" == "$exp_state"* ]] && [[ "$command" =~ ^[0-9]+$ ]] && (( (command & 3) == 3 )) &&
+	[ "${after%, lsr *}" = "${before%, lsr *}" ]
+result "IER ($IER), the scratch register ($SCRATCH), the divisor latch ($DIVISOR, $BAUD baud), LCR, MCR and the command register (I/O and memory on) survive"
 ktap_print_msg "before: $before; after: $after"
 
 lsr=${after##*lsr }
@@ -359,6 +528,44 @@ errors=$(qemu_errors source; qemu_errors target)
 result "no splat or ACPI error in the nested guest, no error from QEMU"
 msgs "$splats"
 msgs "$errors"
+
+# Both QEMUs are gone: their devices' memories, which closing keeps, are as
+# the migration (and the guest, if it ran the writer on the target) left
+# them.
+pages=$((mem_size / PAGE))
+if stopped_on source; then
+	where=source
+elif stopped_on target; then
+	where=target
+else
+	where=
+fi
+ktap_print_msg "the writer stopped on the ${where:-?} after ${written:-?} pages"
+if [ -n "$where" ]; then
+	verify=$("$BAR2" verify "$tgt_uuid" "$SEED" "$written" 2>&1)
+else
+	verify="the writer never said how many pages it wrote"
+	false
+fi
+result "device B's memory holds the fill and the writer's pages (seed $SEED)"
+msgs "$verify"
+if [ "$where" = source ]; then
+	# Nothing wrote device memory after the switchover.
+	src_said=$("$BAR2" hash "$src_uuid" 2>&1) && tgt_said=$("$BAR2" hash "$tgt_uuid" 2>&1) &&
+		[ "$src_said" = "$tgt_said" ]
+	result "device A's memory is device B's as of the switchover"
+	ktap_print_msg "memory hashes: device A $src_said, device B $tgt_said"
+else
+	# The pages written on the target, fewer than BAR2 holds (or they
+	# would hide what the migration moved), make all the difference.
+	src_said=$("$BAR2" written "$src_uuid" "$SEED" 2>&1)
+	src_written=${src_said%% *}
+	[[ "$src_written" =~ ^[0-9]+$ ]] && [ "$where" = target ] &&
+		[ "$src_written" -ge "$(dirtied source)" ] && [ "$src_written" -le "$written" ] &&
+		[ $((written - src_written)) -lt "$pages" ]
+	result "device A's memory is device B's as of the switchover"
+	ktap_print_msg "device A holds the fill and $src_said pages; the writer said $(dirtied source) on the source"
+fi
 
 echo 1 >"$src/remove" && echo 1 >"$tgt/remove"
 result "both devices are removable after"
