@@ -19,6 +19,14 @@
 #include "rmtty_util.h"
 #include "rmtty_vfio.h"
 
+int (*rmtty_vfio_before_device)(void);
+
+/* Call rmtty_vfio_before_device, if set: 0 or its -errno. */
+static int before_device(void)
+{
+	return rmtty_vfio_before_device ? rmtty_vfio_before_device() : 0;
+}
+
 /* Log what failed and return -errno. */
 static int failed(const char *what)
 {
@@ -46,7 +54,7 @@ static int open_group(struct rmtty_vfio *v, const char *uuid)
 {
 	struct vfio_group_status status = { .argsz = sizeof(status) };
 	char path[256];
-	int group;
+	int group, ret;
 
 	rmtty_device_path(path, sizeof(path), uuid, "iommu_group");
 	group = trailing_number(path);
@@ -69,6 +77,9 @@ static int open_group(struct rmtty_vfio *v, const char *uuid)
 		return failed("VFIO_GROUP_SET_CONTAINER");
 	if (ioctl(v->container, VFIO_SET_IOMMU, VFIO_TYPE1v2_IOMMU))
 		return failed("VFIO_SET_IOMMU");
+	ret = before_device();
+	if (ret)
+		return ret;
 	v->device = ioctl(v->group, VFIO_GROUP_GET_DEVICE_FD, uuid);
 	if (v->device < 0)
 		return failed("VFIO_GROUP_GET_DEVICE_FD");
@@ -82,6 +93,7 @@ static int open_cdev(struct rmtty_vfio *v, const char *uuid)
 	struct iommu_ioas_alloc alloc = { .size = sizeof(alloc) };
 	char path[256], name[64];
 	FILE *list;
+	int ret;
 
 	snprintf(path, sizeof(path), "ls %s/%s/vfio-dev", MDEV_DEVICES, uuid);
 	list = popen(path, "r");
@@ -92,6 +104,9 @@ static int open_cdev(struct rmtty_vfio *v, const char *uuid)
 	pclose(list);
 	name[strcspn(name, "\n")] = '\0';
 	snprintf(path, sizeof(path), "/dev/vfio/devices/%s", name);
+	ret = before_device();
+	if (ret)
+		return ret;
 	v->device = open(path, O_RDWR);
 	if (v->device < 0)
 		return failed(path);
@@ -236,7 +251,8 @@ int mig_set_state(int device, __u32 state, int *data_fd)
 	mig->device_state = state;
 	mig->data_fd = -2;	/* what the kernel returns replaces it */
 	ret = ioctl(device, VFIO_DEVICE_FEATURE, f) ? -errno : 0;
-	*data_fd = mig->data_fd;
+	if (data_fd)
+		*data_fd = mig->data_fd;
 	return ret;
 }
 

@@ -30,6 +30,13 @@ struct rmtty_vfio {
  * type1 container; 0 or -errno, with what failed logged.
  */
 int rmtty_vfio_open(struct rmtty_vfio *v, const char *uuid, bool cdev);
+/*
+ * If set, rmtty_vfio_open() calls it right before the requests that open the
+ * device itself (VFIO_GROUP_GET_DEVICE_FD after the group's setup; the cdev's
+ * open, binding and attaching), and fails with its error if it fails: the
+ * fault-injection test arms fail-nth there.
+ */
+extern int (*rmtty_vfio_before_device)(void);
 /* Close whatever of @v is open. */
 void rmtty_vfio_close(struct rmtty_vfio *v);
 
@@ -67,7 +74,7 @@ int mig_features(int device, __u64 *flags);
 int mig_get_state(int device);
 /*
  * Request migration state @state; 0 or -errno. The data fd of a transfer the
- * request started, or -1, goes to @data_fd.
+ * request started, or -1, goes to @data_fd (unless NULL: none can start).
  */
 int mig_set_state(int device, __u32 state, int *data_fd);
 /* VFIO_DEVICE_FEATURE_MIG_DATA_SIZE into @size; 0 or -errno. */

@@ -1,0 +1,554 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Allocation failures on demand (fail-nth): every fault site that creating a
+ * device, aggregating it, opening it (through the group and a type1
+ * container, and through the iommufd cdev), saving and loading reaches fails
+ * in turn, one per attempt, until an attempt reaches none. Each failure must
+ * fail its request with ENOMEM (EFAULT where a user copy failed) and change
+ * nothing: no device left behind, the pool's instances, the aggregation and
+ * the migration state as they were; the device works afterwards. The suite's
+ * kmemleak scan finds whatever a failure leaked.
+ *
+ * The injected failures are logged with their stacks (the fault attributes'
+ * verbose 1); each test finds the distinct places in rmtty and in the
+ * project's abstractions that a failing allocation was called from (it must
+ * find one at least), and the last test counts them over the whole run:
+ * "allocation sites of rmtty and the abstractions: N".
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include <linux/vfio.h>
+
+#include "rmtty_mig_fixture.h"
+
+#define FAULT_ATTRS	"/sys/kernel/debug"
+/* More fault sites than any request here has: a load's copy of 1 MiB is 256 pages */
+#define MAX_SITES	2000
+#define MAX_PLACES	128
+#define PLACE_LEN	512
+
+/*
+ * The paths of rmtty's code and of the abstractions in the kernel crate, as a
+ * Rust v0 symbol begins them after its crate's disambiguator ("Cs<hash>_").
+ * Code of the kernel crate's other modules instantiated for rmtty's types
+ * (an Arc, a Vec) is not a place of ours: the frame that called it is.
+ */
+static const char *const our_paths[] = {
+	"5rmtty", "6kernel4mdev", "6kernel4vfio", "6kernel10anon_inode", "6kernel7eventfd",
+	"6kernel9ratelimit",
+};
+
+/* Whether the stack frame @frame ("symbol+0xoff/0xsize [module]") is ours. */
+static bool ours(const char *frame)
+{
+	const char *path;
+	unsigned int i;
+
+	if (strncmp(frame, "_R", 2))
+		return false;
+	path = strstr(frame, "Cs");
+	path = path ? strchr(path, '_') : NULL;
+	if (!path)
+		return false;
+	for (i = 0; i < sizeof(our_paths) / sizeof(our_paths[0]); i++) {
+		if (!strncmp(path + 1, our_paths[i], strlen(our_paths[i])))
+			return true;
+	}
+	return false;
+}
+
+/* The places found, one a line: each test runs in a child of its own. */
+#define PLACES_FILE	"/tmp/rmtty_fault_places"
+
+static void __attribute__((constructor)) forget_places(void)
+{
+	unlink(PLACES_FILE);
+}
+
+/* Arm the allocators' fault injection, verbose: 0 or -errno. */
+static int injection_setup(void)
+{
+	/* verbose 2: with the stack; no rate limit on the reports */
+	static const char *const settings[][2] = {
+		{ FAULT_ATTRS "/failslab/ignore-gfp-wait", "N" },
+		{ FAULT_ATTRS "/failslab/verbose", "2" },
+		{ FAULT_ATTRS "/failslab/verbose_ratelimit_interval_ms", "0" },
+		{ FAULT_ATTRS "/fail_page_alloc/ignore-gfp-wait", "N" },
+		{ FAULT_ATTRS "/fail_page_alloc/ignore-gfp-highmem", "N" },
+		{ FAULT_ATTRS "/fail_page_alloc/min-order", "0" },
+		{ FAULT_ATTRS "/fail_page_alloc/verbose", "2" },
+		{ FAULT_ATTRS "/fail_page_alloc/verbose_ratelimit_interval_ms", "0" },
+		{ FAULT_ATTRS "/fail_usercopy/verbose", "2" },
+		{ FAULT_ATTRS "/fail_usercopy/verbose_ratelimit_interval_ms", "0" },
+	};
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
+		ret = sysfs_write(settings[i][0], settings[i][1]);
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+static void injection_quiet(void)
+{
+	sysfs_write(FAULT_ATTRS "/failslab/verbose", "0");
+	sysfs_write(FAULT_ATTRS "/fail_page_alloc/verbose", "0");
+	sysfs_write(FAULT_ATTRS "/fail_usercopy/verbose", "0");
+}
+
+/*
+ * This thread's fail-nth file, opened once: reading and writing it then
+ * reaches no allocation, only its user copy.
+ */
+static int nth_open(void)
+{
+	char path[64];
+
+	snprintf(path, sizeof(path), "/proc/self/task/%ld/fail-nth", (long)syscall(SYS_gettid));
+	return open(path, O_RDWR | O_CLOEXEC);
+}
+
+/* Make the @nth fault site this thread reaches fail (0: none). */
+static int arm(int fd, unsigned int nth)
+{
+	char value[16];
+	int len = snprintf(value, sizeof(value), "%u", nth);
+
+	return pwrite(fd, value, len, 0) == len ? 0 : -errno;
+}
+
+/*
+ * Whether the fault arm() set fired in the request; disarms it. A failing
+ * read means it fired in the read's own user copy: after the request.
+ */
+static bool fired(int fd)
+{
+	char value[16] = "";
+	bool yes = pread(fd, value, sizeof(value) - 1, 0) > 0 && atoi(value) == 0;
+
+	arm(fd, 0);
+	return yes;
+}
+
+/*
+ * Read the kernel log from @kmsg on: after each "forcing a failure", the
+ * first reliable frame of its stack that is ours, appended to PLACES_FILE;
+ * how many failures had one.
+ */
+static unsigned int collect_places(int kmsg)
+{
+	char record[1024], frame[PLACE_LEN];
+	bool in_trace = false, found = false;
+	unsigned int count = 0;
+	FILE *out;
+	ssize_t n;
+
+	out = fopen(PLACES_FILE, "a");
+	if (!out)
+		return 0;
+	while ((n = read(kmsg, record, sizeof(record) - 1)) != 0) {
+		char *text, *end;
+
+		if (n < 0) {
+			if (errno == EPIPE)
+				continue;	/* records overwritten: go on */
+			break;
+		}
+		record[n] = '\0';
+		text = strchr(record, ';');
+		if (!text)
+			continue;
+		text++;
+		end = strchr(text, '\n');
+		if (end)
+			*end = '\0';
+		if (strstr(text, "FAULT_INJECTION: forcing a failure")) {
+			in_trace = true;
+			found = false;
+			continue;
+		}
+		if (!in_trace)
+			continue;
+		if (strstr(text, "</TASK>")) {
+			in_trace = false;
+			continue;
+		}
+		/* " symbol+0xoff/0xsize [module]"; "? ..." is not reliable */
+		text += strspn(text, " ");
+		if (found || !ours(text))
+			continue;
+		found = true;
+		count++;
+		/* The place is symbol+offset */
+		snprintf(frame, sizeof(frame), "%s", text);
+		frame[strcspn(frame, "/ ")] = '\0';
+		fprintf(out, "%s\n", frame);
+	}
+	fclose(out);
+	return count;
+}
+
+/* A failure's errno: ENOMEM, or EFAULT where a user copy failed. */
+#define EXPECT_CLEAN(ret) EXPECT_TRUE((ret) == -ENOMEM || (ret) == -EFAULT)
+
+/* For rmtty_vfio_before_device: arm fail-nth for the device's opening. */
+static unsigned int next_nth;
+static int next_fd = -1;
+
+static int arm_next(void)
+{
+	return arm(next_fd, next_nth);
+}
+
+/* A test's fault injection: its fail-nth file, its log reader, its counts. */
+struct injection {
+	int nth, sites;
+	/* Failures that changed nothing, and those the kernel recovered from */
+	unsigned int clean, recovered;
+};
+
+/* Arm fault injection for a test of the mig fixture (SKIP without it). */
+#define INJECTION_BEGIN(inj)							\
+	do {									\
+		int __ret = injection_setup();					\
+										\
+		if (__ret == -ENOENT)						\
+			SKIP(return, "no fault injection in this kernel");	\
+		ASSERT_EQ(0, __ret);						\
+		(inj)->clean = (inj)->recovered = 0;				\
+		(inj)->sites = kmsg_open();					\
+		ASSERT_LE(0, (inj)->sites);					\
+		(inj)->nth = nth_open();					\
+		ASSERT_LE(0, (inj)->nth);					\
+	} while (0)
+
+/*
+ * Disarm and count the places of ours the failures were in; with @reached,
+ * expect one at least.
+ */
+static void injection_end(struct __test_metadata *_metadata, struct injection *inj, bool reached)
+{
+	unsigned int ours;
+
+	injection_quiet();
+	close(inj->nth);
+	ours = collect_places(inj->sites);
+	close(inj->sites);
+	TH_LOG("failures that changed nothing: %u; recovered by the kernel: %u; "
+	       "failures in rmtty or the abstractions: %u", inj->clean, inj->recovered, ours);
+	if (reached)
+		EXPECT_LE(1, ours) TH_LOG("no failure reached rmtty or the abstractions");
+}
+
+/*
+ * Writes @value to the sysfs attribute @path with the @nth fault site failing;
+ * the write's result (0 or -errno), and in *@hit whether the fault fired.
+ */
+static int write_failing(struct injection *inj, const char *path, const char *value,
+			 unsigned int nth, bool *hit)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = arm(inj->nth, nth);
+	if (!ret)
+		ret = write(fd, value, strlen(value)) < 0 ? -errno : 0;
+	*hit = fired(inj->nth);
+	close(fd);
+	return ret;
+}
+
+/* The device works: its scratch register keeps what is written. */
+static void expect_working(struct __test_metadata *_metadata, const char *uuid, bool cdev)
+{
+	struct rmtty_vfio v;
+
+	ASSERT_EQ(0, rmtty_vfio_open(&v, uuid, cdev));
+	EXPECT_EQ(0, bar0_write(v.device, 7, 0x5a));
+	EXPECT_EQ(0x5a, bar0_read(v.device, 7));
+	rmtty_vfio_close(&v);
+}
+
+TEST_F_TIMEOUT(mig, fault_create, 600)
+{
+	struct injection injection, *inj = &injection;
+	long available = rmtty_type_long(1, "available_instances");
+	unsigned int nth;
+	char path[256];
+	bool hit;
+	int ret;
+
+	INJECTION_BEGIN(inj);
+	rmtty_uuid(self->uuid[0], 1);
+	rmtty_type_path(path, sizeof(path), 1, "create");
+	for (nth = 1; nth < MAX_SITES; nth++) {
+		ret = write_failing(inj, path, self->uuid[0], nth, &hit);
+		if (!hit) {
+			ASSERT_EQ(0, ret);
+			break;
+		}
+		if (!ret) {
+			inj->recovered++;
+			ASSERT_EQ(0, rmtty_remove(self->uuid[0]));
+			continue;
+		}
+		inj->clean++;
+		EXPECT_CLEAN(ret) TH_LOG("fault site %u: %s", nth, strerror(-ret));
+		EXPECT_FALSE(rmtty_device_exists(self->uuid[0])) TH_LOG("fault site %u", nth);
+		EXPECT_EQ(available, rmtty_type_long(1, "available_instances"));
+	}
+	EXPECT_GT(MAX_SITES, nth);
+	EXPECT_LE(1, inj->clean);
+	expect_working(_metadata, self->uuid[0], variant->cdev);
+	EXPECT_EQ(0, rmtty_remove(self->uuid[0]));
+	injection_end(_metadata, inj, true);
+}
+
+TEST_F_TIMEOUT(mig, fault_aggregation, 600)
+{
+	struct injection injection, *inj = &injection;
+	long available;
+	unsigned int nth;
+	char path[256];
+	bool hit;
+	int ret;
+
+	INJECTION_BEGIN(inj);
+	rmtty_uuid(self->uuid[0], 1);
+	ASSERT_EQ(0, rmtty_create(1, self->uuid[0]));
+	available = rmtty_type_long(1, "available_instances");
+	rmtty_device_path(path, sizeof(path), self->uuid[0], "mdev/aggregated_instances");
+	for (nth = 1; nth < MAX_SITES; nth++) {
+		ret = write_failing(inj, path, "3", nth, &hit);
+		if (!hit) {
+			ASSERT_EQ(0, ret);
+			break;
+		}
+		if (!ret) {
+			inj->recovered++;
+			ASSERT_EQ(0, sysfs_write(path, "1"));
+			continue;
+		}
+		inj->clean++;
+		EXPECT_CLEAN(ret) TH_LOG("fault site %u: %s", nth, strerror(-ret));
+		EXPECT_EQ(1, sysfs_read_long(path)) TH_LOG("fault site %u", nth);
+		EXPECT_EQ(available, rmtty_type_long(1, "available_instances"));
+	}
+	EXPECT_GT(MAX_SITES, nth);
+	EXPECT_LE(1, inj->clean);
+	EXPECT_EQ(3, sysfs_read_long(path));
+	EXPECT_EQ(available - 2, rmtty_type_long(1, "available_instances"));
+	expect_working(_metadata, self->uuid[0], variant->cdev);
+	EXPECT_EQ(0, rmtty_remove(self->uuid[0]));
+	injection_end(_metadata, inj, true);
+}
+
+TEST_F_TIMEOUT(mig, fault_open, 600)
+{
+	struct injection injection, *inj = &injection;
+	unsigned int nth;
+	bool hit;
+	int ret;
+
+	INJECTION_BEGIN(inj);
+	rmtty_uuid(self->uuid[0], 1);
+	ASSERT_EQ(0, rmtty_create(1, self->uuid[0]));
+	rmtty_vfio_before_device = arm_next;
+	next_fd = inj->nth;
+	for (nth = 1; nth < MAX_SITES; nth++) {
+		next_nth = nth;
+		ret = rmtty_vfio_open(&self->v[0], self->uuid[0], variant->cdev);
+		hit = fired(inj->nth);
+		if (!hit) {
+			ASSERT_EQ(0, ret);
+			break;
+		}
+		if (!ret) {
+			inj->recovered++;
+			rmtty_vfio_close(&self->v[0]);
+			continue;
+		}
+		inj->clean++;
+		EXPECT_CLEAN(ret) TH_LOG("fault site %u: %s", nth, strerror(-ret));
+	}
+	rmtty_vfio_before_device = NULL;
+	EXPECT_GT(MAX_SITES, nth);
+	EXPECT_LE(1, inj->clean);
+	EXPECT_EQ(0, bar0_write(self->v[0].device, 7, 0xa5));
+	EXPECT_EQ(0xa5, bar0_read(self->v[0].device, 7));
+	rmtty_vfio_close(&self->v[0]);
+	expect_working(_metadata, self->uuid[0], variant->cdev);
+	EXPECT_EQ(0, rmtty_remove(self->uuid[0]));
+	/* rmtty allocates nothing to open a device: the failures are the core's */
+	injection_end(_metadata, inj, false);
+}
+
+/*
+ * A transition under fail-nth, from @from to @to, until one passes its last
+ * fault site; a failure leaves the device in @from with no data fd. Over v2
+ * the VFIO core installs the data fd after the driver moved the device, and
+ * fails the ioctl if it cannot: the device is then in @to with no fd, which
+ * a reset recovers (those are counted apart, as the core's).
+ */
+static void transitions(struct __test_metadata *_metadata, struct injection *inj, int device,
+			__u32 from, __u32 to, const __u8 *stream, size_t len)
+{
+	unsigned int nth, core = 0;
+	int fd, ret;
+	bool hit;
+
+	for (nth = 1; nth < MAX_SITES; nth++) {
+		ASSERT_EQ(0, ioctl(device, VFIO_DEVICE_RESET));
+		if (from != RUNNING)
+			ASSERT_EQ(0, mig_set_state(device, from, NULL));
+		fd = -1;
+		ASSERT_EQ(0, arm(inj->nth, nth));
+		ret = mig_set_state(device, to, &fd);
+		hit = fired(inj->nth);
+		if (fd >= 0 && stream)
+			EXPECT_EQ((ssize_t)len, write(fd, stream, len));
+		if (fd >= 0)
+			close(fd);
+		if (!hit) {
+			ASSERT_EQ(0, ret);
+			break;
+		}
+		if (!ret) {
+			inj->recovered++;
+			continue;
+		}
+		if ((__u32)mig_get_state(device) == to) {
+			core++;
+			continue;
+		}
+		inj->clean++;
+		EXPECT_CLEAN(ret) TH_LOG("%s -> %s, fault site %u: %s", state_name[from], state_name[to], nth,
+			       strerror(-ret));
+		EXPECT_EQ(from, (__u32)mig_get_state(device));
+		EXPECT_GT(0, fd);
+	}
+	EXPECT_GT(MAX_SITES, nth) TH_LOG("%s -> %s kept failing", state_name[from], state_name[to]);
+	TH_LOG("%s -> %s: %u fault sites, %u of them the core's fd installation",
+	       state_name[from], state_name[to], nth - 1, core);
+}
+
+TEST_F_TIMEOUT(mig, fault_save, 900)
+{
+	struct injection injection, *inj = &injection;
+
+	INJECTION_BEGIN(inj);
+	rmtty_uuid(self->uuid[0], 1);
+	ASSERT_EQ(0, rmtty_create(1, self->uuid[0]));
+	ASSERT_EQ(0, rmtty_vfio_open(&self->v[0], self->uuid[0], variant->cdev));
+	transitions(_metadata, inj, self->v[0].device, RUNNING, PRE_COPY, NULL, 0);
+	transitions(_metadata, inj, self->v[0].device, STOP, STOP_COPY, NULL, 0);
+	EXPECT_LE(2, inj->clean);
+	ASSERT_EQ(0, ioctl(self->v[0].device, VFIO_DEVICE_RESET));
+	give_state(_metadata, self->v[0].device, (size_t)self->unit_mib << 20, 29);
+	injection_end(_metadata, inj, true);
+}
+
+/*
+ * A load: the stream of another device, written whole; then the commit
+ * (RESUMING -> STOP) under fail-nth. A failed commit leaves the device in
+ * RESUMING with the stream unapplied, or back in STOP with nothing applied.
+ */
+TEST_F_TIMEOUT(mig, fault_load, 900)
+{
+	struct injection injection, *inj = &injection;
+	size_t memory = (size_t)self->unit_mib << 20, full = mig_stream_size(memory);
+	struct rmtty_vfio source;
+	char uuid[UUID_LEN + 1];
+	__u8 *stream = malloc(full + MIG_PAGE);
+	unsigned int nth;
+	int fd, ret;
+	ssize_t len;
+	bool hit;
+
+	INJECTION_BEGIN(inj);
+	rmtty_uuid(self->uuid[0], 1);
+	ASSERT_TRUE(stream != NULL);
+	rmtty_uuid(uuid, 2);
+	ASSERT_EQ(0, rmtty_create(1, uuid));
+	ASSERT_EQ(0, rmtty_vfio_open(&source, uuid, variant->cdev));
+	give_state(_metadata, source.device, memory, 31);
+	ASSERT_EQ(0, mig_set_state(source.device, STOP_COPY, &fd));
+	len = mig_read_to_end(fd, stream, full + MIG_PAGE);
+	close(fd);
+	ASSERT_EQ((ssize_t)full, len);
+
+	ASSERT_EQ(0, rmtty_create(1, self->uuid[0]));
+	ASSERT_EQ(0, rmtty_vfio_open(&self->v[0], self->uuid[0], variant->cdev));
+	transitions(_metadata, inj, self->v[0].device, STOP, RESUMING, stream, full);
+	for (nth = 1; nth < MAX_SITES; nth++) {
+		ASSERT_EQ(0, ioctl(self->v[0].device, VFIO_DEVICE_RESET));
+		ASSERT_EQ(0, mig_set_state(self->v[0].device, RESUMING, &fd));
+		ASSERT_EQ((ssize_t)full, write(fd, stream, full));
+		ASSERT_EQ(0, arm(inj->nth, nth));
+		ret = mig_set_state(self->v[0].device, STOP, NULL);
+		hit = fired(inj->nth);
+		close(fd);
+		if (!hit) {
+			ASSERT_EQ(0, ret);
+			break;
+		}
+		if (!ret) {
+			inj->recovered++;
+			continue;
+		}
+		inj->clean++;
+		EXPECT_CLEAN(ret) TH_LOG("commit, fault site %u: %s", nth, strerror(-ret));
+	}
+	EXPECT_GT(MAX_SITES, nth);
+	/* The last commit applied the source's state */
+	expect_same_stopped_regs(_metadata, source.device, self->v[0].device, "load", 31);
+	{
+		__u8 *want = memory_read(_metadata, source.device, memory);
+		__u8 *got = memory_read(_metadata, self->v[0].device, memory);
+
+		expect_same(_metadata, got, want, memory, "memory");
+		free(want);
+		free(got);
+	}
+	rmtty_vfio_close(&source);
+	EXPECT_EQ(0, rmtty_remove(uuid));
+	free(stream);
+	injection_end(_metadata, inj, true);
+}
+
+/* The last test of each variant: the places of the run so far. */
+TEST_F(mig, fault_places)
+{
+	static char places[MAX_PLACES][PLACE_LEN];
+	char line[PLACE_LEN];
+	unsigned int n = 0, i;
+	FILE *in = fopen(PLACES_FILE, "r");
+
+	ASSERT_TRUE(in != NULL) TH_LOG("no test found a place");
+	(void)variant;
+	while (fgets(line, sizeof(line), in)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (!line[0])
+			continue;
+		for (i = 0; i < n && strcmp(places[i], line); i++)
+			;
+		if (i == n && n < MAX_PLACES)
+			strcpy(places[n++], line);
+	}
+	fclose(in);
+	for (i = 0; i < n; i++)
+		TH_LOG("place: %s", places[i]);
+	TH_LOG("allocation sites of rmtty and the abstractions: %u", n);
+	EXPECT_LE(1, n);
+}
+
+TEST_HARNESS_MAIN
