@@ -83,8 +83,10 @@ tap $? "tools/ build without clippy warnings" "$out"
 
 # RMTTY_TESTS='prog ...' runs only those programs (by hand, while working on
 # them); the accounting below still counts the others as not run.
+# RMTTY_PLANT=kasan|ubsan plants an out-of-bounds access first (see
+# selftests/rmtty/modules/rmtty_plant.c): the run must fail.
 guest_log=$RMTTY_BUILD/guest.log
-run_guest "RMTTY_TESTS=$(sh_quote "${RMTTY_TESTS:-}") $(sh_quote "$RMTTY_TOP/tools/guest/tests.sh")" |
+run_guest "RMTTY_TESTS=$(sh_quote "${RMTTY_TESTS:-}") RMTTY_PLANT=$(sh_quote "${RMTTY_PLANT:-}") $(sh_quote "$RMTTY_TOP/tools/guest/tests.sh")" |
 	tee "$guest_log" | tee -a "$log"
 rc=${PIPESTATUS[0]}
 
@@ -148,6 +150,19 @@ awk -v programs="$programs" '
 		printf "# programs: %d of %d ran to a result\n", ran, n
 	}' "$guest_log" | tee -a "$log"
 
+# Each program's wall time, and the three slowest: a slow test is seen the
+# day it is added.
+times=$(sed -n 's/^# rmtty: time \([^ ]*\) \([0-9]*\)$/\2 \1/p' "$guest_log")
+if [ -n "$times" ]; then
+	{
+		echo "# program times (s):"
+		awk '{ printf "#   %5d  %s\n", $1, $2 }' <<<"$times"
+		echo "# slowest: $(sort -rn <<<"$times" | head -n 3 |
+			awk '{ printf "%s%s %d s", sep, $2, $1; sep = ", " }')"
+		echo "# the suite: $(awk '{ s += $1 } END { print s }' <<<"$times") s"
+	} | tee -a "$log"
+fi
+
 # The guest's whole kernel log, from boot to the end of the suite: anything
 # the debug options report is a failure of the run, whatever caused it.
 # Lockdep reports start with "WARNING:" or "INFO:" (its boot banner must not
@@ -158,6 +173,8 @@ tap $? "the guest's kernel log was kept from boot to the end of the suite" \
 	"$kmsg does not hold both the boot banner and the end of the run"
 splats=$(grep -E 'WARNING:|BUG:|kernel BUG at|Oops|INFO: (possible|trying|task .* blocked)|blocked for more than|DEBUG_LOCKS_WARN_ON|refcount_t:|KASAN|UBSAN|general protection fault|detected stalls|self-detected stall|soft lockup|hard LOCKUP|panicked at|Kernel panic' \
 	 "$kmsg" 2>/dev/null)
+grep -q 'KernelAddressSanitizer initialized' "$kmsg" 2>/dev/null
+tap $? "the guest kernel ran with KASAN (its boot log says so)"
 tap $(( ${#splats} != 0 )) "guest kernel log has no splat" "$splats" || {
 	# The context of the first one.
 	grep -m1 -B5 -A40 -F "$(head -n1 <<<"$splats")" "$kmsg" | sed 's/^/#   /' | tee -a "$log"

@@ -5,6 +5,8 @@
 # host to check. Prints TAP; exits non-zero if anything failed.
 #
 # RMTTY_TESTS, if set, names the programs to run (for a partial run by hand).
+# RMTTY_PLANT, if set (kasan or ubsan), first loads the test module that
+# makes that sanitizer report an out-of-bounds access: the run must turn red.
 set -uo pipefail
 
 out=${RMTTY_GUEST_OUT:?RMTTY_GUEST_OUT is not set}
@@ -25,16 +27,41 @@ tap() {
 	fi
 }
 
+if [ -n "${RMTTY_PLANT:-}" ]; then
+	echo "# loading the planted defect: rmtty_plant kind=$RMTTY_PLANT"
+	insmod "$RMTTY_TEST_MODULES/rmtty_plant.ko" kind="$RMTTY_PLANT" 2>&1 | sed 's/^/# /'
+fi
+
+# timed: the runner's output, with each program's wall time after its result
+# ("# rmtty: time PROGRAM SECONDS"), for the host's summary.
+timed() {
+	local line prog= t0=0
+
+	while IFS= read -r line; do
+		printf '%s\n' "$line"
+		case $line in
+		"# selftests: rmtty: "*)
+			prog=${line#"# selftests: rmtty: "}
+			t0=$SECONDS
+			;;
+		"ok "*" selftests: rmtty: "* | "not ok "*" selftests: rmtty: "*)
+			[ -n "$prog" ] && echo "# rmtty: time $prog $((SECONDS - t0))"
+			prog=
+			;;
+		esac
+	done
+}
+
 cd "$RMTTY_KSFT" || exit 1
+args=(-c rmtty)
 if [ -n "${RMTTY_TESTS:-}" ]; then
 	args=()
 	for t in $RMTTY_TESTS; do
 		args+=(-t "rmtty:$t")
 	done
-	./run_kselftest.sh "${args[@]}" || rc=1
-else
-	./run_kselftest.sh -c rmtty || rc=1
 fi
+./run_kselftest.sh "${args[@]}" | timed
+[ "${PIPESTATUS[0]}" = 0 ] || rc=1
 
 # Each program unloads rmtty when it is done; a module still loaded is a
 # reference some test leaked.
