@@ -20,13 +20,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/vfio.h>
 
 #include "rmtty_mig_fixture.h"
 
-#define FAULT_ATTRS	"/sys/kernel/debug"
 /* More fault sites than any request here has: a load's copy of 1 MiB is 256 pages */
 #define MAX_SITES	2000
 #define MAX_PLACES	128
@@ -68,74 +66,6 @@ static bool ours(const char *frame)
 static void __attribute__((constructor)) forget_places(void)
 {
 	unlink(PLACES_FILE);
-}
-
-/* Arm the allocators' fault injection, verbose: 0 or -errno. */
-static int injection_setup(void)
-{
-	/* verbose 2: with the stack; no rate limit on the reports */
-	static const char *const settings[][2] = {
-		{ FAULT_ATTRS "/failslab/ignore-gfp-wait", "N" },
-		{ FAULT_ATTRS "/failslab/verbose", "2" },
-		{ FAULT_ATTRS "/failslab/verbose_ratelimit_interval_ms", "0" },
-		{ FAULT_ATTRS "/fail_page_alloc/ignore-gfp-wait", "N" },
-		{ FAULT_ATTRS "/fail_page_alloc/ignore-gfp-highmem", "N" },
-		{ FAULT_ATTRS "/fail_page_alloc/min-order", "0" },
-		{ FAULT_ATTRS "/fail_page_alloc/verbose", "2" },
-		{ FAULT_ATTRS "/fail_page_alloc/verbose_ratelimit_interval_ms", "0" },
-		{ FAULT_ATTRS "/fail_usercopy/verbose", "2" },
-		{ FAULT_ATTRS "/fail_usercopy/verbose_ratelimit_interval_ms", "0" },
-	};
-	unsigned int i;
-	int ret;
-
-	for (i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
-		ret = sysfs_write(settings[i][0], settings[i][1]);
-		if (ret)
-			return ret;
-	}
-	return 0;
-}
-
-static void injection_quiet(void)
-{
-	sysfs_write(FAULT_ATTRS "/failslab/verbose", "0");
-	sysfs_write(FAULT_ATTRS "/fail_page_alloc/verbose", "0");
-	sysfs_write(FAULT_ATTRS "/fail_usercopy/verbose", "0");
-}
-
-/*
- * This thread's fail-nth file, opened once: reading and writing it then
- * reaches no allocation, only its user copy.
- */
-static int nth_open(void)
-{
-	char path[64];
-
-	snprintf(path, sizeof(path), "/proc/self/task/%ld/fail-nth", (long)syscall(SYS_gettid));
-	return open(path, O_RDWR | O_CLOEXEC);
-}
-
-/* Make the @nth fault site this thread reaches fail (0: none). */
-static int arm(int fd, unsigned int nth)
-{
-	char value[16];
-	int len = snprintf(value, sizeof(value), "%u", nth);
-
-	return pwrite(fd, value, len, 0) == len ? 0 : -errno;
-}
-
-/*
- * Whether the fault arm() set fired in the request; disarms it. A failing
- * read means it fired in the read's own user copy: after the request.
- */
-static bool fired(int fd)
-{
-	char value[16] = "";
-	bool yes = pread(fd, value, sizeof(value) - 1, 0) > 0 && atoi(value) == 0;
-
-	arm(fd, 0);
-	return yes;
 }
 
 /*
@@ -205,7 +135,7 @@ static int next_fd = -1;
 
 static int arm_next(void)
 {
-	return arm(next_fd, next_nth);
+	return fail_nth_arm(next_fd, next_nth);
 }
 
 /* A test's fault injection: its fail-nth file, its log reader, its counts. */
@@ -215,10 +145,13 @@ struct injection {
 	unsigned int clean, recovered;
 };
 
-/* Arm fault injection for a test of the mig fixture (SKIP without it). */
+/*
+ * Arm fault injection for a test of the mig fixture (SKIP without it), whose
+ * device is the fixture's first.
+ */
 #define INJECTION_BEGIN(inj)							\
 	do {									\
-		int __ret = injection_setup();					\
+		int __ret = fault_injection_setup(true);					\
 										\
 		if (__ret == -ENOENT)						\
 			SKIP(return, "no fault injection in this kernel");	\
@@ -226,8 +159,9 @@ struct injection {
 		(inj)->clean = (inj)->recovered = 0;				\
 		(inj)->sites = kmsg_open();					\
 		ASSERT_LE(0, (inj)->sites);					\
-		(inj)->nth = nth_open();					\
+		(inj)->nth = fail_nth_open();					\
 		ASSERT_LE(0, (inj)->nth);					\
+		rmtty_uuid(self->uuid[0], 1);					\
 	} while (0)
 
 /*
@@ -238,7 +172,7 @@ static void injection_end(struct __test_metadata *_metadata, struct injection *i
 {
 	unsigned int ours;
 
-	injection_quiet();
+	fault_injection_quiet();
 	close(inj->nth);
 	ours = collect_places(inj->sites);
 	close(inj->sites);
@@ -246,6 +180,30 @@ static void injection_end(struct __test_metadata *_metadata, struct injection *i
 	       "failures in rmtty or the abstractions: %u", inj->clean, inj->recovered, ours);
 	if (reached)
 		EXPECT_LE(1, ours) TH_LOG("no failure reached rmtty or the abstractions");
+}
+
+/* What an attempt with the Nth fault site failing came to. */
+enum attempt {
+	PASSED,		/* it reached no Nth site: the request went through */
+	RECOVERED,	/* the site failed, and the kernel did without it */
+	FAILED,		/* the request failed, with ENOMEM or EFAULT */
+};
+
+/* The attempt at fault site @nth of @what, which returned @ret: counted. */
+static enum attempt attempt(struct __test_metadata *_metadata, struct injection *inj,
+			    const char *what, unsigned int nth, bool hit, int ret)
+{
+	if (!hit) {
+		EXPECT_EQ(0, ret) TH_LOG("%s: %s", what, strerror(-ret));
+		return PASSED;
+	}
+	if (!ret) {
+		inj->recovered++;
+		return RECOVERED;
+	}
+	inj->clean++;
+	EXPECT_CLEAN(ret) TH_LOG("%s, fault site %u: %s", what, nth, strerror(-ret));
+	return FAILED;
 }
 
 /*
@@ -259,10 +217,10 @@ static int write_failing(struct injection *inj, const char *path, const char *va
 
 	if (fd < 0)
 		return -errno;
-	ret = arm(inj->nth, nth);
+	ret = fail_nth_arm(inj->nth, nth);
 	if (!ret)
 		ret = write(fd, value, strlen(value)) < 0 ? -errno : 0;
-	*hit = fired(inj->nth);
+	*hit = fail_nth_fired(inj->nth);
 	close(fd);
 	return ret;
 }
@@ -282,27 +240,23 @@ TEST_F_TIMEOUT(mig, fault_create, 600)
 {
 	struct injection injection, *inj = &injection;
 	long available = rmtty_type_long(1, "available_instances");
+	enum attempt result;
 	unsigned int nth;
 	char path[256];
 	bool hit;
 	int ret;
 
 	INJECTION_BEGIN(inj);
-	rmtty_uuid(self->uuid[0], 1);
 	rmtty_type_path(path, sizeof(path), 1, "create");
 	for (nth = 1; nth < MAX_SITES; nth++) {
 		ret = write_failing(inj, path, self->uuid[0], nth, &hit);
-		if (!hit) {
-			ASSERT_EQ(0, ret);
+		result = attempt(_metadata, inj, "create", nth, hit, ret);
+		if (result == PASSED)
 			break;
-		}
-		if (!ret) {
-			inj->recovered++;
+		if (result == RECOVERED) {
 			ASSERT_EQ(0, rmtty_remove(self->uuid[0]));
 			continue;
 		}
-		inj->clean++;
-		EXPECT_CLEAN(ret) TH_LOG("fault site %u: %s", nth, strerror(-ret));
 		EXPECT_FALSE(rmtty_device_exists(self->uuid[0])) TH_LOG("fault site %u", nth);
 		EXPECT_EQ(available, rmtty_type_long(1, "available_instances"));
 	}
@@ -317,29 +271,25 @@ TEST_F_TIMEOUT(mig, fault_aggregation, 600)
 {
 	struct injection injection, *inj = &injection;
 	long available;
+	enum attempt result;
 	unsigned int nth;
 	char path[256];
 	bool hit;
 	int ret;
 
 	INJECTION_BEGIN(inj);
-	rmtty_uuid(self->uuid[0], 1);
 	ASSERT_EQ(0, rmtty_create(1, self->uuid[0]));
 	available = rmtty_type_long(1, "available_instances");
 	rmtty_device_path(path, sizeof(path), self->uuid[0], "mdev/aggregated_instances");
 	for (nth = 1; nth < MAX_SITES; nth++) {
 		ret = write_failing(inj, path, "3", nth, &hit);
-		if (!hit) {
-			ASSERT_EQ(0, ret);
+		result = attempt(_metadata, inj, "aggregation", nth, hit, ret);
+		if (result == PASSED)
 			break;
-		}
-		if (!ret) {
-			inj->recovered++;
+		if (result == RECOVERED) {
 			ASSERT_EQ(0, sysfs_write(path, "1"));
 			continue;
 		}
-		inj->clean++;
-		EXPECT_CLEAN(ret) TH_LOG("fault site %u: %s", nth, strerror(-ret));
 		EXPECT_EQ(1, sysfs_read_long(path)) TH_LOG("fault site %u", nth);
 		EXPECT_EQ(available, rmtty_type_long(1, "available_instances"));
 	}
@@ -355,30 +305,26 @@ TEST_F_TIMEOUT(mig, fault_aggregation, 600)
 TEST_F_TIMEOUT(mig, fault_open, 600)
 {
 	struct injection injection, *inj = &injection;
+	enum attempt result;
 	unsigned int nth;
 	bool hit;
 	int ret;
 
 	INJECTION_BEGIN(inj);
-	rmtty_uuid(self->uuid[0], 1);
 	ASSERT_EQ(0, rmtty_create(1, self->uuid[0]));
 	rmtty_vfio_before_device = arm_next;
 	next_fd = inj->nth;
 	for (nth = 1; nth < MAX_SITES; nth++) {
 		next_nth = nth;
 		ret = rmtty_vfio_open(&self->v[0], self->uuid[0], variant->cdev);
-		hit = fired(inj->nth);
-		if (!hit) {
-			ASSERT_EQ(0, ret);
+		hit = fail_nth_fired(inj->nth);
+		result = attempt(_metadata, inj, "open", nth, hit, ret);
+		if (result == PASSED)
 			break;
-		}
-		if (!ret) {
-			inj->recovered++;
+		if (result == RECOVERED) {
 			rmtty_vfio_close(&self->v[0]);
 			continue;
 		}
-		inj->clean++;
-		EXPECT_CLEAN(ret) TH_LOG("fault site %u: %s", nth, strerror(-ret));
 	}
 	rmtty_vfio_before_device = NULL;
 	EXPECT_GT(MAX_SITES, nth);
@@ -403,36 +349,34 @@ static void transitions(struct __test_metadata *_metadata, struct injection *inj
 			__u32 from, __u32 to, const __u8 *stream, size_t len)
 {
 	unsigned int nth, core = 0;
+	enum attempt result;
+	char label[64];
 	int fd, ret;
 	bool hit;
 
+	snprintf(label, sizeof(label), "%s -> %s", state_name[from], state_name[to]);
 	for (nth = 1; nth < MAX_SITES; nth++) {
 		ASSERT_EQ(0, ioctl(device, VFIO_DEVICE_RESET));
 		if (from != RUNNING)
 			ASSERT_EQ(0, mig_set_state(device, from, NULL));
 		fd = -1;
-		ASSERT_EQ(0, arm(inj->nth, nth));
+		ASSERT_EQ(0, fail_nth_arm(inj->nth, nth));
 		ret = mig_set_state(device, to, &fd);
-		hit = fired(inj->nth);
+		hit = fail_nth_fired(inj->nth);
 		if (fd >= 0 && stream)
 			EXPECT_EQ((ssize_t)len, write(fd, stream, len));
 		if (fd >= 0)
 			close(fd);
-		if (!hit) {
-			ASSERT_EQ(0, ret);
-			break;
-		}
-		if (!ret) {
-			inj->recovered++;
-			continue;
-		}
-		if ((__u32)mig_get_state(device) == to) {
+		if (hit && ret && (__u32)mig_get_state(device) == to) {
+			/* The core failed to install the fd */
 			core++;
 			continue;
 		}
-		inj->clean++;
-		EXPECT_CLEAN(ret) TH_LOG("%s -> %s, fault site %u: %s", state_name[from], state_name[to], nth,
-			       strerror(-ret));
+		result = attempt(_metadata, inj, label, nth, hit, ret);
+		if (result == PASSED)
+			break;
+		if (result == RECOVERED)
+			continue;
 		EXPECT_EQ(from, (__u32)mig_get_state(device));
 		EXPECT_GT(0, fd);
 	}
@@ -446,7 +390,6 @@ TEST_F_TIMEOUT(mig, fault_save, 900)
 	struct injection injection, *inj = &injection;
 
 	INJECTION_BEGIN(inj);
-	rmtty_uuid(self->uuid[0], 1);
 	ASSERT_EQ(0, rmtty_create(1, self->uuid[0]));
 	ASSERT_EQ(0, rmtty_vfio_open(&self->v[0], self->uuid[0], variant->cdev));
 	transitions(_metadata, inj, self->v[0].device, RUNNING, PRE_COPY, NULL, 0);
@@ -469,13 +412,13 @@ TEST_F_TIMEOUT(mig, fault_load, 900)
 	struct rmtty_vfio source;
 	char uuid[UUID_LEN + 1];
 	__u8 *stream = malloc(full + MIG_PAGE);
+	enum attempt result;
 	unsigned int nth;
 	int fd, ret;
 	ssize_t len;
 	bool hit;
 
 	INJECTION_BEGIN(inj);
-	rmtty_uuid(self->uuid[0], 1);
 	ASSERT_TRUE(stream != NULL);
 	rmtty_uuid(uuid, 2);
 	ASSERT_EQ(0, rmtty_create(1, uuid));
@@ -493,20 +436,15 @@ TEST_F_TIMEOUT(mig, fault_load, 900)
 		ASSERT_EQ(0, ioctl(self->v[0].device, VFIO_DEVICE_RESET));
 		ASSERT_EQ(0, mig_set_state(self->v[0].device, RESUMING, &fd));
 		ASSERT_EQ((ssize_t)full, write(fd, stream, full));
-		ASSERT_EQ(0, arm(inj->nth, nth));
+		ASSERT_EQ(0, fail_nth_arm(inj->nth, nth));
 		ret = mig_set_state(self->v[0].device, STOP, NULL);
-		hit = fired(inj->nth);
+		hit = fail_nth_fired(inj->nth);
 		close(fd);
-		if (!hit) {
-			ASSERT_EQ(0, ret);
+		result = attempt(_metadata, inj, "commit", nth, hit, ret);
+		if (result == PASSED)
 			break;
-		}
-		if (!ret) {
-			inj->recovered++;
+		if (result == RECOVERED)
 			continue;
-		}
-		inj->clean++;
-		EXPECT_CLEAN(ret) TH_LOG("commit, fault site %u: %s", nth, strerror(-ret));
 	}
 	EXPECT_GT(MAX_SITES, nth);
 	/* The last commit applied the source's state */

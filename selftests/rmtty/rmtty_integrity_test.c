@@ -21,7 +21,6 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include <linux/pci_regs.h>
@@ -416,53 +415,8 @@ TEST_F_TIMEOUT(mig, no_dma_logging, 60)
 	EXPECT_EQ(RUNNING, mig_get_state(device));
 }
 
-#define FAULT_ATTRS	"/sys/kernel/debug"
 /* More fault sites than a request has: a load's copy of 1 MiB is 256 pages */
 #define MAX_SITES	2000
-
-/* Arm the fault injection of the allocators for this task's fail-nth; 0 or -errno. */
-static int fault_injection_setup(void)
-{
-	static const char *const settings[][2] = {
-		{ FAULT_ATTRS "/failslab/ignore-gfp-wait", "N" },
-		{ FAULT_ATTRS "/failslab/verbose", "0" },
-		{ FAULT_ATTRS "/fail_page_alloc/ignore-gfp-wait", "N" },
-		{ FAULT_ATTRS "/fail_page_alloc/ignore-gfp-highmem", "N" },
-		{ FAULT_ATTRS "/fail_page_alloc/min-order", "0" },
-		{ FAULT_ATTRS "/fail_page_alloc/verbose", "0" },
-	};
-	unsigned int i;
-	int ret;
-
-	for (i = 0; i < sizeof(settings) / sizeof(settings[0]); i++) {
-		ret = sysfs_write(settings[i][0], settings[i][1]);
-		if (ret)
-			return ret;
-	}
-	return 0;
-}
-
-/* Make the @nth fault site this thread reaches fail (0: none); 0 or -errno. */
-static int fail_nth(unsigned int nth)
-{
-	char path[64], value[16];
-
-	snprintf(path, sizeof(path), "/proc/self/task/%ld/fail-nth", (long)syscall(SYS_gettid));
-	snprintf(value, sizeof(value), "%u", nth);
-	return sysfs_write(path, value);
-}
-
-/* Whether the fault armed by fail_nth() fired; disarms it. */
-static bool fault_fired(void)
-{
-	char path[64], value[16];
-	bool fired;
-
-	snprintf(path, sizeof(path), "/proc/self/task/%ld/fail-nth", (long)syscall(SYS_gettid));
-	fired = sysfs_read(path, value, sizeof(value)) > 0 && atoi(value) == 0;
-	fail_nth(0);
-	return fired;
-}
 
 /*
  * Every fault site (allocations, user copies) of a request that starts a
@@ -481,13 +435,15 @@ TEST_F_TIMEOUT(mig, allocation_failures_change_nothing, 900)
 	unsigned int nth, path, clean[3] = { 0 }, after_driver = 0, recovered = 0;
 	__u8 *buf = malloc(full);
 	__u64 pending, size;
-	int ret, fd, save_fd;
+	int ret, fd, save_fd, nth_fd;
 
 	ASSERT_TRUE(buf != NULL);
-	ret = fault_injection_setup();
+	ret = fault_injection_setup(false);
 	if (ret == -ENOENT)
 		SKIP(return, "no fault injection in this kernel");
 	ASSERT_EQ(0, ret);
+	nth_fd = fail_nth_open();
+	ASSERT_LE(0, nth_fd);
 	for (path = 0; path < 3; path++) {
 		for (nth = 1; nth < MAX_SITES; nth++) {
 			__u32 before;
@@ -509,10 +465,10 @@ TEST_F_TIMEOUT(mig, allocation_failures_change_nothing, 900)
 			before = mig_get_state(device);
 			pending = path == 2 ? field(_metadata, device, PENDING) : 0;
 			fd = -1;
-			ASSERT_EQ(0, fail_nth(nth));
+			ASSERT_EQ(0, fail_nth_arm(nth_fd, nth));
 			ret = path == 2 ? mig1_set_state(device, V1_RESUMING) :
 					  mig_set_state(device, RESUMING, &fd);
-			fired = fault_fired();
+			fired = fail_nth_fired(nth_fd);
 			if (fd >= 0)
 				close(fd);
 			if (!fired) {
@@ -563,6 +519,7 @@ TEST_F_TIMEOUT(mig, allocation_failures_change_nothing, 900)
 	}
 	TH_LOG("failures that changed nothing: %u, %u, %u; recovered: %u; after the driver: %u",
 	       clean[0], clean[1], clean[2], recovered, after_driver);
+	close(nth_fd);
 	ASSERT_EQ(0, ioctl(device, VFIO_DEVICE_RESET));
 	give_state(_metadata, device, self->memory[0], 73);
 	free(buf);

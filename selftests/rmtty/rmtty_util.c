@@ -341,3 +341,70 @@ int kmsg_splats(int fd)
 	kmsg_splats_read[fd] = 0;
 	return ret;
 }
+
+#define FAULT_ATTRS	"/sys/kernel/debug"
+
+int fault_injection_setup(bool verbose)
+{
+	static const char *const settings[][2] = {
+		{ FAULT_ATTRS "/failslab/ignore-gfp-wait", "N" },
+		{ FAULT_ATTRS "/fail_page_alloc/ignore-gfp-wait", "N" },
+		{ FAULT_ATTRS "/fail_page_alloc/ignore-gfp-highmem", "N" },
+		{ FAULT_ATTRS "/fail_page_alloc/min-order", "0" },
+	};
+	static const char *const kinds[] = { "failslab", "fail_page_alloc", "fail_usercopy" };
+	char path[128];
+	unsigned int i;
+	int ret;
+
+	for (i = 0; i < ARRAY_SIZE(settings); i++) {
+		ret = sysfs_write(settings[i][0], settings[i][1]);
+		if (ret)
+			return ret;
+	}
+	/* verbose 2: the report has the stack; no rate limit on the reports */
+	for (i = 0; i < ARRAY_SIZE(kinds); i++) {
+		snprintf(path, sizeof(path), FAULT_ATTRS "/%s/verbose", kinds[i]);
+		ret = sysfs_write(path, verbose ? "2" : "0");
+		if (ret)
+			return ret;
+		snprintf(path, sizeof(path), FAULT_ATTRS "/%s/verbose_ratelimit_interval_ms",
+			 kinds[i]);
+		ret = sysfs_write(path, "0");
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+void fault_injection_quiet(void)
+{
+	fault_injection_setup(false);
+}
+
+int fail_nth_open(void)
+{
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%ld/fail-nth", (long)syscall(SYS_gettid));
+	fd = open(path, O_RDWR | O_CLOEXEC);
+	return fd < 0 ? -errno : fd;
+}
+
+int fail_nth_arm(int fd, unsigned int nth)
+{
+	char value[16];
+	int len = snprintf(value, sizeof(value), "%u", nth);
+
+	return pwrite(fd, value, len, 0) == len ? 0 : -errno;
+}
+
+bool fail_nth_fired(int fd)
+{
+	char value[16] = "";
+	bool fired = pread(fd, value, sizeof(value) - 1, 0) > 0 && atoi(value) == 0;
+
+	fail_nth_arm(fd, 0);
+	return fired;
+}

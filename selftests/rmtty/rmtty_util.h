@@ -102,6 +102,26 @@ int kmsg_find(int fd, const char *needle, char *seen, size_t size);
  */
 int kmsg_splats(int fd);
 
+/*
+ * Fault injection on demand (FAULT_INJECTION_DEBUG_FS): fault_injection_setup()
+ * makes the slab and page allocators' fault sites reachable by fail-nth
+ * (sleeping allocations, order 0 included); with @verbose each injected
+ * failure is logged with its stack, with no rate limit, until
+ * fault_injection_quiet(). 0 or -errno (-ENOENT: no fault injection).
+ */
+int fault_injection_setup(bool verbose);
+void fault_injection_quiet(void);
+/*
+ * This thread's fail-nth file, opened once (a file descriptor or -errno):
+ * arming and reading it then reach no fault site but its own user copy.
+ * fail_nth_arm() makes the @nth fault site the thread reaches fail (0:
+ * none); fail_nth_fired() says whether it fired (if the read itself fails,
+ * it fired there: after the request) and disarms it.
+ */
+int fail_nth_open(void);
+int fail_nth_arm(int fd, unsigned int nth);
+bool fail_nth_fired(int fd);
+
 /* The kernel's default rate limit of messages, which refusals have: 10 in 5 seconds. */
 #define LOG_BURST	10
 #define LOG_WINDOW	5
