@@ -10,10 +10,15 @@
  * kmemleak scan finds whatever a failure leaked.
  *
  * The injected failures are logged with their stacks (the fault attributes'
- * verbose 1); each test finds the distinct places in rmtty and in the
- * project's abstractions that a failing allocation was called from (it must
- * find one at least), and the last test counts them over the whole run:
- * "allocation sites of rmtty and the abstractions: N".
+ * verbose 2); each test finds the places in rmtty and in the project's
+ * abstractions that a failing allocation was called from (each must find one
+ * at least, but the open: rmtty allocates nothing to open a device), and the
+ * last test of a variant lists and counts them: "allocation sites of rmtty
+ * and the abstractions: N".
+ *
+ * With DEBUG_KOBJECT_RELEASE a removed device's release, which gives its
+ * UUID and its units back, runs 1 to 4 s late: each attempt creates a device
+ * of its own UUID, and what was given back is waited for.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -75,7 +80,7 @@ static void __attribute__((constructor)) forget_places(void)
  */
 static unsigned int collect_places(int kmsg)
 {
-	char record[1024], frame[PLACE_LEN];
+	char record[8192], frame[PLACE_LEN];
 	bool in_trace = false, found = false;
 	unsigned int count = 0;
 	FILE *out;
@@ -172,7 +177,7 @@ static void injection_end(struct __test_metadata *_metadata, struct injection *i
 {
 	unsigned int ours;
 
-	fault_injection_quiet();
+	fault_injection_restore();
 	close(inj->nth);
 	ours = collect_places(inj->sites);
 	close(inj->sites);
@@ -225,6 +230,22 @@ static int write_failing(struct injection *inj, const char *path, const char *va
 	return ret;
 }
 
+/*
+ * Whether rmtty-@type's available_instances comes back to @available within
+ * 6 s (a removed device's release may run 4 s late).
+ */
+static bool instances_back(unsigned int type, long available)
+{
+	int i;
+
+	for (i = 0; i < 60; i++) {
+		if (rmtty_type_long(type, "available_instances") == available)
+			return true;
+		usleep(100000);
+	}
+	return false;
+}
+
 /* The device works: its scratch register keeps what is written. */
 static void expect_working(struct __test_metadata *_metadata, const char *uuid, bool cdev)
 {
@@ -249,16 +270,18 @@ TEST_F_TIMEOUT(mig, fault_create, 600)
 	INJECTION_BEGIN(inj);
 	rmtty_type_path(path, sizeof(path), 1, "create");
 	for (nth = 1; nth < MAX_SITES; nth++) {
+		rmtty_uuid(self->uuid[0], 1000 + nth);
 		ret = write_failing(inj, path, self->uuid[0], nth, &hit);
 		result = attempt(_metadata, inj, "create", nth, hit, ret);
 		if (result == PASSED)
 			break;
 		if (result == RECOVERED) {
 			ASSERT_EQ(0, rmtty_remove(self->uuid[0]));
+			EXPECT_TRUE(instances_back(1, available));
 			continue;
 		}
 		EXPECT_FALSE(rmtty_device_exists(self->uuid[0])) TH_LOG("fault site %u", nth);
-		EXPECT_EQ(available, rmtty_type_long(1, "available_instances"));
+		EXPECT_TRUE(instances_back(1, available)) TH_LOG("fault site %u", nth);
 	}
 	EXPECT_GT(MAX_SITES, nth);
 	EXPECT_LE(1, inj->clean);
@@ -291,7 +314,7 @@ TEST_F_TIMEOUT(mig, fault_aggregation, 600)
 			continue;
 		}
 		EXPECT_EQ(1, sysfs_read_long(path)) TH_LOG("fault site %u", nth);
-		EXPECT_EQ(available, rmtty_type_long(1, "available_instances"));
+		EXPECT_TRUE(instances_back(1, available)) TH_LOG("fault site %u", nth);
 	}
 	EXPECT_GT(MAX_SITES, nth);
 	EXPECT_LE(1, inj->clean);
@@ -367,8 +390,8 @@ static void transitions(struct __test_metadata *_metadata, struct injection *inj
 			EXPECT_EQ((ssize_t)len, write(fd, stream, len));
 		if (fd >= 0)
 			close(fd);
-		if (hit && ret && (__u32)mig_get_state(device) == to) {
-			/* The core failed to install the fd */
+		if (hit && ret == -EFAULT && (__u32)mig_get_state(device) == to) {
+			/* The core failed to copy the fd out, after the driver's part */
 			core++;
 			continue;
 		}
@@ -380,7 +403,8 @@ static void transitions(struct __test_metadata *_metadata, struct injection *inj
 		EXPECT_EQ(from, (__u32)mig_get_state(device));
 		EXPECT_GT(0, fd);
 	}
-	EXPECT_GT(MAX_SITES, nth) TH_LOG("%s -> %s kept failing", state_name[from], state_name[to]);
+	EXPECT_GT(MAX_SITES, nth) TH_LOG("%s kept failing", label);
+	EXPECT_GE(1, core) TH_LOG("%s", label);
 	TH_LOG("%s -> %s: %u fault sites, %u of them the core's fd installation",
 	       state_name[from], state_name[to], nth - 1, core);
 }
@@ -403,15 +427,15 @@ TEST_F_TIMEOUT(mig, fault_save, 900)
 /*
  * A load: the stream of another device, written whole; then the commit
  * (RESUMING -> STOP) under fail-nth. A failed commit leaves the device in
- * RESUMING with the stream unapplied, or back in STOP with nothing applied.
+ * RESUMING with nothing of the stream applied (its memory as before); the
+ * last commit applies the source's state.
  */
 TEST_F_TIMEOUT(mig, fault_load, 900)
 {
 	struct injection injection, *inj = &injection;
 	size_t memory = (size_t)self->unit_mib << 20, full = mig_stream_size(memory);
-	struct rmtty_vfio source;
-	char uuid[UUID_LEN + 1];
-	__u8 *stream = malloc(full + MIG_PAGE);
+	__u8 *stream = malloc(full + MIG_PAGE), *before, *now;
+	int source, target;
 	enum attempt result;
 	unsigned int nth;
 	int fd, ret;
@@ -420,50 +444,49 @@ TEST_F_TIMEOUT(mig, fault_load, 900)
 
 	INJECTION_BEGIN(inj);
 	ASSERT_TRUE(stream != NULL);
-	rmtty_uuid(uuid, 2);
-	ASSERT_EQ(0, rmtty_create(1, uuid));
-	ASSERT_EQ(0, rmtty_vfio_open(&source, uuid, variant->cdev));
-	give_state(_metadata, source.device, memory, 31);
-	ASSERT_EQ(0, mig_set_state(source.device, STOP_COPY, &fd));
+	source = add_device(_metadata, self, variant->cdev, 1, 1, 1);
+	give_state(_metadata, source, memory, 31);
+	ASSERT_EQ(0, mig_set_state(source, STOP_COPY, &fd));
 	len = mig_read_to_end(fd, stream, full + MIG_PAGE);
 	close(fd);
 	ASSERT_EQ((ssize_t)full, len);
 
-	ASSERT_EQ(0, rmtty_create(1, self->uuid[0]));
-	ASSERT_EQ(0, rmtty_vfio_open(&self->v[0], self->uuid[0], variant->cdev));
-	transitions(_metadata, inj, self->v[0].device, STOP, RESUMING, stream, full);
+	target = add_device(_metadata, self, variant->cdev, 0, 1, 1);
+	before = memory_read(_metadata, target, memory);
+	transitions(_metadata, inj, target, STOP, RESUMING, stream, full);
 	for (nth = 1; nth < MAX_SITES; nth++) {
-		ASSERT_EQ(0, ioctl(self->v[0].device, VFIO_DEVICE_RESET));
-		ASSERT_EQ(0, mig_set_state(self->v[0].device, RESUMING, &fd));
+		ASSERT_EQ(0, ioctl(target, VFIO_DEVICE_RESET));
+		ASSERT_EQ(0, mig_set_state(target, RESUMING, &fd));
 		ASSERT_EQ((ssize_t)full, write(fd, stream, full));
 		ASSERT_EQ(0, fail_nth_arm(inj->nth, nth));
-		ret = mig_set_state(self->v[0].device, STOP, NULL);
+		ret = mig_set_state(target, STOP, NULL);
 		hit = fail_nth_fired(inj->nth);
-		close(fd);
 		result = attempt(_metadata, inj, "commit", nth, hit, ret);
+		if (result == FAILED) {
+			EXPECT_EQ(RESUMING, mig_get_state(target)) TH_LOG("fault site %u", nth);
+			now = memory_read(_metadata, target, memory);
+			expect_same(_metadata, now, before, memory, "memory after a failed commit");
+			free(now);
+		}
+		close(fd);
 		if (result == PASSED)
 			break;
-		if (result == RECOVERED)
-			continue;
 	}
 	EXPECT_GT(MAX_SITES, nth);
 	/* The last commit applied the source's state */
-	expect_same_stopped_regs(_metadata, source.device, self->v[0].device, "load", 31);
-	{
-		__u8 *want = memory_read(_metadata, source.device, memory);
-		__u8 *got = memory_read(_metadata, self->v[0].device, memory);
-
-		expect_same(_metadata, got, want, memory, "memory");
-		free(want);
-		free(got);
-	}
-	rmtty_vfio_close(&source);
-	EXPECT_EQ(0, rmtty_remove(uuid));
+	expect_same_stopped_regs(_metadata, source, target, "load", 31);
+	free(before);
+	before = memory_read(_metadata, source, memory);
+	now = memory_read(_metadata, target, memory);
+	expect_same(_metadata, now, before, memory, "memory");
+	free(before);
+	free(now);
+	drop_device(_metadata, self, 1);
 	free(stream);
 	injection_end(_metadata, inj, true);
 }
 
-/* The last test of each variant: the places of the run so far. */
+/* The last test of each variant: the places its tests found. */
 TEST_F(mig, fault_places)
 {
 	static char places[MAX_PLACES][PLACE_LEN];
@@ -483,6 +506,8 @@ TEST_F(mig, fault_places)
 			strcpy(places[n++], line);
 	}
 	fclose(in);
+	/* The next variant counts its own */
+	unlink(PLACES_FILE);
 	for (i = 0; i < n; i++)
 		TH_LOG("place: %s", places[i]);
 	TH_LOG("allocation sites of rmtty and the abstractions: %u", n);

@@ -38,23 +38,19 @@
 # switchover off while the guest dirties memory (QEMU 7.2 never switches over
 # with it); once QEMU has sent REWRITES page records beyond the first pass
 # (or a quarter of the migration's time limit has passed), the test holds
-# the migration (a bandwidth limit of 1 KiB/s: the RAM the
-# writer dirties can no longer be sent), stops the writer through the guest's
-# console ("stop"), and lets the migration complete (no bandwidth limit, a
-# downtime limit of 2 s). Then the two memories must be the same, and hold
-# what the fill and the writer's pages left. Should the migration switch
+# the migration (a bandwidth limit of 1 KiB/s: the RAM the writer dirties can
+# no longer be sent), stops the writer through the guest's console ("stop"),
+# and lets the migration complete (no bandwidth limit, a downtime limit of
+# 2 s). Once both QEMUs are gone (closing a device keeps its memory) the
+# target's memory must be what the fill and the writer's pages left (the
+# pattern is a function of the seed, the round and the offset, so a twin
+# needs no device), and the source's the same. Should the migration switch
 # over before the hold (QEMU 10 may, at a sync that finds little dirty), the
-# writer runs on the target until the guest stops it there; then the source's
-# memory must be what the fill and a part of the pages left, the part written
-# before the switchover (the page the writer was at possibly in part), and
-# the target's what all of them left. Once both QEMUs are gone (closing a
-# device keeps its memory) the target's memory must be what the fill and the
-# writer's pages left (the pattern is a function of the seed, the round and
-# the offset, so a twin needs no device), and the source's what the fill
-# and a part of them left, the part the writer wrote before the switchover
-# (the page it was at possibly in part): the two memories differ in the pages
-# written on the target only. The
-# target's memory held another pattern before.
+# writer runs on the target until the test's "stop" reaches the guest there
+# (sent as soon as the migration completed); then the source's memory must
+# be what the fill and the pages written before the switchover left (the
+# page the writer was at possibly in part), fewer than BAR2 holds short of
+# the target's. The target's memory held another pattern before.
 #
 # After the migration the guest on the target reads back the divisor, the
 # scratch register, LCR, MCR, IER 0x04, its command register and data ready
@@ -62,10 +58,11 @@
 # interrupt, after the tty's unread text; the port must still echo a further
 # message and take interrupts.
 #
-# The nested guest says "rmtty-live: ready" on its console and waits for a
-# line on it; the test sends that line to the target QEMU's serial port (a
-# socket chardev) once the migration has completed. Every wait is bounded and scaled to the machine's speed as in
-# rmtty_8250_test.sh; a time-out names its phase.
+# The nested guest says "rmtty-live: ready" on its console and then reads
+# lines on it: "stop" stops the writer, "go" (sent to the target QEMU's serial
+# port, a socket chardev, once the migration has completed) runs the checks
+# on the target. Every wait is bounded and scaled to the machine's speed as
+# in rmtty_8250_test.sh; a time-out names its phase.
 
 . "$(dirname "$0")/rmtty_lib.sh"
 
@@ -170,14 +167,14 @@ outb() {
 	fi
 }
 irqs() { grep ttyS1 /proc/interrupts | awk '{ print \$2 }'; }
-# command: the PCI command register, through the configuration space file.
-command() {
+# pci_command: the PCI command register, through the configuration space file.
+pci_command() {
 	dd if=\$pci/config bs=1 skip=4 count=2 2>/dev/null | od -An -tu2 | tr -d ' \n'
 }
 # uart: the registers that the test checks on both sides.
 uart() {
 	echo "ier \$(inb 1), scratch \$(inb 7), divisor \$(divisor), lcr \$(inb 3)," \
-		"mcr \$(inb 4), command \$(command), lsr \$(inb 5)"
+		"mcr \$(inb 4), command \$(pci_command), lsr \$(inb 5)"
 }
 # drained: wait until the driver has sent what the tty gave it (IER[THRI]
 # off, LSR[TEMT] on) and taken out what looped back (LSR[DR] off).
@@ -344,7 +341,10 @@ stopped_on() {
 # dirtied NAME: the pages the writer had written when it last said so on QEMU
 # NAME's console.
 dirtied() {
-	sed -n 's/^rmtty-live: dirtied \([0-9]*\).*/\1/p' "$tmp/$1.serial" | tail -n 1
+	local n
+
+	n=$(sed -n 's/^rmtty-live: dirtied \([0-9]*\).*/\1/p' "$tmp/$1.serial" | tail -n 1)
+	echo "${n:-0}"
 }
 
 # wait_line NAME PATTERN TIMEOUT: wait for a line matching PATTERN in QEMU
@@ -426,6 +426,11 @@ if [ -z "$phase" ]; then
 	[ "$rc" = 3 ] && phase="migration: no end within $migrate_timeout s"
 	[ "$rc" = 0 ] || [ -n "$phase" ] || phase="migration: failed"
 	device_sent || sent=
+	# Switched over before the hold: the writer goes on on the target.
+	if ! stopped_on source && qemu_running target; then
+		console target stop
+		ktap_print_msg "migration: it switched over before the hold; stop sent to the target"
+	fi
 fi
 [ -z "$src_info" ] || msgs "$src_info"
 grep -qx 'Migration status: completed' <<<"$src_info" && [ -z "$phase" ]

@@ -96,6 +96,9 @@ FIXTURE_TEARDOWN(mig)
 	bool passed = _metadata->exit_code == KSFT_PASS;
 	int i, left = close_data_fds();
 
+	/* A test that armed fault injection and ended in an ASSERT */
+	fault_injection_restore();
+
 	/* A test that ends in an ASSERT may leave its data fds open. */
 	if (passed)
 		EXPECT_EQ(0, left) TH_LOG("the test left %d data fds open", left);

@@ -344,42 +344,49 @@ int kmsg_splats(int fd)
 
 #define FAULT_ATTRS	"/sys/kernel/debug"
 
-int fault_injection_setup(bool verbose)
+/* Writes the fault attributes: @on for a test, or back to the kernel's defaults. */
+static int fault_attributes(bool on, bool verbose)
 {
-	static const char *const settings[][2] = {
-		{ FAULT_ATTRS "/failslab/ignore-gfp-wait", "N" },
-		{ FAULT_ATTRS "/fail_page_alloc/ignore-gfp-wait", "N" },
-		{ FAULT_ATTRS "/fail_page_alloc/ignore-gfp-highmem", "N" },
-		{ FAULT_ATTRS "/fail_page_alloc/min-order", "0" },
-	};
 	static const char *const kinds[] = { "failslab", "fail_page_alloc", "fail_usercopy" };
+	const char *const settings[][2] = {
+		{ "failslab/ignore-gfp-wait", on ? "N" : "Y" },
+		{ "fail_page_alloc/ignore-gfp-wait", on ? "N" : "Y" },
+		{ "fail_page_alloc/ignore-gfp-highmem", on ? "N" : "Y" },
+		{ "fail_page_alloc/min-order", on ? "0" : "1" },
+	};
 	char path[128];
 	unsigned int i;
 	int ret;
 
 	for (i = 0; i < ARRAY_SIZE(settings); i++) {
-		ret = sysfs_write(settings[i][0], settings[i][1]);
+		snprintf(path, sizeof(path), FAULT_ATTRS "/%s", settings[i][0]);
+		ret = sysfs_write(path, settings[i][1]);
 		if (ret)
 			return ret;
 	}
-	/* verbose 2: the report has the stack; no rate limit on the reports */
+	/* verbose 2: the report has the stack; the default rate limit is 5 s */
 	for (i = 0; i < ARRAY_SIZE(kinds); i++) {
 		snprintf(path, sizeof(path), FAULT_ATTRS "/%s/verbose", kinds[i]);
-		ret = sysfs_write(path, verbose ? "2" : "0");
+		ret = sysfs_write(path, !on || verbose ? "2" : "0");
 		if (ret)
 			return ret;
 		snprintf(path, sizeof(path), FAULT_ATTRS "/%s/verbose_ratelimit_interval_ms",
 			 kinds[i]);
-		ret = sysfs_write(path, "0");
+		ret = sysfs_write(path, on ? "0" : "5000");
 		if (ret)
 			return ret;
 	}
 	return 0;
 }
 
-void fault_injection_quiet(void)
+int fault_injection_setup(bool verbose)
 {
-	fault_injection_setup(false);
+	return fault_attributes(true, verbose);
+}
+
+void fault_injection_restore(void)
+{
+	fault_attributes(false, false);
 }
 
 int fail_nth_open(void)

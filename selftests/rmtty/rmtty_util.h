@@ -106,11 +106,12 @@ int kmsg_splats(int fd);
  * Fault injection on demand (FAULT_INJECTION_DEBUG_FS): fault_injection_setup()
  * makes the slab and page allocators' fault sites reachable by fail-nth
  * (sleeping allocations, order 0 included); with @verbose each injected
- * failure is logged with its stack, with no rate limit, until
- * fault_injection_quiet(). 0 or -errno (-ENOENT: no fault injection).
+ * failure is logged with its stack, with no rate limit. 0 or -errno
+ * (-ENOENT: no fault injection). fault_injection_restore() puts the kernel's
+ * defaults back (the mig fixture's teardown calls it).
  */
 int fault_injection_setup(bool verbose);
-void fault_injection_quiet(void);
+void fault_injection_restore(void);
 /*
  * This thread's fail-nth file, opened once (a file descriptor or -errno):
  * arming and reading it then reach no fault site but its own user copy.
