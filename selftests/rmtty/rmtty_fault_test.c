@@ -17,8 +17,9 @@
  * and the abstractions: N".
  *
  * With DEBUG_KOBJECT_RELEASE a removed device's release, which gives its
- * UUID and its units back, runs 1 to 4 s late: each attempt creates a device
- * of its own UUID, and what was given back is waited for.
+ * UUID and its units back, runs 1 to 4 s late: so that the test holds there
+ * too, each attempt creates a device of its own UUID, and what was given
+ * back is waited for.
  */
 #include <errno.h>
 #include <fcntl.h>
