@@ -82,25 +82,33 @@ build_nested() {
 	kmake -j"$(nproc)" bzImage
 }
 
-# Clones on one machine share the cache: one of them at a time installs into
-# a source tree and builds it.
-echo "rmtty: nested guests' kernel $KVERSION (cache $NCACHE)"
-mkdir -p "$NCACHE"
-(
-	KCACHE=$NCACHE KSRC=$NSRC KOUT=$NOUT
+# The test kernel's sources need the project's abstractions.
+install_abstractions() {
+	"$RMTTY_TOP/tools/install-abstractions.sh" "$KSRC"
+}
+
+# one_kernel NAME PREFIX FRAGMENT PREPARE BUILD WHAT: extract, PREPARE (or
+# nothing, if it is "-"), configure with FRAGMENT, check and BUILD the kernel
+# in KCACHE/KSRC/KOUT; PREFIX starts each step's name, WHAT says what BUILD
+# builds. Clones on one machine share the cache: one of them at a time
+# prepares a source tree and builds it, under the cache's lock.
+one_kernel() {
+	local name=$1 prefix=$2 fragment=$3 prepare=$4 build=$5 what=$6
+
+	echo "rmtty: $name $KVERSION (cache $KCACHE)"
+	mkdir -p "$KCACHE"
 	exec 9>"$KCACHE/.lock"
 	flock 9
-	step "nested: extract kernel source" extract
-	step "nested: configure (tinyconfig + fragment)" configure "$RMTTY_NESTED_FRAGMENT"
-	step "nested: verify kernel config" verify_config "$RMTTY_NESTED_FRAGMENT"
-	step "nested: build kernel (bzImage)" build_nested
+	step "${prefix}extract kernel source" extract
+	[ "$prepare" = - ] || step "${prefix}install Rust abstractions" "$prepare"
+	step "${prefix}configure (tinyconfig + fragment)" configure "$fragment"
+	step "${prefix}verify kernel config" verify_config "$fragment"
+	step "${prefix}build kernel ($what)" "$build"
+	exec 9>&-
+}
+
+(
+	KCACHE=$NCACHE KSRC=$NSRC KOUT=$NOUT
+	one_kernel "nested guests' kernel" "nested: " "$RMTTY_NESTED_FRAGMENT" - build_nested bzImage
 )
-echo "rmtty: test kernel $KVERSION (cache $KCACHE)"
-mkdir -p "$KCACHE"
-exec 9>"$KCACHE/.lock"
-flock 9
-step "extract kernel source" extract
-step "install Rust abstractions" "$RMTTY_TOP/tools/install-abstractions.sh" "$KSRC"
-step "configure (tinyconfig + fragment)" configure "$RMTTY_FRAGMENT"
-step "verify kernel config" verify_config "$RMTTY_FRAGMENT"
-step "build kernel (bzImage, modules, headers)" build
+one_kernel "test kernel" "" "$RMTTY_FRAGMENT" install_abstractions build "bzImage, modules, headers"
