@@ -94,7 +94,7 @@ guest_env() {
 # tests' copy of the log, which starts after the boot, misses nothing.
 RMTTY_GUEST_CMDLINE="log_buf_len=16M"
 
-# The guest's memory; tools/bench.sh asks for more (RMTTY_GUEST_MEMORY).
+# The guest's memory (RMTTY_GUEST_MEMORY to change it).
 # rmtty_sysfs_test's largest pool is 1 GiB of device memory, which KASAN's
 # shadow and quarantine make more than a 2 GiB guest holds (the OOM killer
 # ended the suite there).
