@@ -213,6 +213,18 @@ static enum attempt attempt(struct __test_metadata *_metadata, struct injection 
 }
 
 /*
+ * Whether a transition to @to that failed with @ret after fault site @hit
+ * fired was the VFIO core's, after the driver's part: the core copies the
+ * request's result (and the data fd) out to userspace once the device has
+ * moved, so a failing user copy there fails the ioctl with EFAULT and the
+ * device in @to. No driver can undo that.
+ */
+static bool cores_copy_out(int device, bool hit, int ret, __u32 to)
+{
+	return hit && ret == -EFAULT && (__u32)mig_get_state(device) == to;
+}
+
+/*
  * Writes @value to the sysfs attribute @path with the @nth fault site failing;
  * the write's result (0 or -errno), and in *@hit whether the fault fired.
  */
@@ -391,8 +403,7 @@ static void transitions(struct __test_metadata *_metadata, struct injection *inj
 			EXPECT_EQ((ssize_t)len, write(fd, stream, len));
 		if (fd >= 0)
 			close(fd);
-		if (hit && ret == -EFAULT && (__u32)mig_get_state(device) == to) {
-			/* The core failed to copy the fd out, after the driver's part */
+		if (cores_copy_out(device, hit, ret, to)) {
 			core++;
 			continue;
 		}
@@ -428,14 +439,16 @@ TEST_F_TIMEOUT(mig, fault_save, 900)
 /*
  * A load: the stream of another device, written whole; then the commit
  * (RESUMING -> STOP) under fail-nth. A failed commit leaves the device in
- * RESUMING with nothing of the stream applied (its memory as before); the
- * last commit applies the source's state.
+ * RESUMING with nothing of the stream applied (its memory as before), but
+ * for the core's copy-out of the result (counted apart); the last commit
+ * applies the source's state.
  */
 TEST_F_TIMEOUT(mig, fault_load, 900)
 {
 	struct injection injection, *inj = &injection;
 	size_t memory = (size_t)self->unit_mib << 20, full = mig_stream_size(memory);
 	__u8 *stream = malloc(full + MIG_PAGE), *before, *now;
+	unsigned int core = 0;
 	int source, target;
 	enum attempt result;
 	unsigned int nth;
@@ -462,6 +475,11 @@ TEST_F_TIMEOUT(mig, fault_load, 900)
 		ASSERT_EQ(0, fail_nth_arm(inj->nth, nth));
 		ret = mig_set_state(target, STOP, NULL);
 		hit = fail_nth_fired(inj->nth);
+		if (cores_copy_out(target, hit, ret, STOP)) {
+			core++;
+			close(fd);
+			continue;
+		}
 		result = attempt(_metadata, inj, "commit", nth, hit, ret);
 		if (result == FAILED) {
 			EXPECT_EQ(RESUMING, mig_get_state(target)) TH_LOG("fault site %u", nth);
@@ -474,6 +492,7 @@ TEST_F_TIMEOUT(mig, fault_load, 900)
 			break;
 	}
 	EXPECT_GT(MAX_SITES, nth);
+	EXPECT_GE(1, core);
 	/* The last commit applied the source's state */
 	expect_same_stopped_regs(_metadata, source, target, "load", 31);
 	free(before);
