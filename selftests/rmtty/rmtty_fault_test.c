@@ -495,11 +495,7 @@ TEST_F_TIMEOUT(mig, fault_load, 900)
 	/* The last commit applied the source's state */
 	expect_same_stopped_regs(_metadata, source, target, "load", 31);
 	free(before);
-	before = memory_read(_metadata, source, memory);
-	now = memory_read(_metadata, target, memory);
-	expect_same(_metadata, now, before, memory, "memory");
-	free(before);
-	free(now);
+	expect_same_memory(_metadata, source, target, memory, "memory");
 	drop_device(_metadata, self, 1);
 	free(stream);
 	injection_end(_metadata, inj, true);

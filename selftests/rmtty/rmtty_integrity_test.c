@@ -353,7 +353,7 @@ TEST_F_TIMEOUT(mig, short_stream_completed_after_refused_commit, 240)
 	int t = add_device(_metadata, self, variant->cdev, 1, 1, 1);
 	const size_t memory = self->memory[0];
 	struct timespec t0, t1;
-	__u8 *stream, *ms, *mt;
+	__u8 *stream;
 	size_t len, done, half;
 	long windows;
 	int fd, none, i, lines;
@@ -370,11 +370,7 @@ TEST_F_TIMEOUT(mig, short_stream_completed_after_refused_commit, 240)
 	ASSERT_EQ(0, mig_set_state(t, STOP, &none));
 	ASSERT_EQ(0, mig_set_state(t, RUNNING, &none));
 	close(fd);
-	ms = memory_read(_metadata, s, memory);
-	mt = memory_read(_metadata, t, memory);
-	expect_same(_metadata, mt, ms, memory, "memory");
-	free(ms);
-	free(mt);
+	expect_same_memory(_metadata, s, t, memory, "memory");
 	expect_same_regs(_metadata, s, t, "completed after a refused commit", 71);
 
 	/* A loop of refused commits of a header-only stream is rate limited */

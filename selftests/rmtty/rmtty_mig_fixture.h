@@ -206,6 +206,18 @@ static inline void expect_same(struct __test_metadata *_metadata, const void *se
 	EXPECT_EQ(size, i) TH_LOG("%s: byte %#zx is %#x, expected %#x", what, i, a[i], b[i]);
 }
 
+/* Expect device @b's memory (@memory bytes) to read like device @a's. */
+static inline void expect_same_memory(struct __test_metadata *_metadata, int a, int b,
+				      size_t memory, const char *what)
+{
+	__u8 *ma = memory_read(_metadata, a, memory);
+	__u8 *mb = memory_read(_metadata, b, memory);
+
+	expect_same(_metadata, mb, ma, memory, what);
+	free(ma);
+	free(mb);
+}
+
 /*
  * Expect @b's config space and UART to read like @a's (the UART's reads
  * change it), and @a's UART to have the state of @seed.
