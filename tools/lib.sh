@@ -92,7 +92,15 @@ guest_env() {
 
 # The guest kernel's log buffer holds the whole boot and more, so that the
 # tests' copy of the log, which starts after the boot, misses nothing.
-RMTTY_GUEST_CMDLINE="log_buf_len=16M"
+#
+# The guest's root is the host's, over 9p; virtme-ng mounts it uncached, so
+# that every exec, shared library and Python module is read from the host
+# again, each time through 9p. The root is read-only to the guest and nothing
+# on the host changes it while the guest runs, so the guest may keep what it
+# read: cache=loose (a later rootflags= replaces virtme-ng's). Measured on
+# the KASAN kernel: five Python starts 13.0 -> 4.9 s, QEMU 7.2 up to its
+# monitor 13.4 -> 2.1 s, 200 execs 42 -> 29 s.
+RMTTY_GUEST_CMDLINE="log_buf_len=16M rootflags=version=9p2000.L,trans=virtio,access=any,msize=524288,cache=loose"
 
 # The guest's memory (RMTTY_GUEST_MEMORY to change it).
 # rmtty_sysfs_test's largest pool is 1 GiB of device memory, which KASAN's

@@ -1,11 +1,13 @@
 # SPDX-License-Identifier: GPL-2.0
 # The live migration tests' body, sourced with the QEMU version to run:
 #   . rmtty_live.sh VERSION
-# QEMU migrates a running guest that is using an rmtty device: the nested
-# guest of rmtty_8250_test.sh (the test kernel, its 8250_pci driver binding the
-# device as ttyS1) runs on a QEMU with device A and migrates live, over a unix
-# socket, to a QEMU with device B of the same shape, both assigned with
-# -device vfio-pci,sysfsdev=... and the version's migration property.
+# QEMU migrates a running guest that is using an rmtty device: a nested guest
+# (the nested guests' own kernel, rmtty_lib.sh) runs on a QEMU with device A,
+# whose 8250_pci driver must first bind the device as a 16550A (ttyS1), read
+# back what it writes to the port and take the port's interrupts; the guest
+# then migrates live, over a unix socket, to a QEMU with device B of the same
+# shape, both assigned with -device vfio-pci,sysfsdev=... and the version's
+# migration property.
 #
 # Before the migration the nested guest, through its own driver and the port's
 # registers, leaves state in the device, none of it the power-on value:
@@ -61,8 +63,8 @@
 # The nested guest says "rmtty-live: ready" on its console and then reads
 # lines on it: "stop" stops the writer, "go" (sent to the target QEMU's serial
 # port, a socket chardev, once the migration has completed) runs the checks
-# on the target. Every wait is bounded and scaled to the machine's speed as
-# in rmtty_8250_test.sh; a time-out names its phase.
+# on the target. Every wait is bounded and scaled to the machine's speed (see
+# rmtty_lib.sh); a time-out names its phase.
 
 . "$(dirname "$0")/rmtty_lib.sh"
 
@@ -81,8 +83,8 @@ REWRITES=16
 PAGE=4096
 BAR2=$(cd "$(dirname "$0")" && pwd)/rmtty_bar2
 
-# Time limits, scaled as rmtty_8250_test.sh scales its nested guest's (see
-# rmtty_lib.sh). The boot to "ready" gets BOOT_TIMEOUT s, the migration
+# Time limits, scaled to the machine's speed with rmtty_lib.sh's CPU loop.
+# The boot to "ready" gets BOOT_TIMEOUT s, the migration
 # MIGRATE_TIMEOUT, the guest's work on the target after it AFTER_TEXT, and
 # a QEMU's exit QUIT_TIMEOUT; all scaled by the loop's slowdown (never less
 # than 1), each capped at its MAX, and all of them together within the
@@ -128,8 +130,8 @@ rmtty_nested_guest_setup
 UNIT_MIB=1
 rmtty_reload unit_mib=$UNIT_MIB
 [ -x "$BAR2" ] || ktap_exit_fail_msg "rmtty_bar2 is not built ($BAR2)"
-# Fourteen tests and the unload
-ktap_set_plan 15
+# Fifteen tests and the unload
+ktap_set_plan 16
 set_timeouts
 
 src=$(rmtty_create 1 1) && tgt=$(rmtty_create 1 2) ||
@@ -509,6 +511,13 @@ result "the target's port has data ready (LSR $lsr)"
 [ "$(field target unread)" = "$TTY_TEXT$FIFO_TEXT" ]
 result "the unread text (the tty's, then the device FIFO's) reads back on the target"
 ktap_print_msg "unread: $(field target unread)"
+
+# Linux's own driver on device A, before anything else touched it.
+irq_before=$(field source 'irqs before')
+grep -q 'ttyS1 at I/O 0x[0-9a-f]* (irq = [0-9]*, base_baud = 115200) is a 16550A' \
+	<<<"$(field source probe)" &&
+	[[ "$irq_before" =~ ^[0-9]+$ ]] && [ "$irq_before" -gt 0 ]
+result "8250_pci binds device A as a 16550A, and the port's interrupts reach the guest (ttyS1: ${irq_before:-none})"
 
 [[ "$(field source 'stty before')" == "speed $BAUD baud"* ]] &&
 	[[ "$(field target 'stty after')" == "speed $BAUD baud"* ]] &&
