@@ -42,6 +42,12 @@ die() {
 RMTTY_FRAGMENT=$RMTTY_TOP/tools/kernel/rmtty.config
 RMTTY_NESTED_FRAGMENT=$RMTTY_TOP/tools/kernel/nested.config
 
+# fragment_key FRAGMENT: what names a kernel's cache: a hash of the options
+# FRAGMENT sets, not of its comments, which a rebuild would not change.
+fragment_key() {
+	grep -E '^CONFIG_' "$1" | sha256sum | cut -c1-12
+}
+
 # kernel_paths: set KVERSION, KCACHE, KSRC and KOUT for the installed
 # linux-source-7.2 and the current config fragment, and NCACHE, NSRC and
 # NOUT for the nested guests' kernel: a tree of its own, keyed by its own
@@ -49,10 +55,10 @@ RMTTY_NESTED_FRAGMENT=$RMTTY_TOP/tools/kernel/nested.config
 kernel_paths() {
 	KVERSION=$(dpkg-query -W -f='${Version}' linux-source-7.2 2>/dev/null) ||
 		die "linux-source-7.2 is not installed (run tools/deps.sh)"
-	KCACHE=$RMTTY_CACHE/linux-$KVERSION-$(sha256sum "$RMTTY_FRAGMENT" | cut -c1-12)
+	KCACHE=$RMTTY_CACHE/linux-$KVERSION-$(fragment_key "$RMTTY_FRAGMENT")
 	KSRC=$KCACHE/src
 	KOUT=$KCACHE/build
-	NCACHE=$RMTTY_CACHE/linux-$KVERSION-nested-$(sha256sum "$RMTTY_NESTED_FRAGMENT" | cut -c1-12)
+	NCACHE=$RMTTY_CACHE/linux-$KVERSION-nested-$(fragment_key "$RMTTY_NESTED_FRAGMENT")
 	NSRC=$NCACHE/src
 	NOUT=$NCACHE/build
 }
