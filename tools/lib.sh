@@ -63,9 +63,11 @@ kernel_paths() {
 	NOUT=$NCACHE/build
 }
 
-# kmake ARGS...: make in the test kernel's tree with the project's toolchain.
+# kmake ARGS...: make in the kernel tree KSRC, O=KOUT, with LLVM (RMTTY_LLVM,
+# which the test kernel's Rust needs), or with the machine's gcc when
+# RMTTY_LLVM is empty.
 kmake() {
-	make -C "$KSRC" O="$KOUT" LLVM="$RMTTY_LLVM" "$@"
+	make -C "$KSRC" O="$KOUT" ${RMTTY_LLVM:+LLVM="$RMTTY_LLVM"} "$@"
 }
 
 # Build outputs of this clone that the guest also needs (selftests and their

@@ -43,15 +43,29 @@ for page in (0, n):
     os.pwrite(fd, bytes([0x40 + n]) * 4096, bar2 + page * 4096)
 "'
 
-# json_field FILE KEY[.KEY...]: a number or string of a JSON report; a KEY
-# of a list is an index.
-json_field() {
-	python3 -c '
+# load_report FILE: the numbers and strings of FILE, a JSON report, in J,
+# each under its path (KEY.KEY..., a list's KEY an index); J is empty if FILE
+# is no JSON. One Python start per report: each costs a second in the guest.
+declare -A J
+load_report() {
+	local key value
+
+	J=()
+	while IFS=$'\t' read -r key value; do
+		J[$key]=$value
+	done < <(python3 -c '
 import json, sys
-v = json.load(open(sys.argv[1]))
-for key in sys.argv[2].split("."):
-    v = v[int(key)] if isinstance(v, list) else v[key]
-print(v)' "$1" "$2"
+def leaves(path, v):
+    if isinstance(v, dict):
+        items = v.items()
+    elif isinstance(v, list):
+        items = enumerate(v)
+    else:
+        print(f"{path}\t{v}")
+        return
+    for key, child in items:
+        leaves(f"{path}.{key}" if path else str(key), child)
+leaves("", json.load(open(sys.argv[1])))' "$1" 2>/dev/null)
 }
 
 # The stream's sizes, from migration-stream.md (version 1.1, which the
@@ -70,9 +84,9 @@ stream_size() {
 	echo $((HEADER + ($1 * 256 + ${2:-0}) * PAGE_RECORD + TAIL))
 }
 
-# rate FILE: a JSON report's transfer rate, in MB/s.
+# rate: the loaded report's transfer rate, in MB/s.
 rate() {
-	printf '%.1f' "$(json_field "$1" mb_per_s)"
+	printf '%.1f' "${J[mb_per_s]:-0}"
 }
 
 # same_memory DOOR SRC DST: whether the two devices, of MIB MiB, hold the same
@@ -86,18 +100,18 @@ same_memory() {
 		cmp -s "$tmp/src.bin" "$tmp/dst.bin"
 }
 
-# precopy_sizes STREAM REPORT: whether a save with 2 pre-copy passes and the
-# workload gave a stream of the documented size, read in the documented
-# parts: pass 1 sends the header and every page; its workload dirties pages
-# 0 and 1, which pass 2 sends again; pass 2's dirties pages 0 and 2, which
-# stop-and-copy sends with the tail. The tool's count of the bytes it read
-# must be the stream's.
+# precopy_sizes STREAM: whether a save with 2 pre-copy passes and the
+# workload, whose report is loaded, gave a stream of the documented size, read
+# in the documented parts: pass 1 sends the header and every page; its
+# workload dirties pages 0 and 1, which pass 2 sends again; pass 2's dirties
+# pages 0 and 2, which stop-and-copy sends with the tail. The tool's count of
+# the bytes it read must be the stream's.
 precopy_sizes() {
 	[ "$(stat -c %s "$1")" = "$(stream_size "$MIB" 4)" ] &&
-		[ "$(json_field "$2" passes.0.bytes)" = $((HEADER + PAGES * PAGE_RECORD)) ] &&
-		[ "$(json_field "$2" passes.1.bytes)" = $((2 * PAGE_RECORD)) ] &&
-		[ "$(json_field "$2" stop_copy_bytes)" = $((2 * PAGE_RECORD + TAIL)) ] &&
-		[ "$(json_field "$2" bytes)" = "$(stat -c %s "$1")" ]
+		[ "${J[passes.0.bytes]:-}" = $((HEADER + PAGES * PAGE_RECORD)) ] &&
+		[ "${J[passes.1.bytes]:-}" = $((2 * PAGE_RECORD)) ] &&
+		[ "${J[stop_copy_bytes]:-}" = $((2 * PAGE_RECORD + TAIL)) ] &&
+		[ "${J[bytes]:-}" = "$(stat -c %s "$1")" ]
 }
 
 # refill DEVICE SEED: fill the device's memory with SEED's pattern, which no
@@ -132,13 +146,14 @@ for door in group cdev; do
 	[ -s "$tmp/save.err" ] && sed 's/^/# /' "$tmp/save.err"
 
 	# MIG_DATA_SIZE before STOP_COPY is what stop-and-copy sent.
-	precopy_sizes "$tmp/pre.bin" "$tmp/save.json" &&
-		[ "$(json_field "$tmp/save.json" data_size)" = $((2 * PAGE_RECORD + TAIL)) ]
+	load_report "$tmp/save.json"
+	precopy_sizes "$tmp/pre.bin" &&
+		[ "${J[data_size]:-}" = $((2 * PAGE_RECORD + TAIL)) ]
 	result "$door: the stream's size, and stop-and-copy's is MIG_DATA_SIZE"
 	ktap_print_msg "$door: saved $(stat -c %s "$tmp/pre.bin" 2>/dev/null || echo no) bytes" \
 		"($(stream_size "$MIB" 4) expected), stop-and-copy's MIG_DATA_SIZE" \
-		"$(json_field "$tmp/save.json" data_size 2>/dev/null) ($((2 * PAGE_RECORD + TAIL)) expected)"
-	[ -s "$tmp/save.json" ] && echo "# v2 save: $(rate "$tmp/save.json") MB/s"
+		"${J[data_size]:-none} ($((2 * PAGE_RECORD + TAIL)) expected)"
+	[ -s "$tmp/save.json" ] && echo "# v2 save: $(rate) MB/s"
 
 	"$MIGRATE" inspect "$tmp/pre.bin" >"$tmp/inspect.out" 2>&1
 	result "$door: the saved stream is complete and well-formed"
@@ -169,11 +184,12 @@ for door in group cdev; do
 	# the source's state is the same after this save as after that one.
 	"$MIGRATE" save "$src" --"$door" --v1 -o "$tmp/v1pre.bin" --precopy-passes 2 \
 		--workload "$workload" --json >"$tmp/v1save.json" 2>"$tmp/v1save.err" &&
-		[ "$(json_field "$tmp/v1save.json" v1_region.data_access)" = mmap ] &&
-		precopy_sizes "$tmp/v1pre.bin" "$tmp/v1save.json"
+		load_report "$tmp/v1save.json" &&
+		[ "${J[v1_region.data_access]:-}" = mmap ] &&
+		precopy_sizes "$tmp/v1pre.bin"
 	result "$door: v1 save with 2 pre-copy passes and a dirtying workload, through an mmap"
 	[ -s "$tmp/v1save.err" ] && sed 's/^/# /' "$tmp/v1save.err"
-	[ -s "$tmp/v1save.json" ] && echo "# v1 save: $(rate "$tmp/v1save.json") MB/s"
+	[ -s "$tmp/v1save.json" ] && echo "# v1 save: $(rate) MB/s"
 
 	"$MIGRATE" inspect "$tmp/v1pre.bin" >/dev/null 2>&1
 	result "$door: the v1-saved stream is complete and well-formed"
@@ -185,13 +201,13 @@ for door in group cdev; do
 
 	"$MIGRATE" load "$dst" --"$door" --v1 -i "$tmp/pre.bin" --json \
 		>"$tmp/v1load.json" 2>/dev/null &&
-		[ "$(json_field "$tmp/v1load.json" v1_region.data_access)" = mmap ] &&
+		load_report "$tmp/v1load.json" && [ "${J[v1_region.data_access]:-}" = mmap ] &&
 		same_memory "$door" "$src" "$dst"
 	result "$door: a v2-saved stream loads over v1 through an mmap, the same memory"
 
 	"$MIGRATE" load "$dst" --"$door" --v1 --no-mmap -i "$tmp/v1pre.bin" --json \
 		>"$tmp/v1load.json" 2>/dev/null &&
-		[ "$(json_field "$tmp/v1load.json" v1_region.data_access)" = pread/pwrite ] &&
+		load_report "$tmp/v1load.json" && [ "${J[v1_region.data_access]:-}" = pread/pwrite ] &&
 		same_memory "$door" "$src" "$dst"
 	result "$door: a v1-saved stream loads over v1 through pread/pwrite, the same memory"
 
@@ -208,10 +224,10 @@ for door in group cdev; do
 	rmtty_log_mark "rmtty_migrate_test: $door: bad stream over v1 into $dst"
 	! "$MIGRATE" load "$dst" --"$door" --v1 -i "$tmp/bad.bin" --json \
 		>"$tmp/bad.json" 2>/dev/null &&
-		[ "$(json_field "$tmp/bad.json" error.what)" = \
-		  "write of stream bytes 0..1048576: write data_size" ] &&
-		[ "$(json_field "$tmp/bad.json" error.errno_name)" = EINVAL ] &&
-		[ "$(json_field "$tmp/bad.json" cancel_error.errno_name)" = EINVAL ] &&
+		load_report "$tmp/bad.json" &&
+		[ "${J[error.what]:-}" = "write of stream bytes 0..1048576: write data_size" ] &&
+		[ "${J[error.errno_name]:-}" = EINVAL ] &&
+		[ "${J[cancel_error.errno_name]:-}" = EINVAL ] &&
 		rmtty_refusals "$dst" |
 		grep -qF "$dst: migration stream refused: shape 1 port(s) and 3 MiB" &&
 		unchanged "$dst"
@@ -224,10 +240,10 @@ for door in group cdev; do
 	refill "$dst" $((0x5eed0300 + n))
 	! "$MIGRATE" load "$dst" --"$door" --v1 -i "$tmp/short.bin" --json \
 		>"$tmp/short.json" 2>/dev/null &&
-		[ "$(json_field "$tmp/short.json" error.what)" = \
-		  "RESUMING -> RUNNING: write device_state" ] &&
-		[ "$(json_field "$tmp/short.json" final_state)" = RESUMING ] &&
-		[ "$(json_field "$tmp/short.json" cancel_error.errno_name)" = EINVAL ] &&
+		load_report "$tmp/short.json" &&
+		[ "${J[error.what]:-}" = "RESUMING -> RUNNING: write device_state" ] &&
+		[ "${J[final_state]:-}" = RESUMING ] &&
+		[ "${J[cancel_error.errno_name]:-}" = EINVAL ] &&
 		unchanged "$dst"
 	result "$door: over v1, a truncated stream is refused at the commit and changes nothing"
 
@@ -260,7 +276,8 @@ for p in $protocols; do
 	# shellcheck disable=SC2046 # flags() gives words
 	"$MIGRATE" save "$src" $(flags "$p") -o "$tmp/$p.bin" --json \
 		>"$tmp/$p-save.json" 2>/dev/null || ok=1
-	[ -s "$tmp/$p-save.json" ] && echo "# 64 MiB save over $p: $(rate "$tmp/$p-save.json") MB/s"
+	load_report "$tmp/$p-save.json"
+	[ -s "$tmp/$p-save.json" ] && echo "# 64 MiB save over $p: $(rate) MB/s"
 done
 [ "$ok" = 0 ] && [ "$(stat -c %s "$tmp/v2.bin")" = "$(stream_size 64)" ] &&
 	cmp -s "$tmp/v2.bin" "$tmp/v1-mmap.bin" && cmp -s "$tmp/v2.bin" "$tmp/v1-pread.bin"
@@ -272,7 +289,8 @@ for p in $protocols; do
 	# shellcheck disable=SC2046 # flags() gives words
 	"$MIGRATE" load "$dst" $(flags "$p") -i "$tmp/v2.bin" --json \
 		>"$tmp/$p-load.json" 2>/dev/null || ok=1
-	[ -s "$tmp/$p-load.json" ] && echo "# 64 MiB load over $p: $(rate "$tmp/$p-load.json") MB/s"
+	load_report "$tmp/$p-load.json"
+	[ -s "$tmp/$p-load.json" ] && echo "# 64 MiB load over $p: $(rate) MB/s"
 	"$BAR2" verify "$dst" 7 >/dev/null || ok=1
 done
 [ "$ok" = 0 ]
