@@ -8,7 +8,7 @@ set -euo pipefail
 
 APT_PACKAGES=(
 	clang-19 lld-19 llvm-19 libclang-19-dev
-	flex bison bc cpio kmod rsync libelf-dev libssl-dev make xz-utils file patch
+	gcc libc6-dev flex bison bc cpio kmod rsync libelf-dev libssl-dev make xz-utils file patch
 	udev busybox-static mdevctl python3-venv
 	linux-source-7.2/trixie-backports
 )

@@ -3,12 +3,14 @@
 # Build rmtty's test kernel: Linux 7.2 from Debian's linux-source-7.2 with
 # LLVM=-19, the project's config fragment merged onto tinyconfig and the
 # project's Rust abstractions installed into the kernel crate; and the nested
-# guests' kernel, the same source with its own small fragment (nested.config).
+# guests' kernel, the same source with its own small fragment (nested.config),
+# built with gcc.
 #
 # Each kernel's extracted source and O= build directory are cached outside
-# the repository, keyed by the source package's version and its fragment's
-# hash: a changed fragment gets a fresh build of its kernel, changed
-# abstractions only rebuild what depends on them in the test kernel.
+# the repository, keyed by the source package's version and a hash of the
+# options its fragment sets: a changed option gets a fresh build of its
+# kernel, changed abstractions only rebuild what depends on them in the test
+# kernel.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 kernel_paths

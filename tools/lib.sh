@@ -43,9 +43,10 @@ RMTTY_FRAGMENT=$RMTTY_TOP/tools/kernel/rmtty.config
 RMTTY_NESTED_FRAGMENT=$RMTTY_TOP/tools/kernel/nested.config
 
 # fragment_key FRAGMENT: what names a kernel's cache: a hash of the options
-# FRAGMENT sets, not of its comments, which a rebuild would not change.
+# FRAGMENT sets or unsets, not of its comments, which a rebuild would not
+# change.
 fragment_key() {
-	grep -E '^CONFIG_' "$1" | sha256sum | cut -c1-12
+	grep -E '^(CONFIG_|# CONFIG_[A-Za-z0-9_]+ is not set)' "$1" | sha256sum | cut -c1-12
 }
 
 # kernel_paths: set KVERSION, KCACHE, KSRC and KOUT for the installed
@@ -63,11 +64,11 @@ kernel_paths() {
 	NOUT=$NCACHE/build
 }
 
-# kmake ARGS...: make in the kernel tree KSRC, O=KOUT, with LLVM (RMTTY_LLVM,
-# which the test kernel's Rust needs), or with the machine's gcc when
-# RMTTY_LLVM is empty.
+# kmake ARGS...: make in the kernel tree KSRC, O=KOUT, with LLVM=$RMTTY_LLVM:
+# LLVM 19 for the test kernel, whose Rust needs it; an empty RMTTY_LLVM is
+# make's LLVM=, the machine's gcc.
 kmake() {
-	make -C "$KSRC" O="$KOUT" ${RMTTY_LLVM:+LLVM="$RMTTY_LLVM"} "$@"
+	make -C "$KSRC" O="$KOUT" LLVM="$RMTTY_LLVM" "$@"
 }
 
 # Build outputs of this clone that the guest also needs (selftests and their
@@ -101,13 +102,15 @@ guest_env() {
 # The guest kernel's log buffer holds the whole boot and more, so that the
 # tests' copy of the log, which starts after the boot, misses nothing.
 #
-# The guest's root is the host's, over 9p; virtme-ng mounts it uncached, so
-# that every exec, shared library and Python module is read from the host
-# again, each time through 9p. The root is read-only to the guest and nothing
-# on the host changes it while the guest runs, so the guest may keep what it
-# read: cache=loose (a later rootflags= replaces virtme-ng's). Measured on
-# the KASAN kernel: five Python starts 13.0 -> 4.9 s, QEMU 7.2 up to its
-# monitor 13.4 -> 2.1 s, 200 execs 42 -> 29 s.
+# The test guest's root is the host's, over 9p (--force-9p: virtme-ng would
+# take virtiofs where it finds a virtiofsd, and these rootflags are 9p's).
+# virtme-ng mounts it uncached, so that every exec, shared library and Python
+# module is read from the host again, each time through 9p. The root is
+# read-only to the guest and nothing on the host changes it while the guest
+# runs, so the guest may keep what it read: cache=loose (a later rootflags=
+# replaces virtme-ng's). Measured on the KASAN kernel: five Python starts
+# 13.0 -> 4.9 s, QEMU 7.2 up to its monitor 13.4 -> 2.1 s, 200 execs
+# 42 -> 29 s.
 RMTTY_GUEST_CMDLINE="log_buf_len=16M rootflags=version=9p2000.L,trans=virtio,access=any,msize=524288,cache=loose"
 
 # The guest's memory (RMTTY_GUEST_MEMORY to change it).
@@ -130,7 +133,7 @@ run_guest() {
 	script=$(mktemp "$RMTTY_BUILD/guest-XXXXXX.sh")
 	{ guest_env; printf '%s\n' "$1"; } >"$script"
 	timeout -k 30 "${RMTTY_GUEST_TIMEOUT:-3900}" \
-		vng --disable-kvm --run "$KOUT" --memory "$RMTTY_GUEST_MEMORY" --cpus 2 \
+		vng --disable-kvm --force-9p --run "$KOUT" --memory "$RMTTY_GUEST_MEMORY" --cpus 2 \
 		    --append "root=/dev/root $RMTTY_GUEST_CMDLINE" --rwdir "$RMTTY_GUEST_OUT" \
 		    --exec "bash $(sh_quote "$script")" 2>&1 | cat
 	rc=${PIPESTATUS[0]}

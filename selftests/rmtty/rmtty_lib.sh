@@ -118,11 +118,11 @@ rmtty_loop_ms() {
 }
 
 # rmtty_nested_guest_setup: fail every test without what a nested guest
-# needs: busybox and the test kernel's image.
+# needs: busybox and the nested guests' kernel image.
 rmtty_nested_guest_setup() {
 	command -v busybox >/dev/null || ktap_exit_fail_msg "busybox is not installed"
 	[ -n "${RMTTY_BZIMAGE:-}" ] ||
-		ktap_exit_fail_msg "RMTTY_BZIMAGE is not set: it must name the test kernel's bzImage"
+		ktap_exit_fail_msg "RMTTY_BZIMAGE is not set: it must name the nested guests' kernel (bzImage)"
 	[ -r "$RMTTY_BZIMAGE" ] || ktap_exit_fail_msg "RMTTY_BZIMAGE=$RMTTY_BZIMAGE cannot be read"
 }
 

@@ -2,12 +2,12 @@
 # The live migration tests' body, sourced with the QEMU version to run:
 #   . rmtty_live.sh VERSION
 # QEMU migrates a running guest that is using an rmtty device: a nested guest
-# (the nested guests' own kernel, rmtty_lib.sh) runs on a QEMU with device A,
-# whose 8250_pci driver must first bind the device as a 16550A (ttyS1), read
-# back what it writes to the port and take the port's interrupts; the guest
-# then migrates live, over a unix socket, to a QEMU with device B of the same
-# shape, both assigned with -device vfio-pci,sysfsdev=... and the version's
-# migration property.
+# (on the nested guests' own kernel, tools/kernel/nested.config) runs on a
+# QEMU with device A, whose 8250_pci driver must first bind the device as a
+# 16550A (ttyS1), read back what it writes to the port and take the port's
+# interrupts; the guest then migrates live, over a unix socket, to a QEMU
+# with device B of the same shape, both assigned with
+# -device vfio-pci,sysfsdev=... and the version's migration property.
 #
 # Before the migration the nested guest, through its own driver and the port's
 # registers, leaves state in the device, none of it the power-on value:
@@ -84,11 +84,11 @@ PAGE=4096
 BAR2=$(cd "$(dirname "$0")" && pwd)/rmtty_bar2
 
 # Time limits, scaled to the machine's speed with rmtty_lib.sh's CPU loop.
-# The boot to "ready" gets BOOT_TIMEOUT s, the migration
-# MIGRATE_TIMEOUT, the guest's work on the target after it AFTER_TEXT, and
-# a QEMU's exit QUIT_TIMEOUT; all scaled by the loop's slowdown (never less
-# than 1), each capped at its MAX, and all of them together within the
-# runner's limit (settings) less MARGIN.
+# The boot to "ready" gets BOOT_TIMEOUT s, the migration MIGRATE_TIMEOUT, the
+# guest's work on the target after it AFTER_TEXT, and a QEMU's exit
+# QUIT_TIMEOUT; all scaled by the loop's slowdown (never less than 1), each
+# capped at its MAX, and all of them together within the runner's limit
+# (settings) less MARGIN.
 # The boot took 808 s on a busy 2-core machine (two guests, loop 5784 ms).
 BOOT_TIMEOUT=1200
 MIGRATE_TIMEOUT=300
@@ -158,7 +158,8 @@ mount -t devtmpfs dev /dev
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 say() { echo "rmtty-live: \$*"; }
-fail() { say "error: \$*"; sleep 2; poweroff -f; }
+# fail: the kernel's last words too: the console only prints warnings.
+fail() { say "error: \$*"; dmesg | tail -n 40; sleep 2; poweroff -f; }
 # inb OFFSET, outb OFFSET VALUE: a register of the port, through sysfs.
 inb() { dd if=\$res bs=1 skip=\$1 count=1 2>/dev/null | od -An -tu1 | tr -d ' \n'; }
 outb() {
@@ -515,7 +516,7 @@ result "the target's port has data ready (LSR $lsr)"
 result "the unread text (the tty's, then the device FIFO's) reads back on the target"
 ktap_print_msg "unread: $(field target unread)"
 
-# Linux's own driver on device A, before anything else touched it.
+# Linux's own driver on device A, before the migration.
 irq_before=$(field source 'irqs before')
 grep -q 'ttyS1 at I/O 0x[0-9a-f]* (irq = [0-9]*, base_baud = 115200) is a 16550A' \
 	<<<"$(field source probe)" &&

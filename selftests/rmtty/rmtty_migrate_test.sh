@@ -44,16 +44,15 @@ for page in (0, n):
 "'
 
 # load_report FILE: the numbers and strings of FILE, a JSON report, in J,
-# each under its path (KEY.KEY..., a list's KEY an index); J is empty if FILE
-# is no JSON. One Python start per report: each costs a second in the guest.
+# each under its path (KEY.KEY..., a list's KEY an index); fails, J empty, if
+# FILE is no JSON. One Python start per report: each costs a second in the
+# guest.
 declare -A J
 load_report() {
-	local key value
+	local key value out
 
 	J=()
-	while IFS=$'\t' read -r key value; do
-		J[$key]=$value
-	done < <(python3 -c '
+	out=$(python3 -c '
 import json, sys
 def leaves(path, v):
     if isinstance(v, dict):
@@ -61,11 +60,14 @@ def leaves(path, v):
     elif isinstance(v, list):
         items = enumerate(v)
     else:
-        print(f"{path}\t{v}")
+        print(f"{path}\t{v}".replace("\n", " "))
         return
     for key, child in items:
         leaves(f"{path}.{key}" if path else str(key), child)
-leaves("", json.load(open(sys.argv[1])))' "$1" 2>/dev/null)
+leaves("", json.load(open(sys.argv[1])))' "$1" 2>/dev/null) || return
+	while IFS=$'\t' read -r key value; do
+		[ -n "$key" ] && J[$key]=$value
+	done <<<"$out"
 }
 
 # The stream's sizes, from migration-stream.md (version 1.1, which the
@@ -183,9 +185,10 @@ for door in group cdev; do
 	# Over v1. The workload writes what it wrote during the v2 save, so
 	# the source's state is the same after this save as after that one.
 	"$MIGRATE" save "$src" --"$door" --v1 -o "$tmp/v1pre.bin" --precopy-passes 2 \
-		--workload "$workload" --json >"$tmp/v1save.json" 2>"$tmp/v1save.err" &&
-		load_report "$tmp/v1save.json" &&
-		[ "${J[v1_region.data_access]:-}" = mmap ] &&
+		--workload "$workload" --json >"$tmp/v1save.json" 2>"$tmp/v1save.err"
+	saved=$?
+	load_report "$tmp/v1save.json"
+	[ "$saved" = 0 ] && [ "${J[v1_region.data_access]:-}" = mmap ] &&
 		precopy_sizes "$tmp/v1pre.bin"
 	result "$door: v1 save with 2 pre-copy passes and a dirtying workload, through an mmap"
 	[ -s "$tmp/v1save.err" ] && sed 's/^/# /' "$tmp/v1save.err"
