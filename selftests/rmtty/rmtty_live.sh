@@ -25,10 +25,10 @@
 # The tty layer reaches neither the scratch register, nor the divisor latch,
 # nor IER, nor BAR2: the guest uses its sysfs resource files of the port's I/O
 # BAR (/sys/bus/pci/devices/*/resourceN, 1-byte reads and writes are
-# inb/outb; busybox dd with bs=1) and of BAR2 (mapped by rmtty_bar2 --resource,
-# 8-byte accesses that QEMU forwards to the device). The test kernel has
-# neither /dev/port (DEVPORT) nor /dev/mem (DEVMEM), and busybox has no io
-# applet (its devmem needs /dev/mem).
+# inb/outb; rmtty_port) and of BAR2 (mapped by rmtty_bar2 --resource, 8-byte
+# accesses that QEMU forwards to the device). The nested kernel has neither
+# /dev/port (DEVPORT) nor /dev/mem (DEVMEM), and busybox has no io applet (its
+# devmem needs /dev/mem).
 #
 # Then a writer (rmtty_bar2 dirty) keeps rewriting BAR2's pages, round after
 # round, and dirties the guest's RAM all the time, through the whole
@@ -82,6 +82,7 @@ TARGET_SEED=0x7a6e
 REWRITES=16
 PAGE=4096
 BAR2=$(cd "$(dirname "$0")" && pwd)/rmtty_bar2
+PORT=$(cd "$(dirname "$0")" && pwd)/rmtty_port
 
 # Time limits, scaled to the machine's speed with rmtty_lib.sh's CPU loop.
 # The boot to "ready" gets BOOT_TIMEOUT s, the migration MIGRATE_TIMEOUT, the
@@ -129,7 +130,9 @@ rmtty_nested_guest_setup
 # Units of 1 MiB: each device below has 1 MiB of memory (the SPEC's shape).
 UNIT_MIB=1
 rmtty_reload unit_mib=$UNIT_MIB
-[ -x "$BAR2" ] || ktap_exit_fail_msg "rmtty_bar2 is not built ($BAR2)"
+for prog in "$BAR2" "$PORT"; do
+	[ -x "$prog" ] || ktap_exit_fail_msg "$(basename "$prog") is not built ($prog)"
+done
 # Fifteen tests and the unload
 ktap_set_plan 16
 set_timeouts
@@ -151,7 +154,7 @@ TAIL=320
 # The nested guest's init. The rmtty port is ttyS1, the PCI one after the ISA
 # ttyS0 (the console). Its registers are reached through the resource file of
 # the BAR that holds the port's I/O address.
-rmtty_initramfs "$tmp" "$BAR2" <<EOF
+rmtty_initramfs "$tmp" "$BAR2" "$PORT" <<EOF
 #!/bin/busybox sh
 /bin/busybox --install -s /bin
 mount -t devtmpfs dev /dev
@@ -160,43 +163,11 @@ mount -t sysfs sys /sys
 say() { echo "rmtty-live: \$*"; }
 # fail: the kernel's last words too: the console only prints warnings.
 fail() { say "error: \$*"; dmesg | tail -n 40; sleep 2; poweroff -f; }
-# inb OFFSET, outb OFFSET VALUE: a register of the port, through sysfs.
-inb() { dd if=\$res bs=1 skip=\$1 count=1 2>/dev/null | od -An -tu1 | tr -d ' \n'; }
-outb() {
-	if [ "\$2" = 0 ]; then
-		dd if=/dev/zero of=\$res bs=1 seek=\$1 count=1 conv=notrunc 2>/dev/null
-	else
-		printf "\\\\\$(printf %03o \$2)" | dd of=\$res bs=1 seek=\$1 count=1 conv=notrunc 2>/dev/null
-	fi
-}
+# regs ARGS...: the port's registers, through the resource file (rmtty_port).
+regs() { rmtty_port \$res "\$@"; }
 irqs() { grep ttyS1 /proc/interrupts | awk '{ print \$2 }'; }
-# pci_command: the PCI command register, through the configuration space file.
-pci_command() {
-	dd if=\$pci/config bs=1 skip=4 count=2 2>/dev/null | od -An -tu2 | tr -d ' \n'
-}
 # uart: the registers that the test checks on both sides.
-uart() {
-	echo "ier \$(inb 1), scratch \$(inb 7), divisor \$(divisor), lcr \$(inb 3)," \
-		"mcr \$(inb 4), command \$(pci_command), lsr \$(inb 5)"
-}
-# drained: wait until the driver has sent what the tty gave it (IER[THRI]
-# off, LSR[TEMT] on) and taken out what looped back (LSR[DR] off).
-drained() {
-	local i=0
-
-	while [ \$((\$(inb 1) & 2)) != 0 ] || [ \$((\$(inb 5) & 65)) != 64 ]; do
-		i=\$((i + 1))
-		[ \$i -lt 3000 ] || fail "the port did not drain within 3000 polls"
-		sleep 0.01
-	done
-	echo \$i
-}
-# divisor: the divisor latch, with LCR[DLAB] set for the two reads.
-divisor() {
-	local lcr=\$(inb 3) lo hi
-	outb 3 \$((lcr | 128)); lo=\$(inb 0); hi=\$(inb 1); outb 3 \$lcr
-	echo \$((hi * 256 + lo))
-}
+uart() { regs uart \$pci/config || fail "reading the port's registers failed"; }
 
 say "probe: \$(dmesg | grep -E 'ttyS1 at I/O .* is a')"
 port=\$(cat /sys/class/tty/ttyS1/port) || fail "no ttyS1"
@@ -222,19 +193,12 @@ printf '%s' before >&3
 say "echo before: \$(timeout 30 head -c 6 <&3)"
 # Text through the tty that nobody reads.
 printf '%s' $TTY_TEXT >&3
-say "drained after \$(drained) polls"
+say "drained after \$(regs drained || fail "the port did not drain") polls"
 say "irqs before: \$(irqs)"
 say "irq line: \$(grep ttyS1 /proc/interrupts | tr -s ' ')"
 # The port's receive interrupt off, then text straight into its FIFO.
-ier=\$(inb 1)
-outb 1 $IER
-outb 7 $SCRATCH
-s=$FIFO_TEXT
-i=0
-while [ \$i -lt \${#s} ]; do
-	printf '%s' "\${s:\$i:1}" | dd of=\$res bs=1 count=1 conv=notrunc 2>/dev/null
-	i=\$((i + 1))
-done
+ier=\$(regs get 1) && regs set 1 $IER && regs set 7 $SCRATCH && regs send $FIFO_TEXT ||
+	fail "writing the port's registers failed"
 say "ier saved: \$ier"
 say "source: \$(uart)"
 # The device's memory, then the writer that keeps rewriting it.
@@ -258,7 +222,7 @@ say "target: \$(uart)"
 say "stty after: \$(stty <&3 | head -n 1)"
 say "irqs target: \$(irqs)"
 # Interrupts back on: the driver takes the FIFO's text to the tty.
-outb 1 \$ier
+regs set 1 \$ier || fail "restoring IER failed"
 say "unread: \$(timeout 30 head -c \$((${#TTY_TEXT} + ${#FIFO_TEXT})) <&3)"
 printf '%s' $AFTER_TEXT >&3
 say "echo after: \$(timeout 30 head -c ${#AFTER_TEXT} <&3)"
@@ -539,8 +503,14 @@ refusals=$(rmtty_refusals "$src_uuid" "$tgt_uuid")
 result "neither device refused a request of QEMU's"
 msgs "$refusals"
 
-splats=$(cat "$tmp/source.serial" "$tmp/target.serial" 2>/dev/null |
-	grep -aE 'WARNING:|BUG:|Oops|INFO: possible|Call Trace|ACPI Error')
+# A splat is shown whole: the kernel's lines from its first line on.
+splats=
+for name in source target; do
+	first=$(grep -naE 'WARNING:|BUG:|Oops|INFO: possible|Call Trace|ACPI Error' \
+		"$tmp/$name.serial" 2>/dev/null | head -n 1 | cut -d: -f1)
+	[ -z "$first" ] || splats+=$(tail -n +"$first" "$tmp/$name.serial" | tr -d '\r' |
+		grep -a '^\[' | head -n 60 | sed "s/^/$name: /")$'\n'
+done
 errors=$(qemu_errors source; qemu_errors target)
 [ -z "$splats" ] && [ -z "$errors" ]
 result "no splat or ACPI error in the nested guest, no error from QEMU"
