@@ -25,13 +25,18 @@ extract() {
 	rmdir "$tmp"
 }
 
-# configure FRAGMENT
+# configure FRAGMENT: the stamp says a configuration was made whole; a run
+# stopped half-way leaves none, and the next run configures again. (A tree
+# configured before the stamp existed has a vmlinux.)
 configure() {
-	[ -e "$KOUT/.config" ] && return 0
+	if [ -e "$KOUT/.rmtty-configured" ] || [ -e "$KOUT/vmlinux" ]; then
+		return 0
+	fi
 	mkdir -p "$KOUT"
 	kmake tinyconfig
 	"$KSRC"/scripts/kconfig/merge_config.sh -m -O "$KOUT" "$KOUT/.config" "$1"
 	kmake olddefconfig
+	touch "$KOUT/.rmtty-configured"
 }
 
 # verify_config FRAGMENT: Kconfig silently drops what has unmet dependencies:
@@ -112,20 +117,46 @@ one_kernel() {
 # gcc builds the nested kernel, which has no Rust, in 223 s where clang took
 # 277 (this machine, 2 cores).
 nested_kernel() {
-	KCACHE=$NCACHE KSRC=$NSRC KOUT=$NOUT RMTTY_LLVM=
+	local KCACHE=$NCACHE KSRC=$NSRC KOUT=$NOUT RMTTY_LLVM=
+
 	one_kernel "nested guests' kernel" "nested: " "$RMTTY_NESTED_FRAGMENT" - build_nested bzImage
+}
+
+# kill_tree PID: PID and every process under it.
+kill_tree() {
+	local child
+
+	for child in $(pgrep -P "$1"); do
+		kill_tree "$child"
+	done
+	kill "$1" 2>/dev/null || true
 }
 
 # The nested kernel is built beside the test kernel, at the lowest priority:
 # it takes the CPU time the test kernel's build leaves idle (its Rust crates
 # and links are one process each) and little else. Its lines follow the test
-# kernel's.
+# kernel's; if this script is stopped, so is its build.
 nested_out=$(mktemp)
-trap 'rm -f "$nested_out"' EXIT
-(renice -n 19 -p "$BASHPID" >/dev/null && nested_kernel) >"$nested_out" 2>&1 &
+(
+	renice -n 19 -p "$BASHPID" >/dev/null
+	nested_kernel
+) >"$nested_out" 2>&1 &
 nested_pid=$!
-one_kernel "test kernel" "" "$RMTTY_FRAGMENT" install_abstractions build "bzImage, modules, headers"
+# In the background too: as a condition, the test kernel's steps would run
+# with set -e ignored (see step).
+one_kernel "test kernel" "" "$RMTTY_FRAGMENT" install_abstractions build "bzImage, modules, headers" &
+test_pid=$!
+trap 'kill_tree "$test_pid"; kill_tree "$nested_pid"; rm -f "$nested_out"' EXIT
+test_rc=0
+wait "$test_pid" || test_rc=$?
+if kill -0 "$nested_pid" 2>/dev/null; then
+	echo "rmtty: waiting for the nested guests' kernel"
+fi
 nested_rc=0
 wait "$nested_pid" || nested_rc=$?
-cat "$nested_out"
-exit "$nested_rc"
+if [ "$nested_rc" = 0 ]; then
+	cat "$nested_out"
+else
+	cat "$nested_out" >&2
+fi
+[ "$test_rc" = 0 ] && [ "$nested_rc" = 0 ]

@@ -161,8 +161,9 @@ mount -t devtmpfs dev /dev
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 say() { echo "rmtty-live: \$*"; }
-# fail: the kernel's last words too: the console only prints warnings.
-fail() { say "error: \$*"; dmesg | tail -n 40; sleep 2; poweroff -f; }
+# fail: the kernel's last words too: the console only prints warnings. On
+# stderr: a fail in \$(...) must reach the console too.
+fail() { { say "error: \$*"; dmesg | tail -n 40; } >&2; sleep 2; poweroff -f; }
 # regs ARGS...: the port's registers, through the resource file (rmtty_port).
 regs() { rmtty_port \$res "\$@"; }
 irqs() { grep ttyS1 /proc/interrupts | awk '{ print \$2 }'; }
@@ -508,8 +509,9 @@ splats=
 for name in source target; do
 	first=$(grep -naE 'WARNING:|BUG:|Oops|INFO: possible|Call Trace|ACPI Error' \
 		"$tmp/$name.serial" 2>/dev/null | head -n 1 | cut -d: -f1)
-	[ -z "$first" ] || splats+=$(tail -n +"$first" "$tmp/$name.serial" | tr -d '\r' |
-		grep -a '^\[' | head -n 60 | sed "s/^/$name: /")$'\n'
+	[ -z "$first" ] || splats+=$({ sed -n "${first}p" "$tmp/$name.serial"
+		tail -n +$((first + 1)) "$tmp/$name.serial" | grep -a '^\[' | head -n 59; } |
+		tr -d '\r' | sed "s/^/$name: /")$'\n'
 done
 errors=$(qemu_errors source; qemu_errors target)
 [ -z "$splats" ] && [ -z "$errors" ]

@@ -74,9 +74,11 @@ static bool number(const char *arg, unsigned long max, unsigned long *value)
 static int get(unsigned int offset)
 {
 	uint8_t value;
+	ssize_t n = pread(port, &value, 1, offset);
 
-	if (pread(port, &value, 1, offset) != 1) {
-		fprintf(stderr, "rmtty_port: reading register %u: %s\n", offset, strerror(errno));
+	if (n != 1) {
+		fprintf(stderr, "rmtty_port: reading register %u: %s\n", offset,
+			n < 0 ? strerror(errno) : "nothing read");
 		return -1;
 	}
 	return value;
@@ -85,8 +87,11 @@ static int get(unsigned int offset)
 /* Writes @value to the register at @offset; false with what failed printed. */
 static bool set(unsigned int offset, uint8_t value)
 {
-	if (pwrite(port, &value, 1, offset) != 1) {
-		fprintf(stderr, "rmtty_port: writing register %u: %s\n", offset, strerror(errno));
+	ssize_t n = pwrite(port, &value, 1, offset);
+
+	if (n != 1) {
+		fprintf(stderr, "rmtty_port: writing register %u: %s\n", offset,
+			n < 0 ? strerror(errno) : "nothing written");
 		return false;
 	}
 	return true;
@@ -109,19 +114,19 @@ static int divisor(void)
 /* The 16-bit PCI command register from the config space file @path, or -1. */
 static int pci_command(const char *path)
 {
-	uint16_t command;
 	int fd = open(path, O_RDONLY);
+	uint16_t command;
+	ssize_t n;
 
-	if (fd < 0 || pread(fd, &command, 2, PCI_COMMAND) != 2) {
-		fprintf(stderr, "rmtty_port: %s: %s\n", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	close(fd);
-	return command;
+	n = fd < 0 ? -1 : pread(fd, &command, sizeof(command), PCI_COMMAND);
+	if (n != sizeof(command))
+		fprintf(stderr, "rmtty_port: %s: %s\n", path, n < 0 ? strerror(errno) : "short read");
+	if (fd >= 0)
+		close(fd);
+	return n == sizeof(command) ? command : -1;
 }
 
+/* Prints the registers the tests compare, in the order the shell read them. */
 static int uart(const char *config)
 {
 	int ier, scr, dl, lcr, mcr, command, lsr;
@@ -142,7 +147,7 @@ static int uart(const char *config)
 
 static int drained(void)
 {
-	const struct timespec pause = { .tv_nsec = 10 * 1000 * 1000 };
+	const struct timespec poll_interval = { .tv_nsec = 10 * 1000 * 1000 };
 	unsigned int polls;
 	int ier, lsr;
 
@@ -151,11 +156,12 @@ static int drained(void)
 		lsr = get(UART_LSR);
 		if (ier < 0 || lsr < 0)
 			return 1;
-		if (!(ier & UART_IER_THRI) && (lsr & (UART_LSR_TEMT | UART_LSR_DR)) == UART_LSR_TEMT) {
+		if (!(ier & UART_IER_THRI) &&
+		    (lsr & (UART_LSR_TEMT | UART_LSR_DR)) == UART_LSR_TEMT) {
 			printf("%u\n", polls);
 			return 0;
 		}
-		nanosleep(&pause, NULL);
+		nanosleep(&poll_interval, NULL);
 	}
 	fprintf(stderr, "rmtty_port: the port did not drain within %u polls\n", DRAIN_POLLS);
 	return 1;
