@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * rmtty's fuzzers: a seeded generator of hostile input, and one fuzzer for
+ * each door userspace has to the driver. Each fuzzer runs a number of cases
+ * from a seed; the same seed and number replay the same cases (the
+ * concurrent ones the same cases in each thread, in whatever interleaving
+ * the scheduler gives).
+ */
+#ifndef RMTTY_FUZZ_H
+#define RMTTY_FUZZ_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The generator: splitmix64 over a 64-bit state. */
+struct fuzz_rng {
+	uint64_t state;
+};
+
+static inline uint64_t fuzz_next(struct fuzz_rng *r)
+{
+	uint64_t x = r->state += 0x9e3779b97f4a7c15ull;
+
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+/* A number in [0, @n); 0 if @n is 0. */
+static inline uint64_t fuzz_below(struct fuzz_rng *r, uint64_t n)
+{
+	return n ? fuzz_next(r) % n : 0;
+}
+
+/* True with a chance of @percent in a hundred. */
+static inline bool fuzz_chance(struct fuzz_rng *r, unsigned int percent)
+{
+	return fuzz_below(r, 100) < percent;
+}
+
+/* One of the @n elements of @array, by value. */
+#define fuzz_pick(r, array) ((array)[fuzz_below(r, sizeof(array) / sizeof((array)[0]))])
+
+/*
+ * Text that a writer of a number might send, near one of the @n @edges:
+ * the edge itself or a neighbour, in decimal, hexadecimal or octal, with or
+ * without a sign, leading zeros, spaces, a newline or trailing junk. At most
+ * @size - 1 bytes and a NUL; returns the length.
+ */
+size_t fuzz_number(struct fuzz_rng *r, char *buf, size_t size, const int64_t *edges, size_t n);
+
+/*
+ * Hostile bytes: binary junk, printable junk, whitespace alone, a long run
+ * of one character, up to @size bytes (lengths near 0, a page and @size
+ * favoured). Returns the length; @buf is not NUL-terminated.
+ */
+size_t fuzz_junk(struct fuzz_rng *r, char *buf, size_t size);
+
+/*
+ * Flip, replace, insert or delete a few bytes of the @len bytes in @buf
+ * (at most @size); returns the new length.
+ */
+size_t fuzz_mutate(struct fuzz_rng *r, char *buf, size_t len, size_t size);
+
+/* What a fuzzer did: its seed and cases, and what it found wrong. */
+struct fuzz_run {
+	const char *name;
+	uint64_t seed;
+	unsigned long cases;	/* to run */
+	unsigned long done;	/* run */
+	unsigned long failures;
+	unsigned long refused;	/* cases the driver refused, as they should be */
+};
+
+/*
+ * Report a failure of case @run->done (what the case did and what went
+ * wrong, printf-style) with how to replay it; counts it.
+ */
+void fuzz_fail(struct fuzz_run *run, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* A reader of the kernel log from its current end on: a file descriptor, or -1. */
+int fuzz_log_open(void);
+
+/*
+ * rmtty's log lines since fuzz_log_open() returned @fd, over a run of
+ * @seconds in which the driver refused @refusals requests, are rate limited:
+ * the driver and each device log at most LOG_BURST lines in each LOG_WINDOW
+ * seconds (the kernel's default), one a refusal at most, and a "callbacks
+ * suppressed" note a window at most. False, with the failure counted, if
+ * not.
+ */
+bool fuzz_log_rate_ok(struct fuzz_run *run, int fd, unsigned long refusals, double seconds);
+
+/*
+ * The fuzzers. Each runs @run->cases cases from @run->seed; failures are
+ * counted in @run. The sysfs fuzzer starts with rmtty loaded with @units
+ * units of @unit_mib MiB and no device, and leaves no device behind.
+ */
+void sysfs_fuzzer(struct fuzz_run *run, unsigned int units, unsigned int unit_mib);
+
+/*
+ * The region I/O fuzzer, on device @uuid (closed, not used by anything
+ * else), whose BAR2 is backed by @backed bytes; it leaves the device.
+ */
+void region_fuzzer(struct fuzz_run *run, const char *uuid, uint64_t backed);
+
+#endif /* RMTTY_FUZZ_H */

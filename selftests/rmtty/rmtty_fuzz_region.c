@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * The region I/O fuzzer: reads and writes of random region index, offset
+ * (around every region's edges and the 1 << 40 boundaries between regions),
+ * width and length, on an open device.
+ *
+ * First, alone: every access inside a region succeeds whole and every other
+ * fails with EINVAL (README, "the device": region sizes, and accesses
+ * outside a region or straddling its end refused); BAR2 reads give what a
+ * twin of device memory that the fuzzer keeps says (the fuzzer's own writes,
+ * all-ones past the backed size), and the configuration space keeps its
+ * documented identity. Then the same accesses, migration region writes
+ * included, from several threads at once, each through its own opening of
+ * the device where it can be opened twice: the outcomes must still be
+ * success or EINVAL, and the device still works after.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "rmtty_fuzz.h"
+#include "rmtty_util.h"
+#include "rmtty_vfio.h"
+
+#define MIB		(1u << 20)
+#define NUM_REGIONS	10
+#define MIGRATION_INDEX	9
+#define MIGRATION_SIZE	(4096 + MIB)
+#define ACCESS_MAX	(MIB + 4096)
+#define THREADS		3
+
+/* The identity of README's configuration space: vendor, device, class. */
+#define PCI_VENDOR	0x4348
+#define PCI_DEVICE	0x3253
+#define PCI_CLASS	0x0702
+
+struct region_fuzz {
+	struct fuzz_run *run;
+	int device;
+	uint64_t size[NUM_REGIONS];	/* README's sizes */
+	uint64_t backed;		/* BAR2's backed size */
+	uint8_t *twin;			/* BAR2 as the fuzzer's writes left it; NULL: no twin */
+	bool migration_writes;
+	unsigned long refusals;
+};
+
+/* An access: where, how long, which way. */
+struct access {
+	uint64_t pos;
+	size_t len;
+	bool write;
+	unsigned int index;
+	uint64_t offset;
+};
+
+static void pick(struct fuzz_rng *r, const struct region_fuzz *f, struct access *a)
+{
+	static const size_t lens[] = { 1, 2, 3, 4, 8, 16, 4095, 4096, 4097, 65535, 65536,
+				       65537, MIB, MIB + 1 };
+	uint64_t size, edge;
+
+	switch (fuzz_below(r, 8)) {
+	case 0:
+		a->index = NUM_REGIONS + fuzz_below(r, 4);
+		break;
+	case 1:
+		a->index = fuzz_below(r, 1u << 23);
+		break;
+	default:
+		a->index = fuzz_pick(r, ((unsigned int[]){ 0, 1, 2, 2, 2, 7, 7, 9 }));
+		break;
+	}
+	a->len = fuzz_chance(r, 70) ? fuzz_pick(r, lens) : 1 + fuzz_below(r, ACCESS_MAX);
+	size = a->index < NUM_REGIONS ? f->size[a->index] : 0;
+	switch (fuzz_below(r, 5)) {
+	case 0:
+		edge = 0;
+		break;
+	case 1:
+		edge = size;
+		break;
+	case 2:
+		edge = size - a->len;
+		break;
+	case 3:
+		edge = (1ull << 40) - fuzz_below(r, 8);	/* into the next region */
+		break;
+	default:
+		edge = fuzz_below(r, size + 1);
+		break;
+	}
+	a->offset = (edge + fuzz_below(r, 5) - 2) & ((1ull << 40) - 1);
+	if (fuzz_chance(r, 3))
+		a->offset = fuzz_next(r) & ((1ull << 40) - 1);
+	a->pos = (uint64_t)a->index << 40 | a->offset;
+	if (fuzz_chance(r, 2))
+		a->pos = fuzz_next(r) >> 1;	/* anywhere a file offset can be */
+	a->index = a->pos >> 40;
+	a->offset = a->pos & ((1ull << 40) - 1);
+	a->write = fuzz_chance(r, 50);
+}
+
+/* Whether @a lies inside its region. */
+static bool inside(const struct region_fuzz *f, const struct access *a)
+{
+	return a->index < NUM_REGIONS && a->len && a->offset < f->size[a->index] &&
+	       a->len <= f->size[a->index] - a->offset;
+}
+
+/* One access; what it returned (bytes) or -errno. */
+static ssize_t do_access(int device, const struct access *a, uint8_t *buf)
+{
+	ssize_t n = a->write ? pwrite(device, buf, a->len, a->pos) : pread(device, buf, a->len, a->pos);
+
+	return n < 0 ? -errno : n;
+}
+
+/* One case, checked; @buf holds ACCESS_MAX bytes. */
+static void one_case(struct fuzz_rng *r, struct region_fuzz *f, struct access *a, uint8_t *buf,
+		     int device)
+{
+	bool in;
+	ssize_t n;
+	size_t i;
+
+	pick(r, f, a);
+	in = inside(f, a);
+	if (a->write && a->index == MIGRATION_INDEX && !f->migration_writes)
+		return;
+	for (i = 0; i < a->len; i += 8) {
+		uint64_t word = fuzz_next(r);
+
+		memcpy(buf + i, &word, a->len - i < 8 ? a->len - i : 8);
+	}
+	n = do_access(device, a, buf);
+	if (n < 0)
+		__atomic_add_fetch(&f->refusals, 1, __ATOMIC_RELAXED);
+	/*
+	 * The migration region's header takes its fields alone, at their
+	 * widths, and its state requests may be refused; or busy, while the
+	 * other front end's transfer runs.
+	 */
+	if (in && a->index == MIGRATION_INDEX &&
+	    (n == -EINVAL || n == -EBUSY || n == (ssize_t)a->len))
+		return;
+	if (in && n != (ssize_t)a->len) {
+		fuzz_fail(f->run, "%zu-byte %s at %#" PRIx64 " inside region %u: %zd (%s)", a->len,
+			  a->write ? "write" : "read", a->offset, a->index, n,
+			  n < 0 ? strerror(-n) : "short");
+		return;
+	}
+	if (!in && n != -EINVAL) {
+		fuzz_fail(f->run, "%zu-byte %s at %#" PRIx64 " of region %u (%" PRIu64
+			  " bytes): %zd, expected EINVAL", a->len, a->write ? "write" : "read",
+			  a->offset, a->index, a->index < NUM_REGIONS ? f->size[a->index] : 0, n);
+		return;
+	}
+	if (!in || a->index != VFIO_PCI_BAR2_REGION_INDEX || !f->twin)
+		return;
+	if (a->write) {
+		if (a->offset < f->backed)
+			memcpy(f->twin + a->offset, buf,
+			       a->len < f->backed - a->offset ? a->len : f->backed - a->offset);
+	} else if (memcmp(buf, f->twin + a->offset, a->len)) {
+		for (i = 0; buf[i] == f->twin[a->offset + i]; i++)
+			;
+		fuzz_fail(f->run, "%zu-byte read of BAR2 at %#" PRIx64 ": byte %#" PRIx64
+			  " is %#x, the twin says %#x", a->len, a->offset, a->offset + i, buf[i],
+			  f->twin[a->offset + i]);
+	}
+}
+
+/* The configuration space's identity is still README's. */
+static void check_identity(struct region_fuzz *f)
+{
+	uint8_t id[12];
+	struct access a = { .pos = CONFIG_OFFSET, .len = sizeof(id) };
+
+	if (do_access(f->device, &a, id) != sizeof(id) ||
+	    (id[0] | id[1] << 8) != PCI_VENDOR || (id[2] | id[3] << 8) != PCI_DEVICE ||
+	    (id[10] | id[11] << 8) != PCI_CLASS)
+		fuzz_fail(f->run, "the configuration space lost its identity %04x:%04x class %04x",
+			  PCI_VENDOR, PCI_DEVICE, PCI_CLASS);
+}
+
+struct region_thread {
+	struct region_fuzz *f;
+	const char *uuid;
+	uint64_t seed;
+	unsigned long cases;
+	bool cdev;
+};
+
+static void *region_thread(void *arg)
+{
+	struct region_thread *t = arg;
+	struct rmtty_vfio v;
+	struct fuzz_rng r = { t->seed };
+	struct access a;
+	uint8_t *buf = malloc(ACCESS_MAX);
+	unsigned long i;
+	int device = t->f->device;
+
+	/* A second opening through the cdev, when the device allows one. */
+	if (t->cdev && !rmtty_vfio_open(&v, t->uuid, true))
+		device = v.device;
+	else
+		t->cdev = false;
+	for (i = 0; buf && i < t->cases; i++)
+		one_case(&r, t->f, &a, buf, device);
+	if (t->cdev)
+		rmtty_vfio_close(&v);
+	free(buf);
+	return NULL;
+}
+
+void region_fuzzer(struct fuzz_run *run, const char *uuid, uint64_t backed)
+{
+	struct region_fuzz f = { .run = run, .backed = backed };
+	struct region_thread threads[THREADS];
+	pthread_t tid[THREADS];
+	struct rmtty_vfio v;
+	struct fuzz_rng r = { run->seed };
+	struct timespec t0, t1;
+	struct access a;
+	uint8_t *buf = malloc(ACCESS_MAX);
+	int log = fuzz_log_open();
+	unsigned int i;
+	uint64_t bar;
+
+	for (bar = 1; bar < backed; bar <<= 1)
+		;
+	f.size[VFIO_PCI_BAR0_REGION_INDEX] = 8;
+	f.size[VFIO_PCI_BAR2_REGION_INDEX] = bar;
+	f.size[VFIO_PCI_CONFIG_REGION_INDEX] = 256;
+	f.size[MIGRATION_INDEX] = MIGRATION_SIZE;
+	f.twin = malloc(bar);
+	if (!buf || !f.twin || log < 0 || rmtty_vfio_open(&v, uuid, false)) {
+		fuzz_fail(run, "setting up: no memory, no kernel log, or the device did not open");
+		goto out;
+	}
+	f.device = v.device;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+
+	/* The twin starts from a fill of the backed part; past it, all-ones. */
+	memset(f.twin + backed, 0xff, bar - backed);
+	for (a.pos = BAR2_OFFSET; a.pos < BAR2_OFFSET + backed; a.pos += MIB) {
+		a.len = MIB;
+		for (i = 0; i < MIB; i++)
+			f.twin[a.pos - BAR2_OFFSET + i] = fuzz_next(&r);
+		if (pwrite(f.device, f.twin + (a.pos - BAR2_OFFSET), MIB, a.pos) != MIB)
+			fuzz_fail(run, "filling BAR2 at %#" PRIx64 ": %s", (uint64_t)(a.pos - BAR2_OFFSET),
+				  strerror(errno));
+	}
+
+	/* Alone, against the twin: half of the cases. */
+	for (run->done = 0; run->done < run->cases / 2 && !run->failures; run->done++)
+		one_case(&r, &f, &a, buf, f.device);
+	check_identity(&f);
+
+	/* Together: the other half, shared among the threads, one through the cdev. */
+	free(f.twin);
+	f.twin = NULL;
+	f.migration_writes = true;
+	for (i = 0; i < THREADS && !run->failures; i++) {
+		threads[i] = (struct region_thread){ &f, uuid, fuzz_next(&r),
+						     (run->cases - run->done) / THREADS, i == 0 };
+		if (pthread_create(&tid[i], NULL, region_thread, &threads[i])) {
+			fuzz_fail(run, "no thread");
+			break;
+		}
+	}
+	while (i--)
+		pthread_join(tid[i], NULL);
+	if (!run->failures)
+		run->done = run->cases;
+
+	/* The device still works: a reset, its identity, a write read back. */
+	if (ioctl(f.device, VFIO_DEVICE_RESET))
+		fuzz_fail(run, "VFIO_DEVICE_RESET after the fuzzing: %s", strerror(errno));
+	check_identity(&f);
+	memset(buf, 0x5a, 4096);
+	if (pwrite(f.device, buf, 4096, BAR2_OFFSET) != 4096 ||
+	    pread(f.device, buf + 4096, 4096, BAR2_OFFSET) != 4096 || memcmp(buf, buf + 4096, 4096))
+		fuzz_fail(run, "BAR2 does not read back a write after the fuzzing");
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	fuzz_log_rate_ok(run, log, f.refusals,
+			 t1.tv_sec - t0.tv_sec + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+	run->refused = f.refusals;
+	rmtty_vfio_close(&v);
+out:
+	if (log >= 0)
+		close(log);
+	free(f.twin);
+	free(buf);
+}

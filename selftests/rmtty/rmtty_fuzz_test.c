@@ -1,0 +1,102 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * rmtty's fuzzers, one test each (rmtty_fuzz*.c). Each prints its seed and
+ * the cases it ran; after it, every type's available_instances must be back
+ * to the whole pool, the kernel log must hold no splat, and rmtty must
+ * unload.
+ *
+ *   RMTTY_FUZZ_SEED=S    the seed (decimal or 0x hex); by default one from
+ *                        the clock, printed
+ *   RMTTY_FUZZ_CASES=N   cases per fuzzer, 300 by default (make fuzz: 10000)
+ *
+ * A failing case prints the seed and the number of cases that replay it.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "kselftest_harness.h"
+#include "rmtty_fuzz.h"
+#include "rmtty_util.h"
+
+#define DEFAULT_CASES	300
+
+FIXTURE(fuzz) {
+	unsigned int units, unit_mib;
+	int kmsg;
+	struct fuzz_run run;
+};
+
+FIXTURE_VARIANT(fuzz) {
+	struct rmtty_params p;
+};
+
+/* A pool that the largest type fills with an aggregation of 3 and a unit to spare. */
+FIXTURE_VARIANT_ADD(fuzz, thirteen_units) { .p = { .units = 13, .unit_mib = 2 } };
+
+static uint64_t env_number(const char *name, uint64_t otherwise)
+{
+	const char *text = getenv(name);
+	char *end;
+	uint64_t value;
+
+	if (!text || !*text)
+		return otherwise;
+	errno = 0;
+	value = strtoull(text, &end, 0);
+	if (errno || *end) {
+		fprintf(stderr, "%s=%s is not a number\n", name, text);
+		exit(KSFT_FAIL);
+	}
+	return value;
+}
+
+FIXTURE_SETUP(fuzz)
+{
+	rmtty_require_reload(_metadata, &variant->p, &self->units, &self->unit_mib);
+	self->kmsg = kmsg_open();
+	ASSERT_LE(0, self->kmsg);
+	self->run.seed = env_number("RMTTY_FUZZ_SEED", (uint64_t)time(NULL) * 2654435761u);
+	self->run.cases = env_number("RMTTY_FUZZ_CASES", DEFAULT_CASES);
+}
+
+FIXTURE_TEARDOWN(fuzz)
+{
+	unsigned int i, n;
+
+	TH_LOG("%s: seed %#" PRIx64 ", %lu of %lu cases, %lu refused as they should be",
+	       self->run.name, self->run.seed, self->run.done, self->run.cases,
+	       self->run.refused);
+	EXPECT_EQ(0, self->run.failures);
+	for (i = 0; i < RMTTY_NR_TYPES; i++) {
+		n = rmtty_type_units[i];
+		EXPECT_EQ(self->units / n, rmtty_type_long(n, "available_instances"))
+			TH_LOG("rmtty-%u: the pool is not whole after the fuzzer", n);
+	}
+	EXPECT_EQ(0, kmsg_splats(self->kmsg));
+	close(self->kmsg);
+	rmtty_expect_cleanup(_metadata);
+}
+
+TEST_F_TIMEOUT(fuzz, sysfs, 1800)
+{
+	self->run.name = "sysfs";
+	sysfs_fuzzer(&self->run, self->units, self->unit_mib);
+}
+
+/* A device of rmtty-1 aggregated 3 times: 6 MiB of memory in an 8 MiB BAR2. */
+TEST_F_TIMEOUT(fuzz, region, 1800)
+{
+	char uuid[UUID_LEN + 1], path[256];
+
+	self->run.name = "region";
+	rmtty_uuid(uuid, 0x200);
+	ASSERT_EQ(0, rmtty_create(1, uuid));
+	rmtty_device_path(path, sizeof(path), uuid, "mdev/aggregated_instances");
+	ASSERT_EQ(0, sysfs_write(path, "3"));
+	region_fuzzer(&self->run, uuid, 3ull * self->unit_mib << 20);
+	EXPECT_EQ(0, rmtty_remove(uuid));
+}
+
+TEST_HARNESS_MAIN
