@@ -3,7 +3,7 @@
 # from ./Kbuild (make -C $KDIR M=$PWD); these targets drive the scripts in
 # tools/, which install what is missing and build what changed.
 
-.PHONY: run check bench guest build deps kernel clean
+.PHONY: run check fuzz bench guest build deps kernel clean
 
 # Build everything, boot the test kernel, load rmtty, create and show devices.
 run:
@@ -12,6 +12,12 @@ run:
 # Build everything and run the whole test suite in one guest boot.
 check:
 	@tools/check.sh
+
+# Build everything and run the fuzzers at length (10,000 cases each;
+# RMTTY_FUZZ_CASES and RMTTY_FUZZ_SEED to change), in one guest boot, with
+# check's accounting and log checks. check runs them briefly.
+fuzz:
+	@tools/fuzz.sh
 
 # Build everything and run the benchmarks in one guest boot: rmtty against
 # the C mtty sample and memcpy(), a table on stdout and build/bench.json. A

@@ -83,10 +83,17 @@ tap $? "tools/ build without clippy warnings" "$out"
 
 # RMTTY_TESTS='prog ...' runs only those programs (by hand, while working on
 # them); the accounting below still counts the others as not run.
+# RMTTY_PROGRAMS='prog ...' makes those programs the whole run (make fuzz).
 # RMTTY_PLANT=kasan|ubsan plants an out-of-bounds access first (see
 # selftests/rmtty/modules/rmtty_plant.c): the run must fail.
+# RMTTY_FUZZ_CASES and RMTTY_FUZZ_SEED reach the fuzzers.
 guest_log=$RMTTY_BUILD/guest.log
-run_guest "RMTTY_TESTS=$(sh_quote "${RMTTY_TESTS:-}") RMTTY_PLANT=$(sh_quote "${RMTTY_PLANT:-}") $(sh_quote "$RMTTY_TOP/tools/guest/tests.sh")" |
+guest_vars=
+for var in RMTTY_PLANT RMTTY_FUZZ_CASES RMTTY_FUZZ_SEED; do
+	guest_vars+="$var=$(sh_quote "${!var:-}") "
+done
+guest_vars+="RMTTY_TESTS=$(sh_quote "${RMTTY_PROGRAMS:-${RMTTY_TESTS:-}}")"
+run_guest "$guest_vars $(sh_quote "$RMTTY_TOP/tools/guest/tests.sh")" |
 	tee "$guest_log" | tee -a "$log"
 rc=${PIPESTATUS[0]}
 
@@ -94,7 +101,8 @@ rc=${PIPESTATUS[0]}
 # result from the runner, a plan, and at least as many cases as the plan
 # promised. A program that failed outside its cases (a crash, a timeout, a
 # failing exit status) is a failure of its own.
-programs=$(make -s --no-print-directory -C "$RMTTY_TOP/selftests/rmtty" list)
+programs=${RMTTY_PROGRAMS:-$(make -s --no-print-directory -C "$RMTTY_TOP/selftests/rmtty" list)}
+programs=$(tr -s ' ' '\n' <<<"$programs")
 awk -v programs="$programs" '
 	function name_of(line) {
 		sub(/^.*selftests: rmtty: /, "", line)

@@ -1,0 +1,8 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+# The fuzzers at length: the test command (tools/check.sh) with
+# rmtty_fuzz_test as the whole run and 10,000 cases per fuzzer unless
+# RMTTY_FUZZ_CASES says otherwise. RMTTY_FUZZ_SEED replays a seed.
+export RMTTY_PROGRAMS=rmtty_fuzz_test
+export RMTTY_FUZZ_CASES=${RMTTY_FUZZ_CASES:-10000}
+exec "$(dirname "$0")/check.sh"
