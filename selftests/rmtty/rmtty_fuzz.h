@@ -106,4 +106,10 @@ void sysfs_fuzzer(struct fuzz_run *run, unsigned int units, unsigned int unit_mi
  */
 void region_fuzzer(struct fuzz_run *run, const char *uuid, uint64_t backed);
 
+/*
+ * The migration state machine fuzzer, on device @uuid (closed, not used by
+ * anything else) of @memory bytes; it leaves the device closed.
+ */
+void state_fuzzer(struct fuzz_run *run, const char *uuid, size_t memory);
+
 #endif /* RMTTY_FUZZ_H */

@@ -99,4 +99,16 @@ TEST_F_TIMEOUT(fuzz, region, 1800)
 	EXPECT_EQ(0, rmtty_remove(uuid));
 }
 
+/* A device of rmtty-2: 4 MiB of memory. */
+TEST_F_TIMEOUT(fuzz, state, 1800)
+{
+	char uuid[UUID_LEN + 1];
+
+	self->run.name = "state";
+	rmtty_uuid(uuid, 0x300);
+	ASSERT_EQ(0, rmtty_create(2, uuid));
+	state_fuzzer(&self->run, uuid, 2ull * self->unit_mib << 20);
+	EXPECT_EQ(0, rmtty_remove(uuid));
+}
+
 TEST_HARNESS_MAIN
