@@ -87,9 +87,9 @@ int fuzz_log_open(void);
  * rmtty's log lines since fuzz_log_open() returned @fd, over a run of
  * @seconds in which the driver refused @refusals requests, are rate limited:
  * the driver and each device log at most LOG_BURST lines in each LOG_WINDOW
- * seconds (the kernel's default), one a refusal at most, and a "callbacks
- * suppressed" note a window at most. False, with the failure counted, if
- * not.
+ * seconds (the kernel's default) under each of their two rate limits, one a
+ * refusal at most, and a "callbacks suppressed" note a window at most for
+ * each limit. False, with the failure counted, if not.
  */
 bool fuzz_log_rate_ok(struct fuzz_run *run, int fd, unsigned long refusals, double seconds);
 
