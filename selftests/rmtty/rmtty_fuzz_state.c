@@ -237,39 +237,26 @@ static void step_v1_request(struct state_fuzz *f)
 	check_state(f, what);
 }
 
-static void step_v2_read(struct state_fuzz *f)
+/* Keep the @n bytes just read of a stop-and-copy stream; false if it cannot. */
+static bool save(struct state_fuzz *f, size_t n)
 {
-	size_t len = fuzz_chance(&f->rng, 50) ? 1 + fuzz_below(&f->rng, 64) :
-		     1 + fuzz_below(&f->rng, READ_MAX);
-	const char *wrong;
-	ssize_t n;
+	uint8_t *more = realloc(f->saved, f->saved_len + n);
 
-	if (f->data_fd < 0)
-		return;
-	n = read(f->data_fd, f->buf, len);
-	if (n < 0) {
-		/* A resuming file has no read: the VFS refuses that. */
-		if (errno != EBADF && errno != EINVAL)
-			f->refusals++;
+	if (!more) {
 		f->saving_whole = false;
-		return;
+		return false;
 	}
-	if (!f->saving_whole)
-		return;
-	if (n > 0) {
-		uint8_t *more = realloc(f->saved, f->saved_len + n);
+	memcpy(more + f->saved_len, f->buf, n);
+	f->saved = more;
+	f->saved_len += n;
+	return true;
+}
 
-		if (!more) {
-			f->saving_whole = false;
-			return;
-		}
-		memcpy(more + f->saved_len, f->buf, n);
-		f->saved = more;
-		f->saved_len += n;
-		return;
-	}
-	/* The end: a well-formed stream of this device. */
-	wrong = mig_stream_parse(f->saved, f->saved_len, f->memory, NULL, NULL);
+/* A stop-and-copy stream read to its end: a well-formed stream of this device. */
+static void saved_whole(struct state_fuzz *f)
+{
+	const char *wrong = mig_stream_parse(f->saved, f->saved_len, f->memory, NULL, NULL);
+
 	if (wrong) {
 		fuzz_fail(f->run, "a stop-and-copy stream of %zu bytes read to its end: %s",
 			  f->saved_len, wrong);
@@ -283,6 +270,41 @@ static void step_v2_read(struct state_fuzz *f)
 	f->saving_whole = false;
 }
 
+static void step_v2_read(struct state_fuzz *f)
+{
+	size_t len = fuzz_chance(&f->rng, 50) ? 1 + fuzz_below(&f->rng, 64) :
+		     1 + fuzz_below(&f->rng, READ_MAX);
+	ssize_t n;
+
+	if (f->data_fd < 0)
+		return;
+	/* Now and then to the end, as a VMM's stop-and-copy reads. */
+	if (f->saving_whole && fuzz_chance(&f->rng, 30)) {
+		do
+			n = read(f->data_fd, f->buf, READ_MAX);
+		while (n > 0 && save(f, n));
+		if (n == 0)
+			saved_whole(f);
+		else if (n < 0)
+			f->saving_whole = false;
+		return;
+	}
+	n = read(f->data_fd, f->buf, len);
+	if (n < 0) {
+		/* A resuming file has no read: the VFS refuses that. */
+		if (errno != EBADF && errno != EINVAL)
+			f->refusals++;
+		f->saving_whole = false;
+		return;
+	}
+	if (!f->saving_whole)
+		return;
+	if (n > 0)
+		save(f, n);
+	else
+		saved_whole(f);
+}
+
 static void step_v2_write(struct state_fuzz *f)
 {
 	size_t len = 1 + fuzz_below(&f->rng, fuzz_chance(&f->rng, 50) ? 64 : READ_MAX);
@@ -293,9 +315,14 @@ static void step_v2_write(struct state_fuzz *f)
 
 	if (f->data_fd < 0)
 		return;
+	/* Now and then the rest of the stream, as a VMM's load writes it. */
+	if (valid && fuzz_chance(&f->rng, 30))
+		len = f->stream_len - f->loaded;
 	if (valid) {
 		if (len > f->stream_len - f->loaded)
 			len = f->stream_len - f->loaded;
+		if (len > READ_MAX)
+			len = READ_MAX;
 		memcpy(f->buf, f->stream + f->loaded, len);
 	} else {
 		for (i = 0; i < len; i++)
