@@ -255,7 +255,8 @@ static bool save(struct state_fuzz *f, size_t n)
 /* A stop-and-copy stream read to its end: a well-formed stream of this device. */
 static void saved_whole(struct state_fuzz *f)
 {
-	const char *wrong = mig_stream_parse(f->saved, f->saved_len, f->memory, NULL, NULL);
+	struct mig_stream_map map;
+	const char *wrong = mig_stream_parse(f->saved, f->saved_len, f->memory, &map, NULL);
 
 	if (wrong) {
 		fuzz_fail(f->run, "a stop-and-copy stream of %zu bytes read to its end: %s",
