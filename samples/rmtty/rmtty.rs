@@ -6,12 +6,16 @@
 //! takes `n` units, times its aggregation: a device of type `rmtty-1` aggregated 4 times has the
 //! resources of a device of type `rmtty-4`.
 
-use core::{fmt::Write, num::NonZeroU32};
+use core::{
+    fmt::{self, Write},
+    num::NonZeroU32,
+};
 use kernel::{
     driver,
     mdev::{self, Attribute, AttributeGroup, Parent, ParentDevice, Type, TypeInfo},
     new_mutex,
     prelude::*,
+    ratelimit::RateLimit,
     str::{BStr, Formatter},
     sync::{Arc, Mutex},
     vfio,
@@ -127,12 +131,16 @@ enum TypeAttr {
 struct Rmtty {
     config: Config,
     pool: Arc<Pool>,
+    /// The rate limit of the refusals of writes to the types' attributes, which userspace can
+    /// repeat at will. A device's attributes share the device's rate limit.
+    refusals: Arc<RateLimit>,
 }
 
 impl Rmtty {
     fn new(config: Config) -> Result<Self> {
         Ok(Self {
             pool: Pool::new(config.units)?,
+            refusals: Arc::pin_init(RateLimit::new(c"rmtty"), GFP_KERNEL)?,
             config,
         })
     }
@@ -157,6 +165,14 @@ struct RmttyDevice {
     mtype: &'static TypeInfo<RmttyType>,
     state: Arc<Mutex<DeviceState>>,
     vfio: vfio::Registration<RmttyVfio>,
+}
+
+impl RmttyDevice {
+    /// Logs `why` the device refused a write to one of its attributes, within the rate limit of
+    /// the device's refusals; returns `err`.
+    fn refused(&self, err: Error, why: fmt::Arguments<'_>) -> Error {
+        self.vfio.data().refused(err, why).error()
+    }
 }
 
 #[vtable]
@@ -256,8 +272,10 @@ impl mdev::Driver for Rmtty {
             TypeAttr::MigrationVersion => {
                 let max = self.type_aggregation(info);
                 version::check_type(input, self.shape(info.units()), max).map_err(|refusal| {
-                    let name = mtype.info().sysfs_name();
-                    pr_warn!("rmtty-{name}: migration_version refused: {refusal}\n");
+                    if self.refusals.allow() {
+                        let name = mtype.info().sysfs_name();
+                        pr_warn!("rmtty-{name}: migration_version refused: {refusal}\n");
+                    }
                     EINVAL
                 })
             }
@@ -292,7 +310,7 @@ impl mdev::Driver for Rmtty {
 
     fn store_device_attribute(
         &self,
-        dev: &mdev::Device<kernel::device::Bound>,
+        _dev: &mdev::Device<kernel::device::Bound>,
         data: Pin<&RmttyDevice>,
         attr: DeviceAttr,
         input: &[u8],
@@ -304,12 +322,11 @@ impl mdev::Driver for Rmtty {
                 let shape = self.shape(state.reservation.units());
                 let stream = state.migration.stream();
                 version::check_device(input, shape, stream).map_err(|refusal| {
-                    dev_warn!(dev.as_ref(), "migration_version refused: {refusal}\n");
-                    EINVAL
+                    data.refused(EINVAL, fmt!("migration_version refused: {refusal}"))
                 })
             }
-            DeviceAttr::StreamVersion => set_stream(dev, &data, input),
-            DeviceAttr::AggregatedInstances => self.set_aggregation(dev, &data, input),
+            DeviceAttr::StreamVersion => set_stream(&data, input),
+            DeviceAttr::AggregatedInstances => self.set_aggregation(&data, input),
             DeviceAttr::MaxAggregation => Err(EPERM),
         }
     }
@@ -318,32 +335,20 @@ impl mdev::Driver for Rmtty {
 /// Sets the stream version a device writes and reads: `1.0` lets an older driver take its stream,
 /// and makes it refuse 1.1 streams. Like the aggregation, it cannot change while the device is
 /// open: a transfer in progress keeps the version it started with.
-fn set_stream(
-    dev: &mdev::Device<kernel::device::Bound>,
-    device: &RmttyDevice,
-    input: &[u8],
-) -> Result {
+fn set_stream(device: &RmttyDevice, input: &[u8]) -> Result {
     let Some(stream) = Stream::parse(input) else {
-        // Enough of the value to see what it was, and the reason within one log line.
-        let value = input.strip_suffix(b"\n").unwrap_or(input);
-        let (shown, more) = match value.get(..16) {
-            Some(head) if value.len() > 16 => (head, "..."),
-            _ => (value, ""),
-        };
-        let shown = BStr::from_bytes(shown);
-        dev_warn!(
-            dev.as_ref(),
-            "stream_version: {shown:?}{more} is not a stream version this driver writes (1.0, 1.1)\n"
-        );
-        return Err(EINVAL);
+        let (shown, more) = head(input.strip_suffix(b"\n").unwrap_or(input));
+        return Err(device.refused(
+            EINVAL,
+            fmt!("stream_version: {shown:?}{more} is not a stream version this driver writes (1.0, 1.1)"),
+        ));
     };
     let mut state = device.state.lock();
     if stream == state.migration.stream() {
         return Ok(());
     }
     if state.open {
-        dev_warn!(dev.as_ref(), "stream_version: the device is open\n");
-        return Err(EBUSY);
+        return Err(device.refused(EBUSY, fmt!("stream_version: the device is open")));
     }
     state.migration.set_stream(stream);
     Ok(())
@@ -351,23 +356,19 @@ fn set_stream(
 
 impl Rmtty {
     /// Changes a device's aggregation, reserving or returning units at once.
-    fn set_aggregation(
-        &self,
-        dev: &mdev::Device<kernel::device::Bound>,
-        device: &RmttyDevice,
-        input: &[u8],
-    ) -> Result {
+    fn set_aggregation(&self, device: &RmttyDevice, input: &[u8]) -> Result {
         let max = self.type_aggregation(device.mtype.data());
         let digits = input.strip_suffix(b"\n").unwrap_or(input);
         let aggregation = match decimal(digits) {
             Some(value) if (1..=max).contains(&value) => value,
             _ => {
-                let value = BStr::from_bytes(digits);
-                dev_warn!(
-                    dev.as_ref(),
-                    "aggregated_instances: {value:?} is not an aggregation in 1..={max}\n"
-                );
-                return Err(EINVAL);
+                let (shown, more) = head(digits);
+                return Err(device.refused(
+                    EINVAL,
+                    fmt!(
+                        "aggregated_instances: {shown:?}{more} is not an aggregation in 1..={max}"
+                    ),
+                ));
             }
         };
 
@@ -376,40 +377,50 @@ impl Rmtty {
             return Ok(());
         }
         if state.open {
-            dev_warn!(dev.as_ref(), "aggregated_instances: the device is open\n");
-            return Err(EBUSY);
+            return Err(device.refused(EBUSY, fmt!("aggregated_instances: the device is open")));
         }
         let units = device.mtype.data().units() * aggregation;
         let held = state.reservation.units();
         if let Err(e) = state.reservation.resize(units) {
             let free = self.pool.free();
-            dev_warn!(
-                dev.as_ref(),
-                "aggregated_instances: {aggregation} needs {units} units, {held} held and {free} free\n"
-            );
-            return Err(e);
+            return Err(device.refused(
+                e,
+                fmt!("aggregated_instances: {aggregation} needs {units} units, {held} held and {free} free"),
+            ));
         }
         if let Err(e) = state.memory.resize(units, self.config.unit_mib) {
-            dev_warn!(
-                dev.as_ref(),
-                "aggregated_instances: no memory for {units} units of {} MiB\n",
-                self.config.unit_mib
-            );
             // Back to what it held: a reservation always shrinks.
             let _ = state.reservation.resize(held);
-            return Err(e);
+            return Err(device.refused(
+                e,
+                fmt!(
+                    "aggregated_instances: no memory for {units} units of {} MiB",
+                    self.config.unit_mib
+                ),
+            ));
         }
         state.aggregation = aggregation;
         Ok(())
     }
 }
 
-/// A decimal number of 1 to 9 digits, without sign.
+/// A decimal number, without sign: its value, if it fits.
 fn decimal(digits: &[u8]) -> Option<u32> {
-    if digits.is_empty() || digits.len() > 9 || !digits.iter().all(u8::is_ascii_digit) {
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
         return None;
     }
-    Some(digits.iter().fold(0, |n, &c| n * 10 + u32::from(c - b'0')))
+    digits.iter().try_fold(0u32, |n, &c| {
+        n.checked_mul(10)?.checked_add(u32::from(c - b'0'))
+    })
+}
+
+/// Enough of a refused value to see what it was, and the reason within one log line: its first
+/// 16 bytes, and "..." if there were more.
+fn head(value: &[u8]) -> (&BStr, &'static str) {
+    match value.get(..16) {
+        Some(head) if value.len() > 16 => (BStr::from_bytes(head), "..."),
+        _ => (BStr::from_bytes(value), ""),
+    }
 }
 
 #[pin_data]

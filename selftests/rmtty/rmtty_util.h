@@ -178,6 +178,30 @@ static inline void expect_logged_once(struct __test_metadata *_metadata, int kms
 	EXPECT_TRUE(strstr(seen, reason) != NULL)
 		TH_LOG("logged '%s', expected '%s'", seen, reason);
 }
+/*
+ * A refusal of a logger whose lines are rate limited (LOG_BURST lines in
+ * each LOG_WINDOW seconds): while @budget (LOG_BURST for a fresh limit) lasts,
+ * exactly one line, since the last look at @kmsg, that contains @about and
+ * @reason; after that at most one (the limit may suppress it), and if there
+ * is one, with @reason.
+ */
+static inline void expect_logged_within(struct __test_metadata *_metadata, int kmsg,
+					const char *about, const char *reason,
+					unsigned int *budget)
+{
+	char seen[512];
+	int n = kmsg_find(kmsg, about, seen, sizeof(seen));
+
+	if (*budget) {
+		(*budget)--;
+		EXPECT_EQ(1, n) TH_LOG("%d records with '%s', the last '%s'", n, about, seen);
+	} else {
+		EXPECT_GE(1, n) TH_LOG("%d records with '%s', the last '%s'", n, about, seen);
+	}
+	if (n > 0)
+		EXPECT_TRUE(strstr(seen, reason) != NULL)
+			TH_LOG("logged '%s', expected '%s'", seen, reason);
+}
 #endif /* __KSELFTEST_HARNESS_H */
 
 #endif /* RMTTY_UTIL_H */
