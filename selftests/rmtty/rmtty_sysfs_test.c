@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kselftest_harness.h"
@@ -272,6 +273,8 @@ TEST_F_TIMEOUT(rmtty, aggregation, 180)
 	snprintf(value, sizeof(value), "%u\n", max + 1);
 	ASSERT_EQ(-EINVAL, sysfs_write(path, value));
 	ASSERT_EQ(0, sysfs_write(path, "1\n"));	/* same value */
+	/* Decimal, however many leading zeros (the sysfs fuzzer found 10 digits refused) */
+	ASSERT_EQ(0, sysfs_write(path, "00000000000000000001\n"));
 	check_accounting(_metadata, self);
 
 	/* Raise to the maximum, one step at a time. */
@@ -329,6 +332,54 @@ TEST_F(rmtty, aggregation_without_free_units)
 
 	remove_device(_metadata, self, b, self->units - 1);
 	remove_device(_metadata, self, a, 1);
+}
+
+/*
+ * Writes of junk as fast as userspace can make them, to a device's
+ * attributes and to a type's: each logs a line, but no more than the rate
+ * limit lets through (LOG_BURST lines in LOG_WINDOW seconds, for a device and
+ * for the types). The sysfs fuzzer found these lines unlimited.
+ */
+TEST_F(rmtty, refusals_are_rate_limited)
+{
+	static const char *const attrs[] = { "mdev/aggregated_instances", "stream_version",
+					     "migration_version" };
+	char uuid[UUID_LEN + 1], path[256], type[256];
+	struct timespec t0, t1;
+	unsigned int i, n = 5 * LOG_BURST;
+	int kmsg, lines, windows;
+
+	create(_metadata, self, 1, uuid);
+	rmtty_type_path(type, sizeof(type), 1, "migration_version");
+	kmsg = kmsg_open();
+	ASSERT_LE(0, kmsg);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < n; i++) {
+		rmtty_device_path(path, sizeof(path), uuid, attrs[i % 3]);
+		EXPECT_EQ(-EINVAL, sysfs_write(path, "junk"));
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	windows = (t1.tv_sec - t0.tv_sec + 1) / LOG_WINDOW + 1;
+
+	lines = kmsg_count(kmsg, uuid);
+	EXPECT_LE(1, lines);
+	EXPECT_GE(windows * LOG_BURST, lines) TH_LOG("%d lines in %ld s", lines, t1.tv_sec - t0.tv_sec);
+	EXPECT_GT(n, lines);
+	close(kmsg);
+
+	kmsg = kmsg_open();
+	ASSERT_LE(0, kmsg);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < n; i++)
+		EXPECT_EQ(-EINVAL, sysfs_write(type, "junk"));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	windows = (t1.tv_sec - t0.tv_sec + 1) / LOG_WINDOW + 1;
+	lines = kmsg_count(kmsg, "rmtty-1: migration_version refused");
+	EXPECT_LE(1, lines);
+	EXPECT_GE(windows * LOG_BURST, lines) TH_LOG("%d lines in %ld s", lines, t1.tv_sec - t0.tv_sec);
+	EXPECT_GT(n, lines);
+	close(kmsg);
+	remove_device(_metadata, self, uuid, 1);
 }
 
 TEST_HARNESS_MAIN
