@@ -6,12 +6,9 @@
 //! takes `n` units, times its aggregation: a device of type `rmtty-1` aggregated 4 times has the
 //! resources of a device of type `rmtty-4`.
 
-use core::{
-    fmt::{self, Write},
-    num::NonZeroU32,
-};
+use core::{fmt::Write, num::NonZeroU32};
 use kernel::{
-    driver,
+    driver, fmt,
     mdev::{self, Attribute, AttributeGroup, Parent, ParentDevice, Type, TypeInfo},
     new_mutex,
     prelude::*,
@@ -381,23 +378,37 @@ impl Rmtty {
         }
         let units = device.mtype.data().units() * aggregation;
         let held = state.reservation.units();
-        if let Err(e) = state.reservation.resize(units) {
-            let free = self.pool.free();
-            return Err(device.refused(
-                e,
-                fmt!("aggregated_instances: {aggregation} needs {units} units, {held} held and {free} free"),
-            ));
-        }
-        if let Err(e) = state.memory.resize(units, self.config.unit_mib) {
-            // Back to what it held: a reservation always shrinks.
-            let _ = state.reservation.resize(held);
-            return Err(device.refused(
+        let no_memory = |e| {
+            device.refused(
                 e,
                 fmt!(
                     "aggregated_instances: no memory for {units} units of {} MiB",
                     self.config.unit_mib
                 ),
-            ));
+            )
+        };
+        if units < held {
+            // The smaller memory is a new allocation, which can fail: the units go back to the
+            // pool only once it is in place, so that nothing can take them first.
+            state
+                .memory
+                .resize(units, self.config.unit_mib)
+                .map_err(no_memory)?;
+            // Shrinking a reservation cannot fail.
+            let _ = state.reservation.resize(units);
+        } else {
+            if let Err(e) = state.reservation.resize(units) {
+                let free = self.pool.free();
+                return Err(device.refused(
+                    e,
+                    fmt!("aggregated_instances: {aggregation} needs {units} units, {held} held and {free} free"),
+                ));
+            }
+            if let Err(e) = state.memory.resize(units, self.config.unit_mib) {
+                // Back to what it held: shrinking a reservation cannot fail.
+                let _ = state.reservation.resize(held);
+                return Err(no_memory(e));
+            }
         }
         state.aggregation = aggregation;
         Ok(())
