@@ -335,6 +335,31 @@ TEST_F(rmtty, aggregation_without_free_units)
 }
 
 /*
+ * Write "junk" @n times to @paths (@nr_paths, in turn) as fast as userspace
+ * can, expecting EINVAL each time; the lines since @kmsg's last look that
+ * contain @needle must be at least one, at most LOG_BURST for each
+ * LOG_WINDOW seconds begun, and fewer than the writes.
+ */
+static void flood(struct __test_metadata *_metadata, int kmsg, const char *const *paths,
+		  unsigned int nr_paths, unsigned int n, const char *needle)
+{
+	struct timespec t0, t1;
+	unsigned int i;
+	int lines, windows;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < n; i++)
+		EXPECT_EQ(-EINVAL, sysfs_write(paths[i % nr_paths], "junk"));
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	windows = (t1.tv_sec - t0.tv_sec + 1) / LOG_WINDOW + 1;
+	lines = kmsg_count(kmsg, needle);
+	EXPECT_LE(1, lines);
+	EXPECT_GE(windows * LOG_BURST, lines)
+		TH_LOG("%d lines in %ld s", lines, (long)(t1.tv_sec - t0.tv_sec));
+	EXPECT_GT((int)n, lines);
+}
+
+/*
  * Writes of junk as fast as userspace can make them, to a device's
  * attributes and to a type's: each logs a line, but no more than the rate
  * limit lets through (LOG_BURST lines in LOG_WINDOW seconds, for a device and
@@ -344,40 +369,21 @@ TEST_F(rmtty, refusals_are_rate_limited)
 {
 	static const char *const attrs[] = { "mdev/aggregated_instances", "stream_version",
 					     "migration_version" };
-	char uuid[UUID_LEN + 1], path[256], type[256];
-	struct timespec t0, t1;
-	unsigned int i, n = 5 * LOG_BURST;
-	int kmsg, lines, windows;
+	char uuid[UUID_LEN + 1], paths[3][256], type[256];
+	const char *device_paths[3], *type_path = type;
+	unsigned int i;
+	int kmsg;
 
 	create(_metadata, self, 1, uuid);
+	for (i = 0; i < 3; i++) {
+		rmtty_device_path(paths[i], sizeof(paths[i]), uuid, attrs[i]);
+		device_paths[i] = paths[i];
+	}
 	rmtty_type_path(type, sizeof(type), 1, "migration_version");
 	kmsg = kmsg_open();
 	ASSERT_LE(0, kmsg);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (i = 0; i < n; i++) {
-		rmtty_device_path(path, sizeof(path), uuid, attrs[i % 3]);
-		EXPECT_EQ(-EINVAL, sysfs_write(path, "junk"));
-	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	windows = (t1.tv_sec - t0.tv_sec + 1) / LOG_WINDOW + 1;
-
-	lines = kmsg_count(kmsg, uuid);
-	EXPECT_LE(1, lines);
-	EXPECT_GE(windows * LOG_BURST, lines) TH_LOG("%d lines in %ld s", lines, t1.tv_sec - t0.tv_sec);
-	EXPECT_GT(n, lines);
-	close(kmsg);
-
-	kmsg = kmsg_open();
-	ASSERT_LE(0, kmsg);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (i = 0; i < n; i++)
-		EXPECT_EQ(-EINVAL, sysfs_write(type, "junk"));
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	windows = (t1.tv_sec - t0.tv_sec + 1) / LOG_WINDOW + 1;
-	lines = kmsg_count(kmsg, "rmtty-1: migration_version refused");
-	EXPECT_LE(1, lines);
-	EXPECT_GE(windows * LOG_BURST, lines) TH_LOG("%d lines in %ld s", lines, t1.tv_sec - t0.tv_sec);
-	EXPECT_GT(n, lines);
+	flood(_metadata, kmsg, device_paths, 3, 5 * LOG_BURST, uuid);
+	flood(_metadata, kmsg, &type_path, 1, 5 * LOG_BURST, "rmtty-1: migration_version refused");
 	close(kmsg);
 	remove_device(_metadata, self, uuid, 1);
 }

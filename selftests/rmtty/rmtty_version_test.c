@@ -2,7 +2,7 @@
 /*
  * rmtty migration_version tests: the strings of type and device nodes, the
  * verdicts of writes to both, and refusals that change nothing and log one
- * line each.
+ * line each, within the rate limits of the types and of each device.
  */
 #include <errno.h>
 #include <stdarg.h>
