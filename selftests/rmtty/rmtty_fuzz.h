@@ -112,4 +112,16 @@ void region_fuzzer(struct fuzz_run *run, const char *uuid, uint64_t backed);
  */
 void state_fuzzer(struct fuzz_run *run, const char *uuid, size_t memory);
 
+/*
+ * The ioctl fuzzer, on device @uuid (closed, not used by anything else)
+ * whose BAR2 has @bar2 bytes; it leaves the device closed.
+ */
+void ioctl_fuzzer(struct fuzz_run *run, const char *uuid, uint64_t bar2);
+
+/*
+ * The stream fuzzer, from device @source to device @target (closed, not
+ * used by anything else), both of @memory bytes; it leaves them closed.
+ */
+void stream_fuzzer(struct fuzz_run *run, const char *source, const char *target, size_t memory);
+
 #endif /* RMTTY_FUZZ_H */

@@ -111,4 +111,31 @@ TEST_F_TIMEOUT(fuzz, state, 1800)
 	EXPECT_EQ(0, rmtty_remove(uuid));
 }
 
+/* A device of rmtty-4: 8 MiB of memory in an 8 MiB BAR2. */
+TEST_F_TIMEOUT(fuzz, ioctl, 1800)
+{
+	char uuid[UUID_LEN + 1];
+
+	self->run.name = "ioctl";
+	rmtty_uuid(uuid, 0x400);
+	ASSERT_EQ(0, rmtty_create(4, uuid));
+	ioctl_fuzzer(&self->run, uuid, 4ull * self->unit_mib << 20);
+	EXPECT_EQ(0, rmtty_remove(uuid));
+}
+
+/* Two devices of rmtty-1: 2 MiB of memory each. */
+TEST_F_TIMEOUT(fuzz, stream, 1800)
+{
+	char source[UUID_LEN + 1], target[UUID_LEN + 1];
+
+	self->run.name = "stream";
+	rmtty_uuid(source, 0x500);
+	rmtty_uuid(target, 0x501);
+	ASSERT_EQ(0, rmtty_create(1, source));
+	ASSERT_EQ(0, rmtty_create(1, target));
+	stream_fuzzer(&self->run, source, target, (size_t)self->unit_mib << 20);
+	EXPECT_EQ(0, rmtty_remove(source));
+	EXPECT_EQ(0, rmtty_remove(target));
+}
+
 TEST_HARNESS_MAIN
