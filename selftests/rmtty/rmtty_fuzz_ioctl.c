@@ -46,7 +46,7 @@ static uint64_t region_size(unsigned int index, uint64_t bar2)
 	case VFIO_PCI_CONFIG_REGION_INDEX:
 		return 256;
 	case 9:
-		return 4096 + (1u << 20);
+		return sysconf(_SC_PAGESIZE) + (1u << 20);
 	default:
 		return 0;
 	}
@@ -238,7 +238,18 @@ static void case_feature(struct ioctl_fuzz *f)
 
 	if (fuzz_chance(&f->rng, 10))
 		feature.flags = (uint32_t)fuzz_next(&f->rng);
-	ret = call(f, VFIO_DEVICE_FEATURE, &feature, sizeof(feature));
+	/* A state request asks for a state, or one near them, most of the time. */
+	if ((feature.flags & VFIO_DEVICE_FEATURE_MASK) == VFIO_DEVICE_FEATURE_MIG_DEVICE_STATE &&
+	    fuzz_chance(&f->rng, 80)) {
+		struct {
+			struct vfio_device_feature feature;
+			struct vfio_device_feature_mig_state state;
+		} head = { feature, { .device_state = fuzz_below(&f->rng, 10), .data_fd = -1 } };
+
+		ret = call(f, VFIO_DEVICE_FEATURE, &head, sizeof(head));
+	} else {
+		ret = call(f, VFIO_DEVICE_FEATURE, &feature, sizeof(feature));
+	}
 	expect_sane(f, "VFIO_DEVICE_FEATURE", ret);
 	if (ret)
 		return;
@@ -327,10 +338,11 @@ void ioctl_fuzzer(struct fuzz_run *run, const char *uuid, uint64_t bar2)
 		case_device_info(f);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	/* Interrupts torn down: INTx and MSI by DATA_NONE, count 0. */
+	/* Interrupts torn down: INTx and MSI by DATA_NONE, count 0 (one is refused). */
 	for (i = 0; i < 2; i++)
-		set_irqs(f->device, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, i, 0, 0,
-			 NULL, 0);
+		if (set_irqs(f->device, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, i, 0,
+			     0, NULL, 0))
+			f->refusals++;
 	fuzz_log_rate_ok(run, log, f->refusals,
 			 t1.tv_sec - t0.tv_sec + (t1.tv_nsec - t0.tv_nsec) / 1e9);
 	run->refused = f->refusals;
