@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 /* The generator: splitmix64 over a 64-bit state. */
 struct fuzz_rng {
@@ -62,6 +63,12 @@ size_t fuzz_junk(struct fuzz_rng *r, char *buf, size_t size);
  * (at most @size); returns the new length.
  */
 size_t fuzz_mutate(struct fuzz_rng *r, char *buf, size_t len, size_t size);
+
+/* The seconds from @t0 to @t1. */
+static inline double fuzz_seconds(const struct timespec *t0, const struct timespec *t1)
+{
+	return t1->tv_sec - t0->tv_sec + (t1->tv_nsec - t0->tv_nsec) / 1e9;
+}
 
 /* What a fuzzer did: its seed and cases, and what it found wrong. */
 struct fuzz_run {

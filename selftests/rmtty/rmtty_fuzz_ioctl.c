@@ -343,8 +343,7 @@ void ioctl_fuzzer(struct fuzz_run *run, const char *uuid, uint64_t bar2)
 		if (set_irqs(f->device, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, i, 0,
 			     0, NULL, 0))
 			f->refusals++;
-	fuzz_log_rate_ok(run, log, f->refusals,
-			 t1.tv_sec - t0.tv_sec + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+	fuzz_log_rate_ok(run, log, f->refusals, fuzz_seconds(&t0, &t1));
 	run->refused = f->refusals;
 	for (i = 0; i < EVENTFDS; i++)
 		close(f->eventfd[i]);

@@ -317,8 +317,7 @@ void region_fuzzer(struct fuzz_run *run, const char *uuid, uint64_t backed)
 	    pread(f.device, buf + 4096, 4096, BAR2_OFFSET) != 4096 || memcmp(buf, buf + 4096, 4096))
 		fuzz_fail(run, "BAR2 does not read back a write after the fuzzing");
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	fuzz_log_rate_ok(run, log, f.refusals,
-			 t1.tv_sec - t0.tv_sec + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+	fuzz_log_rate_ok(run, log, f.refusals, fuzz_seconds(&t0, &t1));
 	run->refused = f.refusals;
 	rmtty_vfio_close(&v);
 out:

@@ -77,8 +77,6 @@ static bool transfer_state(unsigned int state)
 	       state == VFIO_DEVICE_STATE_PRE_COPY || state == VFIO_DEVICE_STATE_PRE_COPY_P2P;
 }
 
-static void drop_data_fd(struct state_fuzz *f);
-
 static void drop_data_fd(struct state_fuzz *f)
 {
 	if (f->data_fd >= 0)
@@ -461,8 +459,7 @@ void state_fuzzer(struct fuzz_run *run, const char *uuid, size_t memory)
 		fuzz_fail(run, "VFIO_DEVICE_RESET at the end: %s", strerror(errno));
 	entered(&f, VFIO_DEVICE_STATE_RUNNING, NONE);
 	check_state(&f, "the last VFIO_DEVICE_RESET");
-	fuzz_log_rate_ok(run, log, f.refusals,
-			 t1.tv_sec - t0.tv_sec + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+	fuzz_log_rate_ok(run, log, f.refusals, fuzz_seconds(&t0, &t1));
 	run->refused = f.refusals;
 	printf("# state: %lu stop-and-copy streams read whole, %lu loaded whole and committed\n",
 	       f.streams, f.commits);

@@ -536,8 +536,7 @@ void sysfs_fuzzer(struct fuzz_run *run, unsigned int units, unsigned int unit_mi
 		check_model(f);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	fuzz_log_rate_ok(run, kmsg, f->refusals,
-			 t1.tv_sec - t0.tv_sec + (t1.tv_nsec - t0.tv_nsec) / 1e9);
+	fuzz_log_rate_ok(run, kmsg, f->refusals, fuzz_seconds(&t0, &t1));
 	run->refused = f->refusals;
 	for (i = 0; i < f->m.n; i++)
 		rmtty_remove(f->m.dev[i].uuid);
