@@ -86,10 +86,11 @@ tap $? "tools/ build without clippy warnings" "$out"
 # RMTTY_PROGRAMS='prog ...' makes those programs the whole run (make fuzz).
 # RMTTY_PLANT=kasan|ubsan plants an out-of-bounds access first (see
 # selftests/rmtty/modules/rmtty_plant.c): the run must fail.
-# RMTTY_FUZZ_CASES and RMTTY_FUZZ_SEED reach the fuzzers.
+# RMTTY_FUZZ_CASES and RMTTY_FUZZ_SEED reach the fuzzers, RMTTY_RACE_SECONDS
+# the race tests.
 guest_log=$RMTTY_BUILD/guest.log
 guest_vars=
-for var in RMTTY_PLANT RMTTY_FUZZ_CASES RMTTY_FUZZ_SEED; do
+for var in RMTTY_PLANT RMTTY_FUZZ_CASES RMTTY_FUZZ_SEED RMTTY_RACE_SECONDS; do
 	guest_vars+="$var=$(sh_quote "${!var:-}") "
 done
 guest_vars+="RMTTY_TESTS=$(sh_quote "${RMTTY_PROGRAMS:-${RMTTY_TESTS:-}}")"

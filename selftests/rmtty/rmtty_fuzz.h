@@ -131,4 +131,30 @@ void ioctl_fuzzer(struct fuzz_run *run, const char *uuid, uint64_t bar2);
  */
 void stream_fuzzer(struct fuzz_run *run, const char *source, const char *target, size_t memory);
 
+/*
+ * The same fuzzers' cases on an open file @device of a device of @memory
+ * bytes that another fuzzer uses at the same time: no model of the device,
+ * only what holds whatever the other does (every refusal one the uAPI or
+ * README names, every state reported a valid one). The file stays open.
+ */
+typedef void fuzz_shared_fn(struct fuzz_run *run, int device, uint64_t memory);
+fuzz_shared_fn region_fuzz_shared, ioctl_fuzz_shared, state_fuzz_shared;
+
+/*
+ * The device recovers: VFIO_DEVICE_RESET succeeds, the configuration space
+ * keeps README's identity, and BAR2 reads back a write.
+ */
+void fuzz_check_recovery(struct fuzz_run *run, int device);
+
+/*
+ * Fuzzers @a and @b at once, @run->cases cases each from @run->seed, on
+ * device @uuid (closed, not used by anything else) of @memory bytes: @a in
+ * a forked process with its own file from the group, or (@cdev) in a thread
+ * sharing the one file of the cdev, which opens a device once; @b in this
+ * process. Then the device must recover with a reset and report RUNNING on
+ * both front ends.
+ */
+void pair_fuzzer(struct fuzz_run *run, fuzz_shared_fn *a, fuzz_shared_fn *b, const char *uuid,
+		 uint64_t memory, bool cdev);
+
 #endif /* RMTTY_FUZZ_H */

@@ -289,25 +289,28 @@ static void case_unknown(struct ioctl_fuzz *f)
 	expect(f, "an unknown command", ret, ENOTTY);
 }
 
-void ioctl_fuzzer(struct fuzz_run *run, const char *uuid, uint64_t bar2)
+static void open_eventfds(struct ioctl_fuzz *f)
 {
-	struct ioctl_fuzz *f = calloc(1, sizeof(*f));
-	struct rmtty_vfio v = RMTTY_VFIO_INIT;
-	int log = fuzz_log_open();
-	struct timespec t0, t1;
 	unsigned int i;
 
-	if (!f || log < 0 || rmtty_vfio_open(&v, uuid, false)) {
-		fuzz_fail(run, "setting up: no memory, no kernel log, or the device did not open");
-		goto out;
-	}
-	f->run = run;
-	f->rng.state = run->seed;
-	f->device = v.device;
-	f->bar2 = bar2;
 	for (i = 0; i < EVENTFDS; i++)
 		f->eventfd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+}
+
+static void close_eventfds(struct ioctl_fuzz *f)
+{
+	unsigned int i;
+
+	for (i = 0; i < EVENTFDS; i++)
+		if (f->eventfd[i] >= 0)
+			close(f->eventfd[i]);
+}
+
+/* The run's cases, each followed by a look at the device's answer to GET_INFO. */
+static void run_cases(struct ioctl_fuzz *f)
+{
+	struct fuzz_run *run = f->run;
+
 	for (run->done = 0; run->done < run->cases && !run->failures; run->done++) {
 		switch (fuzz_below(&f->rng, 8)) {
 		case 0:
@@ -337,6 +340,27 @@ void ioctl_fuzzer(struct fuzz_run *run, const char *uuid, uint64_t bar2)
 		/* The device still answers as documented. */
 		case_device_info(f);
 	}
+}
+
+void ioctl_fuzzer(struct fuzz_run *run, const char *uuid, uint64_t bar2)
+{
+	struct ioctl_fuzz *f = calloc(1, sizeof(*f));
+	struct rmtty_vfio v = RMTTY_VFIO_INIT;
+	int log = fuzz_log_open();
+	struct timespec t0, t1;
+	unsigned int i;
+
+	if (!f || log < 0 || rmtty_vfio_open(&v, uuid, false)) {
+		fuzz_fail(run, "setting up: no memory, no kernel log, or the device did not open");
+		goto out;
+	}
+	f->run = run;
+	f->rng.state = run->seed;
+	f->device = v.device;
+	f->bar2 = bar2;
+	open_eventfds(f);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	run_cases(f);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	/* Interrupts torn down: INTx and MSI by DATA_NONE, count 0 (one is refused). */
 	for (i = 0; i < 2; i++)
@@ -345,11 +369,30 @@ void ioctl_fuzzer(struct fuzz_run *run, const char *uuid, uint64_t bar2)
 			f->refusals++;
 	fuzz_log_rate_ok(run, log, f->refusals, fuzz_seconds(&t0, &t1));
 	run->refused = f->refusals;
-	for (i = 0; i < EVENTFDS; i++)
-		close(f->eventfd[i]);
+	close_eventfds(f);
 out:
 	rmtty_vfio_close(&v);
 	if (log >= 0)
 		close(log);
+	free(f);
+}
+
+void ioctl_fuzz_shared(struct fuzz_run *run, int device, uint64_t memory)
+{
+	struct ioctl_fuzz *f = calloc(1, sizeof(*f));
+
+	if (!f) {
+		fuzz_fail(run, "no memory");
+		return;
+	}
+	f->run = run;
+	f->rng.state = run->seed;
+	f->device = device;
+	for (f->bar2 = 1; f->bar2 < memory; f->bar2 <<= 1)
+		;
+	open_eventfds(f);
+	run_cases(f);
+	run->refused = f->refusals;
+	close_eventfds(f);
 	free(f);
 }

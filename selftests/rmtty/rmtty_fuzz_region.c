@@ -203,16 +203,44 @@ static void one_case(struct fuzz_rng *r, struct region_fuzz *f, struct access *a
 }
 
 /* The configuration space's identity is still README's. */
-static void check_identity(struct region_fuzz *f)
+static void check_identity(struct fuzz_run *run, int device)
 {
 	uint8_t id[12];
 	struct access a = { .pos = CONFIG_OFFSET, .len = sizeof(id) };
 
-	if (do_access(f->device, &a, id) != sizeof(id) ||
+	if (do_access(device, &a, id) != sizeof(id) ||
 	    (id[0] | id[1] << 8) != PCI_VENDOR || (id[2] | id[3] << 8) != PCI_DEVICE ||
 	    (id[9] | id[10] << 8 | id[11] << 16) != PCI_CLASS)
-		fuzz_fail(f->run, "the configuration space lost its identity %04x:%04x class %06x",
+		fuzz_fail(run, "the configuration space lost its identity %04x:%04x class %06x",
 			  PCI_VENDOR, PCI_DEVICE, PCI_CLASS);
+}
+
+void fuzz_check_recovery(struct fuzz_run *run, int device)
+{
+	uint8_t buf[2][4096];
+
+	if (ioctl(device, VFIO_DEVICE_RESET))
+		fuzz_fail(run, "VFIO_DEVICE_RESET after the fuzzing: %s", strerror(errno));
+	check_identity(run, device);
+	memset(buf[0], 0x5a, sizeof(buf[0]));
+	if (pwrite(device, buf[0], sizeof(buf[0]), BAR2_OFFSET) != sizeof(buf[0]) ||
+	    pread(device, buf[1], sizeof(buf[1]), BAR2_OFFSET) != sizeof(buf[1]) ||
+	    memcmp(buf[0], buf[1], sizeof(buf[0])))
+		fuzz_fail(run, "BAR2 does not read back a write after the fuzzing");
+}
+
+/* README's region sizes for a BAR2 backed by f->backed bytes; returns BAR2's. */
+static uint64_t set_sizes(struct region_fuzz *f)
+{
+	uint64_t bar;
+
+	for (bar = 1; bar < f->backed; bar <<= 1)
+		;
+	f->size[VFIO_PCI_BAR0_REGION_INDEX] = 8;
+	f->size[VFIO_PCI_BAR2_REGION_INDEX] = bar;
+	f->size[VFIO_PCI_CONFIG_REGION_INDEX] = 256;
+	f->size[MIGRATION_INDEX] = MIGRATION_SIZE;
+	return bar;
 }
 
 struct region_thread {
@@ -261,12 +289,7 @@ void region_fuzzer(struct fuzz_run *run, const char *uuid, uint64_t backed)
 	unsigned int i;
 	uint64_t bar;
 
-	for (bar = 1; bar < backed; bar <<= 1)
-		;
-	f.size[VFIO_PCI_BAR0_REGION_INDEX] = 8;
-	f.size[VFIO_PCI_BAR2_REGION_INDEX] = bar;
-	f.size[VFIO_PCI_CONFIG_REGION_INDEX] = 256;
-	f.size[MIGRATION_INDEX] = MIGRATION_SIZE;
+	bar = set_sizes(&f);
 	f.twin = malloc(bar);
 	if (!buf || !f.twin || log < 0 || rmtty_vfio_open(&v, uuid, false)) {
 		fuzz_fail(run, "setting up: no memory, no kernel log, or the device did not open");
@@ -289,9 +312,9 @@ void region_fuzzer(struct fuzz_run *run, const char *uuid, uint64_t backed)
 	/* Alone, against the twin: half of the cases. */
 	for (run->done = 0; run->done < run->cases / 2 && !run->failures; run->done++)
 		one_case(&r, &f, &a, buf, f.device);
-	check_identity(&f);
+	check_identity(run, f.device);
 
-	/* Together: the other half, shared among the threads, one through the cdev. */
+	/* Together: the other half, shared among the threads, each with a file of its own. */
 	free(f.twin);
 	f.twin = NULL;
 	f.migration_writes = true;
@@ -308,14 +331,7 @@ void region_fuzzer(struct fuzz_run *run, const char *uuid, uint64_t backed)
 	if (!run->failures)
 		run->done = run->cases;
 
-	/* The device still works: a reset, its identity, a write read back. */
-	if (ioctl(f.device, VFIO_DEVICE_RESET))
-		fuzz_fail(run, "VFIO_DEVICE_RESET after the fuzzing: %s", strerror(errno));
-	check_identity(&f);
-	memset(buf, 0x5a, 4096);
-	if (pwrite(f.device, buf, 4096, BAR2_OFFSET) != 4096 ||
-	    pread(f.device, buf + 4096, 4096, BAR2_OFFSET) != 4096 || memcmp(buf, buf + 4096, 4096))
-		fuzz_fail(run, "BAR2 does not read back a write after the fuzzing");
+	fuzz_check_recovery(run, f.device);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	fuzz_log_rate_ok(run, log, f.refusals, fuzz_seconds(&t0, &t1));
 	run->refused = f.refusals;
@@ -324,5 +340,22 @@ out:
 	if (log >= 0)
 		close(log);
 	free(f.twin);
+	free(buf);
+}
+
+void region_fuzz_shared(struct fuzz_run *run, int device, uint64_t memory)
+{
+	struct region_fuzz f = { .run = run, .device = device, .backed = memory,
+				 .migration_writes = true };
+	struct fuzz_rng r = { run->seed };
+	uint8_t *buf = malloc(ACCESS_MAX);
+	struct access a;
+
+	set_sizes(&f);
+	if (!buf)
+		fuzz_fail(run, "no memory");
+	for (run->done = 0; buf && run->done < run->cases && !run->failures; run->done++)
+		one_case(&r, &f, &a, buf, device);
+	run->refused = f.refusals;
 	free(buf);
 }

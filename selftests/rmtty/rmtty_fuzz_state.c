@@ -48,6 +48,11 @@ struct state_fuzz {
 	const char *uuid;
 	size_t memory;
 	struct rmtty_vfio v;
+	/*
+	 * Another fuzzer uses the device at the same time: no model, only
+	 * what holds whatever it does.
+	 */
+	bool shared;
 	int data_fd;		/* the last v2 data file, or -1 */
 	unsigned int state;	/* what the model says */
 	enum { NONE, V1, V2 } owner;	/* the front end whose transfer runs */
@@ -108,11 +113,52 @@ static void entered(struct state_fuzz *f, unsigned int state, int by)
 	f->state = state;
 }
 
+/*
+ * Shared: both front ends report a valid state (not ERROR: no request
+ * reaches it), not necessarily the same one (the other fuzzer may have moved
+ * it in between), and the model follows v2's.
+ */
+static void check_valid(struct state_fuzz *f, const char *after)
+{
+	int v2 = mig_get_state(f->v.device), v1 = mig1_state(f->v.device);
+	unsigned int i;
+
+	if (v2 <= VFIO_DEVICE_STATE_ERROR || v2 >= NR_STATES) {
+		fuzz_fail(f->run, "after %s: v2 state %d (%s)", after, v2,
+			  v2 < 0 ? strerror(-v2) : name(v2));
+		return;
+	}
+	f->state = v2;
+	for (i = VFIO_DEVICE_STATE_STOP; i < NR_STATES; i++)
+		if (v1 >= 0 && (unsigned int)v1 == v1_bits[i])
+			return;
+	fuzz_fail(f->run, "after %s: v1 device_state %d", after, v1);
+}
+
+/*
+ * Shared: a refusal, if @err is one, is one the uAPI or README names for a
+ * request that another user's doing overtook: an arc or a transfer's end
+ * that no longer fits (EINVAL), the other front end's transfer (EBUSY), a
+ * data file of an ended transfer (ENODEV), a data file read the wrong way
+ * (EBADF).
+ */
+static void check_refusal(struct state_fuzz *f, const char *what, int err)
+{
+	if (err && err != EINVAL && err != EBUSY && err != ENODEV && err != EBADF)
+		fuzz_fail(f->run, "%s: %s", what, strerror(err));
+}
+
 /* Both front ends report the model's state. */
 static void check_state(struct state_fuzz *f, const char *after)
 {
-	int v2 = mig_get_state(f->v.device), v1 = mig1_state(f->v.device);
+	int v2, v1;
 
+	if (f->shared) {
+		check_valid(f, after);
+		return;
+	}
+	v2 = mig_get_state(f->v.device);
+	v1 = mig1_state(f->v.device);
 	if (v2 != (int)f->state)
 		fuzz_fail(f->run, "after %s: v2 state %d (%s), expected %s", after, v2,
 			  v2 < 0 ? strerror(-v2) : name(v2), name(f->state));
@@ -163,6 +209,10 @@ static void step_v2_request(struct state_fuzz *f)
 	snprintf(what, sizeof(what), "v2 %s -> %s (%u)", name(f->state), name(to), to);
 	if (ret)
 		f->refusals++;
+	if (f->shared) {
+		check_refusal(f, what, -ret);
+		want = -1;
+	}
 	if (want >= 0 && -ret != want) {
 		fuzz_fail(f->run, "%s: %s, expected %s", what, ret ? strerror(-ret) : "success",
 			  want ? strerror(want) : "success");
@@ -176,7 +226,7 @@ static void step_v2_request(struct state_fuzz *f)
 			/* A new transfer: stop-and-copy's is the whole stream. */
 			drop_data_fd(f);
 			f->data_fd = fd;
-			f->saving_whole = to == VFIO_DEVICE_STATE_STOP_COPY;
+			f->saving_whole = to == VFIO_DEVICE_STATE_STOP_COPY && !f->shared;
 		}
 	}
 	check_state(f, what);
@@ -228,7 +278,9 @@ static void step_v1_request(struct state_fuzz *f)
 	snprintf(what, sizeof(what), "v1 %s -> %#" PRIx64, name(f->state), bits);
 	if (ret)
 		f->refusals++;
-	if (want >= 0 && -ret != want)
+	if (f->shared)
+		check_refusal(f, what, -ret);
+	else if (want >= 0 && -ret != want)
 		fuzz_fail(f->run, "%s: %s, expected %s", what, ret ? strerror(-ret) : "success",
 			  want ? strerror(want) : "success");
 	else if (!ret && to != plain)
@@ -293,6 +345,8 @@ static void step_v2_read(struct state_fuzz *f)
 		return;
 	}
 	n = read(f->data_fd, f->buf, len);
+	if (n < 0 && f->shared)
+		check_refusal(f, "a data file read", errno);
 	if (n < 0) {
 		/* A resuming file has no read: the VFS refuses that. */
 		if (errno != EBADF && errno != EINVAL)
@@ -334,7 +388,9 @@ static void step_v2_write(struct state_fuzz *f)
 	n = write(f->data_fd, f->buf, len);
 	if (n < 0 && errno != EBADF)	/* a saving file has no write */
 		f->refusals++;
-	if (f->state != VFIO_DEVICE_STATE_RESUMING)
+	if (n < 0 && f->shared)
+		check_refusal(f, "a data file write", errno);
+	if (f->shared || f->state != VFIO_DEVICE_STATE_RESUMING)
 		return;
 	/* The stream's next bytes, in RESUMING, are taken whole. */
 	if (valid && n != (ssize_t)len) {
@@ -380,6 +436,8 @@ static void step_v1_data(struct state_fuzz *f)
 	}
 	if (ret)
 		f->refusals++;
+	if (f->shared)
+		check_refusal(f, "a v1 data section access", -ret);
 	check_state(f, "a v1 data section access");
 }
 
@@ -392,6 +450,58 @@ static void reopen(struct state_fuzz *f)
 	if (rmtty_vfio_open(&f->v, f->uuid, cdev))
 		fuzz_fail(f->run, "reopening the device through the %s", cdev ? "cdev" : "group");
 	entered(f, VFIO_DEVICE_STATE_RUNNING, NONE);
+}
+
+/* The run's steps. */
+static void run_steps(struct state_fuzz *f)
+{
+	struct fuzz_run *run = f->run;
+
+	for (run->done = 0; run->done < run->cases && !run->failures; run->done++) {
+		/*
+		 * A whole stop-and-copy stream, and a load of one, take a few
+		 * steps in a row: give them a chance to finish.
+		 */
+		if (f->saving_whole && fuzz_chance(&f->rng, 50)) {
+			step_v2_read(f);
+			continue;
+		}
+		if (f->state == VFIO_DEVICE_STATE_RESUMING && f->stream && !f->load_junk &&
+		    f->loaded < f->stream_len && fuzz_chance(&f->rng, 50)) {
+			step_v2_write(f);
+			continue;
+		}
+		switch (fuzz_below(&f->rng, 16)) {
+		case 0 ... 4:
+			step_v2_request(f);
+			break;
+		case 5 ... 7:
+			step_v1_request(f);
+			break;
+		case 8 ... 10:
+			step_v2_read(f);
+			break;
+		case 11 ... 12:
+			step_v2_write(f);
+			break;
+		case 13:
+			step_v1_data(f);
+			break;
+		case 14:
+			if (ioctl(f->v.device, VFIO_DEVICE_RESET))
+				fuzz_fail(run, "VFIO_DEVICE_RESET in %s: %s", name(f->state),
+					  strerror(errno));
+			entered(f, VFIO_DEVICE_STATE_RUNNING, NONE);
+			check_state(f, "VFIO_DEVICE_RESET");
+			break;
+		default:
+			if (!f->shared && fuzz_chance(&f->rng, 20)) {
+				reopen(f);
+				check_state(f, "reopening");
+			}
+			break;
+		}
+	}
 }
 
 void state_fuzzer(struct fuzz_run *run, const char *uuid, size_t memory)
@@ -408,51 +518,7 @@ void state_fuzzer(struct fuzz_run *run, const char *uuid, size_t memory)
 		goto out;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (run->done = 0; run->done < run->cases && !run->failures; run->done++) {
-		/*
-		 * A whole stop-and-copy stream, and a load of one, take a few
-		 * steps in a row: give them a chance to finish.
-		 */
-		if (f.saving_whole && fuzz_chance(&f.rng, 50)) {
-			step_v2_read(&f);
-			continue;
-		}
-		if (f.state == VFIO_DEVICE_STATE_RESUMING && f.stream && !f.load_junk &&
-		    f.loaded < f.stream_len && fuzz_chance(&f.rng, 50)) {
-			step_v2_write(&f);
-			continue;
-		}
-		switch (fuzz_below(&f.rng, 16)) {
-		case 0 ... 4:
-			step_v2_request(&f);
-			break;
-		case 5 ... 7:
-			step_v1_request(&f);
-			break;
-		case 8 ... 10:
-			step_v2_read(&f);
-			break;
-		case 11 ... 12:
-			step_v2_write(&f);
-			break;
-		case 13:
-			step_v1_data(&f);
-			break;
-		case 14:
-			if (ioctl(f.v.device, VFIO_DEVICE_RESET))
-				fuzz_fail(run, "VFIO_DEVICE_RESET in %s: %s", name(f.state),
-					  strerror(errno));
-			entered(&f, VFIO_DEVICE_STATE_RUNNING, NONE);
-			check_state(&f, "VFIO_DEVICE_RESET");
-			break;
-		default:
-			if (fuzz_chance(&f.rng, 20)) {
-				reopen(&f);
-				check_state(&f, "reopening");
-			}
-			break;
-		}
-	}
+	run_steps(&f);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	/* It recovers with a reset. */
 	if (ioctl(f.v.device, VFIO_DEVICE_RESET))
@@ -470,5 +536,21 @@ out:
 		close(log);
 	free(f.stream);
 	free(f.saved);
+	free(f.buf);
+}
+
+void state_fuzz_shared(struct fuzz_run *run, int device, uint64_t memory)
+{
+	struct state_fuzz f = { .rng = { run->seed }, .run = run, .memory = memory,
+				.v = RMTTY_VFIO_INIT, .shared = true, .data_fd = -1 };
+
+	f.v.device = device;
+	f.buf = malloc(READ_MAX);
+	if (!f.buf)
+		fuzz_fail(run, "no memory");
+	else
+		run_steps(&f);
+	run->refused = f.refusals;
+	drop_data_fd(&f);
 	free(f.buf);
 }

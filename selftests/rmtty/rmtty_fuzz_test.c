@@ -14,6 +14,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "kselftest_harness.h"
@@ -140,6 +141,49 @@ TEST_F_TIMEOUT(fuzz, stream, 1800)
 	stream_fuzzer(&self->run, source, target, (size_t)self->unit_mib << 20);
 	EXPECT_EQ(0, rmtty_remove(source));
 	EXPECT_EQ(0, rmtty_remove(target));
+}
+
+/*
+ * Fuzzers @a and @b at once on a device of rmtty-1 (2 MiB), through the
+ * group (two processes) and then through the cdev (two threads).
+ */
+static void pair(struct __test_metadata *_metadata, FIXTURE_DATA(fuzz) *self,
+		 fuzz_shared_fn *a, fuzz_shared_fn *b, unsigned int n)
+{
+	uint64_t memory = (uint64_t)self->unit_mib << 20;
+	struct fuzz_run cdev = self->run;
+	char uuid[UUID_LEN + 1], group_name[64], cdev_name[64];
+
+	snprintf(group_name, sizeof(group_name), "%s through the group", self->run.name);
+	snprintf(cdev_name, sizeof(cdev_name), "%s through the cdev", self->run.name);
+	self->run.name = group_name;
+	cdev.name = cdev_name;
+	rmtty_uuid(uuid, n);
+	ASSERT_EQ(0, rmtty_create(1, uuid));
+	pair_fuzzer(&self->run, a, b, uuid, memory, false);
+	pair_fuzzer(&cdev, a, b, uuid, memory, true);
+	EXPECT_EQ(0, cdev.failures);
+	EXPECT_EQ(0, rmtty_remove(uuid));
+	/* The teardown's summary is the group's; the cdev's pair printed its own. */
+	self->run.refused += cdev.refused;
+}
+
+TEST_F_TIMEOUT(fuzz, region_with_ioctl, 1800)
+{
+	self->run.name = "region and ioctl";
+	pair(_metadata, self, region_fuzz_shared, ioctl_fuzz_shared, 0x600);
+}
+
+TEST_F_TIMEOUT(fuzz, region_with_state, 1800)
+{
+	self->run.name = "region and state";
+	pair(_metadata, self, region_fuzz_shared, state_fuzz_shared, 0x700);
+}
+
+TEST_F_TIMEOUT(fuzz, ioctl_with_state, 1800)
+{
+	self->run.name = "ioctl and state";
+	pair(_metadata, self, ioctl_fuzz_shared, state_fuzz_shared, 0x800);
 }
 
 TEST_HARNESS_MAIN

@@ -4,6 +4,7 @@
  * ask of it: region accesses, interrupt set-up, the log of its refusals, its
  * migration and the stream that carries it.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -20,6 +21,7 @@
 #include "rmtty_vfio.h"
 
 int (*rmtty_vfio_before_device)(void);
+bool rmtty_vfio_quiet;
 
 /* Call rmtty_vfio_before_device, if set: 0 or its -errno. */
 static int before_device(void)
@@ -32,7 +34,8 @@ static int failed(const char *what)
 {
 	int err = errno;
 
-	ksft_print_msg("%s: %s\n", what, strerror(err));
+	if (!rmtty_vfio_quiet)
+		ksft_print_msg("%s: %s\n", what, strerror(err));
 	return -err;
 }
 
@@ -91,18 +94,20 @@ static int open_cdev(struct rmtty_vfio *v, const char *uuid)
 	struct vfio_device_bind_iommufd bind = { .argsz = sizeof(bind) };
 	struct vfio_device_attach_iommufd_pt attach = { .argsz = sizeof(attach) };
 	struct iommu_ioas_alloc alloc = { .size = sizeof(alloc) };
-	char path[256], name[64];
-	FILE *list;
+	char path[300], name[256] = "";
+	struct dirent *entry;
+	DIR *dir;
 	int ret;
 
-	snprintf(path, sizeof(path), "ls %s/%s/vfio-dev", MDEV_DEVICES, uuid);
-	list = popen(path, "r");
-	if (!list)
+	/* The cdev's name: the one entry of the device's vfio-dev directory. */
+	snprintf(path, sizeof(path), "%s/%s/vfio-dev", MDEV_DEVICES, uuid);
+	dir = opendir(path);
+	if (!dir)
 		return failed(path);
-	if (!fgets(name, sizeof(name), list))
-		name[0] = '\0';
-	pclose(list);
-	name[strcspn(name, "\n")] = '\0';
+	while ((entry = readdir(dir)))
+		if (entry->d_name[0] != '.')
+			snprintf(name, sizeof(name), "%s", entry->d_name);
+	closedir(dir);
 	snprintf(path, sizeof(path), "/dev/vfio/devices/%s", name);
 	ret = before_device();
 	if (ret)

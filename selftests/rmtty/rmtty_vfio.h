@@ -37,6 +37,11 @@ int rmtty_vfio_open(struct rmtty_vfio *v, const char *uuid, bool cdev);
  * fault-injection test arms fail-nth there.
  */
 extern int (*rmtty_vfio_before_device)(void);
+/*
+ * If set, rmtty_vfio_open() does not log what failed: for tests that expect
+ * refusals by the thousand.
+ */
+extern bool rmtty_vfio_quiet;
 /* Close whatever of @v is open. */
 void rmtty_vfio_close(struct rmtty_vfio *v);
 
