@@ -64,7 +64,7 @@ void pair_fuzzer(struct fuzz_run *run, fuzz_shared_fn *a, fuzz_shared_fn *b, con
 	struct side *sides = mmap(NULL, 2 * sizeof(*sides), PROT_READ | PROT_WRITE,
 				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	struct rmtty_vfio v = RMTTY_VFIO_INIT;
-	int log = fuzz_log_open(), status, i;
+	int log = fuzz_log_open(), status = 0, i;
 	struct timespec t0, t1;
 	pthread_t tid;
 	pid_t pid;
