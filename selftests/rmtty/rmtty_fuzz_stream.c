@@ -7,14 +7,17 @@
  * target device of the same shape over v2, in writes of random sizes, then
  * asks for STOP, which commits. Half of the mutations are blind (bit flips,
  * bytes replaced, inserted or cut, truncation, splices at any byte); the
- * other half change one field of the header or of one record (type, flags,
- * length, page index, reserved word, a summary count, the header's version,
- * flags and shape) and recompute that CRC, so that they reach the loader's
- * own checks behind the CRC.
+ * other half are structure-aware: they change one field of the header or of
+ * one record (type, flags, length, page index, reserved word, a summary
+ * count, the header's version, flags and shape) and recompute that CRC, or
+ * add an unknown record (REQUIRED or not, lengths around 64 KiB), repeat,
+ * swap or drop whole records and rewrite the summary as a writer would, so
+ * that they reach the loader's own checks behind the CRC.
  *
  * The commit must succeed exactly when migration-stream.md's "What a reader
  * accepts", written anew here as reader_verdict(), says the stream is taken
- * whole. When it fails, nothing of the stream may have been applied: the
+ * whole, and then the target's memory must be what the stream's page
+ * records say. When it fails, nothing of the stream may have been applied: the
  * target, still in RESUMING, shows the UART registers (read while it is
  * stopped, when reads have no side effects) and configuration space it had, and after the
  * reset that ends RESUMING its memory is what it was. The run prints how
@@ -293,6 +296,92 @@ static const char *mutate_field(struct stream_fuzz *f, uint8_t *s, size_t len)
 	return "record field";
 }
 
+/* Make room for @n bytes at offset @at of the mutant; false if it has none. */
+static bool open_gap(struct stream_fuzz *f, size_t at, size_t n)
+{
+	if (f->mutant_len + n > f->mutant_size)
+		return false;
+	memmove(f->mutant + at + n, f->mutant + at, f->mutant_len - at);
+	f->mutant_len += n;
+	return true;
+}
+
+/* The index among the @n records at @at of a random page record; @n if none. */
+static unsigned int pick_page(struct stream_fuzz *f, const size_t *at, unsigned int n)
+{
+	unsigned int i, tries;
+
+	for (tries = 0; tries < 16; tries++) {
+		i = fuzz_below(&f->rng, n);
+		if (get_le16(f->mutant + at[i]) == MIG_REC_PAGE)
+			return i;
+	}
+	return n;
+}
+
+/*
+ * Whole records added, repeated, swapped or dropped, each with its CRC, and
+ * the summary rewritten to count what is before it as a writer would: they
+ * reach the reader's checks of unknown records (lengths around 64 KiB,
+ * REQUIRED set or not), of record order and of completeness.
+ */
+static const char *mutate_records(struct stream_fuzz *f)
+{
+	static const uint32_t lengths[] = { 0, 1, 4096, 65535, 65536, 65537 };
+	static const uint16_t unknown[] = { 0, 5, 0x7fff, 0xfffe };
+	struct stream view = { f->mutant, f->mutant_len };
+	uint8_t page[MIG_PAGE_REC], *rec;
+	size_t at[4096], from, to;
+	unsigned int n = records(&view, at, 4096), i, j;
+	const char *kind;
+	uint32_t plen, k;
+
+	i = fuzz_below(&f->rng, n);
+	switch (fuzz_below(&f->rng, 4)) {
+	case 0:
+		plen = fuzz_chance(&f->rng, 70) ? fuzz_pick(&f->rng, lengths) :
+		       fuzz_below(&f->rng, 70000);
+		if (!open_gap(f, at[i], MIG_REC_HEADER + plen))
+			return "nothing (no room)";
+		rec = f->mutant + at[i];
+		put_le16(rec, fuzz_pick(&f->rng, unknown));
+		put_le16(rec + 2, fuzz_chance(&f->rng, 50) ? MIG_REQUIRED : 0);
+		put_le32(rec + 4, plen);
+		for (k = 0; k < plen; k++)
+			rec[MIG_REC_HEADER + k] = fuzz_next(&f->rng);
+		put_le32(rec + 8, mig_record_crc(rec));
+		kind = "unknown record";
+		break;
+	case 1:
+		j = pick_page(f, at, n);
+		if (j == n || !open_gap(f, at[i], MIG_PAGE_REC))
+			return "nothing (no page record)";
+		from = at[j] + (at[j] >= at[i] ? MIG_PAGE_REC : 0);
+		memcpy(f->mutant + at[i], f->mutant + from, MIG_PAGE_REC);
+		kind = "page record repeated";
+		break;
+	case 2:
+		i = pick_page(f, at, n);
+		j = pick_page(f, at, n);
+		if (i == n || j == n)
+			return "nothing (no page record)";
+		memcpy(page, f->mutant + at[i], MIG_PAGE_REC);
+		memcpy(f->mutant + at[i], f->mutant + at[j], MIG_PAGE_REC);
+		memcpy(f->mutant + at[j], page, MIG_PAGE_REC);
+		kind = "page records swapped";
+		break;
+	default:
+		from = at[i] + MIG_REC_HEADER + get_le32(f->mutant + at[i] + 4);
+		to = at[i];
+		memmove(f->mutant + to, f->mutant + from, f->mutant_len - from);
+		f->mutant_len -= from - to;
+		kind = "record dropped";
+		break;
+	}
+	mig_fix_summary(f->mutant, f->mutant_len);
+	return kind;
+}
+
 /* A mutant of the valid streams in f->mutant; what kind of mutation it was. */
 static const char *mutate(struct stream_fuzz *f)
 {
@@ -301,8 +390,10 @@ static const char *mutate(struct stream_fuzz *f)
 
 	memcpy(f->mutant, a->bytes, a->len);
 	f->mutant_len = a->len;
+	/* Structure-aware half the time: a field, or whole records. */
 	if (fuzz_chance(&f->rng, 50))
-		return mutate_field(f, f->mutant, f->mutant_len);
+		return fuzz_chance(&f->rng, 70) ? mutate_field(f, f->mutant, f->mutant_len) :
+						  mutate_records(f);
 	switch (fuzz_below(&f->rng, 4)) {
 	case 0:
 		f->mutant_len = fuzz_mutate(&f->rng, (char *)f->mutant, f->mutant_len,
@@ -409,6 +500,32 @@ static void check_unchanged(struct stream_fuzz *f, const char *kind)
  * Load f->mutant into the target; whether the commit succeeded. A refused
  * one leaves the target in RESUMING.
  */
+/*
+ * After a commit: the target's memory is what the stream's page records
+ * say, the last record of a page winning (the stream was complete, so each
+ * page has one).
+ */
+static void check_applied(struct stream_fuzz *f, const char *kind)
+{
+	uint8_t *want = malloc(f->memory), *now = NULL, *rec;
+	size_t off = MIG_HEADER;
+	uint32_t index;
+
+	while (want && off + MIG_REC_HEADER <= f->mutant_len) {
+		rec = f->mutant + off;
+		index = get_le32(rec + MIG_REC_HEADER);
+		if (get_le16(rec) == MIG_REC_PAGE && (uint64_t)index * MIG_PAGE < f->memory)
+			memcpy(want + (size_t)index * MIG_PAGE, rec + MIG_REC_HEADER + 8, MIG_PAGE);
+		off += MIG_REC_HEADER + get_le32(rec + 4);
+	}
+	now = want ? memory_read_all(f->target.device, f->memory) : NULL;
+	if (!now || memcmp(now, want, f->memory))
+		fuzz_fail(f->run, "a committed stream (%s) is not what the target's memory holds",
+			  kind);
+	free(now);
+	free(want);
+}
+
 static bool load(struct stream_fuzz *f)
 {
 	int target = f->target.device, fd = -1, none;
@@ -449,6 +566,7 @@ static void one_case(struct stream_fuzz *f)
 			  f->mutant_len, kind);
 	if (committed) {
 		f->accepted++;
+		check_applied(f, kind);
 		/* Back to the target's own state, which its own stream restores. */
 		memcpy(f->mutant, f->target_own.bytes, f->target_own.len);
 		f->mutant_len = f->target_own.len;
