@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
+#include <linux/vfio.h>
 
 #include "rmtty_fuzz.h"
 #include "rmtty_util.h"
@@ -141,6 +143,15 @@ void fuzz_fail(struct fuzz_run *run, const char *fmt, ...)
 	       run->name, run->seed, run->done + 1);
 	fflush(stdout);
 	__atomic_add_fetch(&run->failures, 1, __ATOMIC_RELAXED);
+}
+
+int fuzz_group_file(struct fuzz_run *run, int group, const char *uuid)
+{
+	int device = ioctl(group, VFIO_GROUP_GET_DEVICE_FD, uuid);
+
+	if (device < 0)
+		fuzz_fail(run, "another VFIO_GROUP_GET_DEVICE_FD: %s", strerror(errno));
+	return device;
 }
 
 int fuzz_log_open(void)

@@ -64,12 +64,6 @@ size_t fuzz_junk(struct fuzz_rng *r, char *buf, size_t size);
  */
 size_t fuzz_mutate(struct fuzz_rng *r, char *buf, size_t len, size_t size);
 
-/* The seconds from @t0 to @t1. */
-static inline double fuzz_seconds(const struct timespec *t0, const struct timespec *t1)
-{
-	return t1->tv_sec - t0->tv_sec + (t1->tv_nsec - t0->tv_nsec) / 1e9;
-}
-
 /* What a fuzzer did: its seed and cases, and what it found wrong. */
 struct fuzz_run {
 	const char *name;
@@ -79,6 +73,12 @@ struct fuzz_run {
 	unsigned long failures;
 	unsigned long refused;	/* cases the driver refused, as they should be */
 };
+
+/*
+ * A file of its own on device @uuid of the VFIO group open in @group, or -1
+ * with the failure counted in @run.
+ */
+int fuzz_group_file(struct fuzz_run *run, int group, const char *uuid);
 
 /*
  * Report a failure of case @run->done (what the case did and what went
@@ -152,7 +152,7 @@ void fuzz_check_recovery(struct fuzz_run *run, int device);
  * a forked process with its own file from the group, or (@cdev) in a thread
  * sharing the one file of the cdev, which opens a device once; @b in this
  * process. Then the device must recover with a reset and report RUNNING on
- * both front ends.
+ * both front ends. Afterwards @run counts both sides' cases.
  */
 void pair_fuzzer(struct fuzz_run *run, fuzz_shared_fn *a, fuzz_shared_fn *b, const char *uuid,
 		 uint64_t memory, bool cdev);

@@ -367,7 +367,7 @@ void ioctl_fuzzer(struct fuzz_run *run, const char *uuid, uint64_t bar2)
 		if (set_irqs(f->device, VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_TRIGGER, i, 0,
 			     0, NULL, 0))
 			f->refusals++;
-	fuzz_log_rate_ok(run, log, f->refusals, fuzz_seconds(&t0, &t1));
+	fuzz_log_rate_ok(run, log, f->refusals, seconds_between(&t0, &t1));
 	run->refused = f->refusals;
 	close_eventfds(f);
 out:
@@ -388,8 +388,7 @@ void ioctl_fuzz_shared(struct fuzz_run *run, int device, uint64_t memory)
 	f->run = run;
 	f->rng.state = run->seed;
 	f->device = device;
-	for (f->bar2 = 1; f->bar2 < memory; f->bar2 <<= 1)
-		;
+	f->bar2 = bar2_size_for(memory);
 	open_eventfds(f);
 	run_cases(f);
 	run->refused = f->refusals;

@@ -47,11 +47,8 @@ static int run_in_child(struct side *s, int group, const char *uuid, pid_t *pid)
 		return -1;
 	if (*pid)
 		return 0;
-	s->device = ioctl(group, VFIO_GROUP_GET_DEVICE_FD, uuid);
-	if (s->device < 0)
-		fuzz_fail(&s->run, "VFIO_GROUP_GET_DEVICE_FD in the second process: %s",
-			  strerror(errno));
-	else
+	s->device = fuzz_group_file(&s->run, group, uuid);
+	if (s->device >= 0)
 		side_thread(s);
 	fflush(stdout);
 	_exit(0);
@@ -76,6 +73,8 @@ void pair_fuzzer(struct fuzz_run *run, fuzz_shared_fn *a, fuzz_shared_fn *b, con
 	for (i = 0; i < 2; i++)
 		sides[i] = (struct side){ i ? b : a, v.device, memory,
 					  { run->name, run->seed, run->cases } };
+	/* The pair's cases: both sides'. */
+	run->cases *= 2;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	if (cdev ? pthread_create(&tid, NULL, side_thread, &sides[0]) :
 		   run_in_child(&sides[0], v.group, uuid, &pid)) {
@@ -97,14 +96,13 @@ void pair_fuzzer(struct fuzz_run *run, fuzz_shared_fn *a, fuzz_shared_fn *b, con
 	}
 	printf("# %s: %lu and %lu cases, %lu and %lu refused\n", run->name, sides[0].run.done,
 	       sides[1].run.done, sides[0].run.refused, sides[1].run.refused);
-	if (!run->failures)
-		run->done = run->cases;
+	run->done = sides[0].run.done + sides[1].run.done;
 	fuzz_check_recovery(run, v.device);
 	if (mig_get_state(v.device) != VFIO_DEVICE_STATE_RUNNING ||
 	    mig1_state(v.device) != V1_RUNNING)
 		fuzz_fail(run, "after the reset: v2 state %d, v1 device_state %d, expected RUNNING",
 			  mig_get_state(v.device), mig1_state(v.device));
-	fuzz_log_rate_ok(run, log, run->refused, fuzz_seconds(&t0, &t1));
+	fuzz_log_rate_ok(run, log, run->refused, seconds_between(&t0, &t1));
 out:
 	rmtty_vfio_close(&v);
 	if (log >= 0)

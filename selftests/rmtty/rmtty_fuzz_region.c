@@ -36,15 +36,6 @@
 #define ACCESS_MAX	(MIB + 4096)
 #define THREADS		3
 
-/*
- * The identity of README's configuration space: vendor, device, and the
- * class code at 0x09: a 16550-compatible (0x02) serial (0x00) communication
- * controller (0x07).
- */
-#define PCI_VENDOR	0x4348
-#define PCI_DEVICE	0x3253
-#define PCI_CLASS	0x070002
-
 struct region_fuzz {
 	struct fuzz_run *run;
 	int device;
@@ -205,14 +196,8 @@ static void one_case(struct fuzz_rng *r, struct region_fuzz *f, struct access *a
 /* The configuration space's identity is still README's. */
 static void check_identity(struct fuzz_run *run, int device)
 {
-	uint8_t id[12];
-	struct access a = { .pos = CONFIG_OFFSET, .len = sizeof(id) };
-
-	if (do_access(device, &a, id) != sizeof(id) ||
-	    (id[0] | id[1] << 8) != PCI_VENDOR || (id[2] | id[3] << 8) != PCI_DEVICE ||
-	    (id[9] | id[10] << 8 | id[11] << 16) != PCI_CLASS)
-		fuzz_fail(run, "the configuration space lost its identity %04x:%04x class %06x",
-			  PCI_VENDOR, PCI_DEVICE, PCI_CLASS);
+	if (!config_identity_ok(device))
+		fuzz_fail(run, "the configuration space lost README's identity");
 }
 
 void fuzz_check_recovery(struct fuzz_run *run, int device)
@@ -232,10 +217,8 @@ void fuzz_check_recovery(struct fuzz_run *run, int device)
 /* README's region sizes for a BAR2 backed by f->backed bytes; returns BAR2's. */
 static uint64_t set_sizes(struct region_fuzz *f)
 {
-	uint64_t bar;
+	uint64_t bar = bar2_size_for(f->backed);
 
-	for (bar = 1; bar < f->backed; bar <<= 1)
-		;
 	f->size[VFIO_PCI_BAR0_REGION_INDEX] = 8;
 	f->size[VFIO_PCI_BAR2_REGION_INDEX] = bar;
 	f->size[VFIO_PCI_CONFIG_REGION_INDEX] = 256;
@@ -264,9 +247,7 @@ static void *region_thread(void *arg)
 	 * A file of its own, from the same group (the cdev refuses a device
 	 * its group has open: EBUSY).
 	 */
-	device = ioctl(t->group, VFIO_GROUP_GET_DEVICE_FD, t->uuid);
-	if (device < 0)
-		fuzz_fail(t->f->run, "a second VFIO_GROUP_GET_DEVICE_FD: %s", strerror(errno));
+	device = fuzz_group_file(t->f->run, t->group, t->uuid);
 	for (i = 0; buf && device >= 0 && i < t->cases; i++)
 		one_case(&r, t->f, &a, buf, device);
 	if (device >= 0)
@@ -333,7 +314,7 @@ void region_fuzzer(struct fuzz_run *run, const char *uuid, uint64_t backed)
 
 	fuzz_check_recovery(run, f.device);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	fuzz_log_rate_ok(run, log, f.refusals, fuzz_seconds(&t0, &t1));
+	fuzz_log_rate_ok(run, log, f.refusals, seconds_between(&t0, &t1));
 	run->refused = f.refusals;
 	rmtty_vfio_close(&v);
 out:

@@ -536,7 +536,7 @@ void sysfs_fuzzer(struct fuzz_run *run, unsigned int units, unsigned int unit_mi
 		check_model(f);
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
-	fuzz_log_rate_ok(run, kmsg, f->refusals, fuzz_seconds(&t0, &t1));
+	fuzz_log_rate_ok(run, kmsg, f->refusals, seconds_between(&t0, &t1));
 	run->refused = f->refusals;
 	for (i = 0; i < f->m.n; i++)
 		rmtty_remove(f->m.dev[i].uuid);

@@ -20,6 +20,7 @@
 #include "kselftest_harness.h"
 #include "rmtty_fuzz.h"
 #include "rmtty_util.h"
+#include "rmtty_vfio.h"
 
 #define DEFAULT_CASES	300
 #define DEFAULT_SEED	0x726d747479ull	/* "rmtty" */
@@ -56,9 +57,7 @@ static uint64_t env_number(const char *name, uint64_t otherwise)
 
 FIXTURE_SETUP(fuzz)
 {
-	rmtty_require_reload(_metadata, &variant->p, &self->units, &self->unit_mib);
-	self->kmsg = kmsg_open();
-	ASSERT_LE(0, self->kmsg);
+	rmtty_setup_watched(_metadata, &variant->p, &self->units, &self->unit_mib, &self->kmsg);
 	self->run.seed = env_number("RMTTY_FUZZ_SEED", DEFAULT_SEED);
 	self->run.cases = env_number("RMTTY_FUZZ_CASES", DEFAULT_CASES);
 }
@@ -76,9 +75,7 @@ FIXTURE_TEARDOWN(fuzz)
 		EXPECT_EQ(self->units / n, rmtty_type_long(n, "available_instances"))
 			TH_LOG("rmtty-%u: the pool is not whole after the fuzzer", n);
 	}
-	EXPECT_EQ(0, kmsg_splats(self->kmsg));
-	close(self->kmsg);
-	rmtty_expect_cleanup(_metadata);
+	rmtty_teardown_watched(_metadata, self->kmsg);
 }
 
 TEST_F_TIMEOUT(fuzz, sysfs, 1800)
@@ -116,15 +113,12 @@ TEST_F_TIMEOUT(fuzz, state, 1800)
 /* A device of rmtty-4: 4 units of memory, in a BAR2 of the next power of two. */
 TEST_F_TIMEOUT(fuzz, ioctl, 1800)
 {
-	uint64_t bar2 = 1;
 	char uuid[UUID_LEN + 1];
 
 	self->run.name = "ioctl";
 	rmtty_uuid(uuid, 0x400);
 	ASSERT_EQ(0, rmtty_create(4, uuid));
-	while (bar2 < (4ull * self->unit_mib << 20))
-		bar2 <<= 1;
-	ioctl_fuzzer(&self->run, uuid, bar2);
+	ioctl_fuzzer(&self->run, uuid, bar2_size_for(4ull * self->unit_mib << 20));
 	EXPECT_EQ(0, rmtty_remove(uuid));
 }
 

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "kselftest.h"
 #include "rmtty_race.h"
 
 const struct rmtty_params race_pool = { .units = 13, .unit_mib = 1 };
@@ -12,7 +13,7 @@ void count(struct tally *t, int ret)
 {
 	int err = ret < 0 ? -ret : ret;
 
-	__atomic_add_fetch(&t->n[err < MAX_ERRNO ? err : MAX_ERRNO - 1], 1, __ATOMIC_RELAXED);
+	__atomic_add_fetch(&t->n[err < MAX_ERRNO ? err : MAX_ERRNO], 1, __ATOMIC_RELAXED);
 }
 
 unsigned int race_seconds(void)
@@ -28,7 +29,7 @@ double since(const struct timespec *t0)
 	struct timespec t;
 
 	clock_gettime(CLOCK_MONOTONIC, &t);
-	return t.tv_sec - t0->tv_sec + (t.tv_nsec - t0->tv_nsec) / 1e9;
+	return seconds_between(t0, &t);
 }
 
 void pause_ms(unsigned int ms)
@@ -51,7 +52,7 @@ bool running(struct crowd *c)
 
 bool crowd_add(struct crowd *c, void *(*fn)(void *), void *arg)
 {
-	if (c->n == sizeof(c->tid) / sizeof(c->tid[0]) ||
+	if (c->n == ARRAY_SIZE(c->tid) ||
 	    pthread_create(&c->tid[c->n], NULL, fn, arg))
 		return false;
 	c->n++;

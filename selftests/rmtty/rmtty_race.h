@@ -13,15 +13,16 @@
 
 #include "rmtty_util.h"
 
+/* Errnos counted one by one; those above, together. */
 #define MAX_ERRNO	160
 
 /* How long each race runs, in seconds: $RMTTY_RACE_SECONDS, or 3. */
 unsigned int race_seconds(void);
 
-/* What a kind of request returned, by errno (0: success). */
+/* What a kind of request returned, by errno (0: success; MAX_ERRNO: any above). */
 struct tally {
 	const char *what;
-	unsigned long n[MAX_ERRNO];
+	unsigned long n[MAX_ERRNO + 1];
 };
 
 /* Count @ret (0 or -errno) in @t; safe from several threads. */
@@ -44,7 +45,10 @@ struct crowd {
 void crowd_wait(struct crowd *c);
 /* Whether the crowd still runs. */
 bool running(struct crowd *c);
-/* A thread of the crowd, running @fn(@arg) once the crowd goes; false if none. */
+/*
+ * A thread of the crowd running @fn(@arg), which must call crowd_wait()
+ * first; false if there is none.
+ */
 bool crowd_add(struct crowd *c, void *(*fn)(void *), void *arg);
 /* Let the crowd's threads go, all at once. */
 void crowd_go(struct crowd *c);
@@ -81,18 +85,20 @@ static inline void expect_only(struct __test_metadata *_metadata, const struct t
 {
 	unsigned int err, i;
 	char line[512];
-	int len;
+	size_t len;
 
 	len = snprintf(line, sizeof(line), "%s: %lu succeeded", t->what, t->n[0]);
-	for (err = 1; err < MAX_ERRNO; err++) {
+	for (err = 1; err <= MAX_ERRNO; err++) {
 		if (!t->n[err])
 			continue;
-		len += snprintf(line + len, sizeof(line) - len, ", %lu %s", t->n[err],
-				strerrorname_np(err) ?: "?");
+		if (len < sizeof(line))
+			len += snprintf(line + len, sizeof(line) - len, ", %lu %s", t->n[err],
+					err < MAX_ERRNO ? strerrorname_np(err) : "above");
 		for (i = 0; i < nr && allowed[i] != (int)err; i++)
 			;
 		EXPECT_LT(i, nr) TH_LOG("%s: refused with %s, which README does not name here",
-					t->what, strerror(err));
+					t->what,
+					err < MAX_ERRNO ? strerror(err) : "an errno above");
 	}
 	TH_LOG("%s", line);
 }
@@ -102,22 +108,16 @@ static inline void expect_only(struct __test_metadata *_metadata, const struct t
 		    sizeof((const int[]){ __VA_ARGS__ }) / sizeof(int))
 #define EXPECT_NONE_REFUSED(t) expect_only(_metadata, (t), NULL, 0)
 
-/* In a fixture's setup: rmtty loaded with race_pool, a kernel log reader in @kmsg. */
-static inline void race_setup(struct __test_metadata *_metadata, unsigned int *units,
-			      unsigned int *unit_mib, int *kmsg)
-{
-	rmtty_require_reload(_metadata, &race_pool, units, unit_mib);
-	*kmsg = kmsg_open();
-	ASSERT_LE(0, *kmsg);
-}
-
-/* In a fixture's teardown: no splat since the setup, and rmtty unloads. */
-static inline void race_teardown(struct __test_metadata *_metadata, int kmsg)
-{
-	EXPECT_EQ(0, kmsg_splats(kmsg));
-	close(kmsg);
-	rmtty_expect_cleanup(_metadata);
-}
+/*
+ * In a test: a thread of crowd @c running @fn(@arg), or the crowd's other
+ * threads stopped (they use the test's stack) and the test failed.
+ */
+#define CROWD_ADD(c, fn, arg) do {				\
+	if (!crowd_add((c), (fn), (arg))) {			\
+		crowd_stop(c);					\
+		ASSERT_TRUE(false) TH_LOG("no thread for %s", #fn);	\
+	}							\
+} while (0)
 #endif
 
 #endif /* RMTTY_RACE_H */

@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #define RMTTY_PARENT	"/sys/class/mdev_bus/rmtty"
 #define RMTTY_TYPES	RMTTY_PARENT "/mdev_supported_types"
@@ -20,6 +22,12 @@
 /* The types, by units per instance. */
 #define RMTTY_NR_TYPES	3
 extern const unsigned int rmtty_type_units[RMTTY_NR_TYPES];
+
+/* The seconds from @t0 to @t1 (CLOCK_MONOTONIC readings). */
+static inline double seconds_between(const struct timespec *t0, const struct timespec *t1)
+{
+	return t1->tv_sec - t0->tv_sec + (t1->tv_nsec - t0->tv_nsec) / 1e9;
+}
 
 /* Module parameters a test loads rmtty with; 0 means the default. */
 struct rmtty_params {
@@ -161,6 +169,27 @@ static inline void rmtty_expect_cleanup(struct __test_metadata *_metadata)
 	int ret = rmtty_cleanup();
 
 	EXPECT_EQ(0, ret) TH_LOG("unloading rmtty: %s", strerror(-ret));
+}
+
+/*
+ * In a fixture's setup: rmtty reloaded with @p (see rmtty_require_reload()),
+ * and a reader of the kernel log from here on in @kmsg.
+ */
+static inline void rmtty_setup_watched(struct __test_metadata *_metadata,
+				       const struct rmtty_params *p, unsigned int *units,
+				       unsigned int *unit_mib, int *kmsg)
+{
+	rmtty_require_reload(_metadata, p, units, unit_mib);
+	*kmsg = kmsg_open();
+	ASSERT_LE(0, *kmsg);
+}
+
+/* In a fixture's teardown after rmtty_setup_watched(): no splat, and rmtty unloads. */
+static inline void rmtty_teardown_watched(struct __test_metadata *_metadata, int kmsg)
+{
+	EXPECT_EQ(0, kmsg_splats(kmsg));
+	close(kmsg);
+	rmtty_expect_cleanup(_metadata);
 }
 
 /*

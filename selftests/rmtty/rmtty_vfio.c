@@ -108,6 +108,10 @@ static int open_cdev(struct rmtty_vfio *v, const char *uuid)
 		if (entry->d_name[0] != '.')
 			snprintf(name, sizeof(name), "%s", entry->d_name);
 	closedir(dir);
+	if (!name[0]) {
+		errno = ENOENT;
+		return failed("the device's vfio-dev directory");
+	}
 	snprintf(path, sizeof(path), "/dev/vfio/devices/%s", name);
 	ret = before_device();
 	if (ret)
@@ -151,6 +155,24 @@ void rmtty_vfio_close(struct rmtty_vfio *v)
 			close(*fds[i]);
 		*fds[i] = -1;
 	}
+}
+
+__u64 bar2_size_for(__u64 memory)
+{
+	__u64 bar = 1;
+
+	while (bar < memory)
+		bar <<= 1;
+	return bar;
+}
+
+bool config_identity_ok(int device)
+{
+	__u8 id[12];
+
+	return pread(device, id, sizeof(id), CONFIG_OFFSET) == sizeof(id) &&
+	       get_le16(id) == 0x4348 && get_le16(id + 2) == 0x3253 &&
+	       (get_le32(id + 8) >> 8) == 0x070002;
 }
 
 int bar0_read(int device, unsigned int reg)

@@ -45,6 +45,18 @@ extern bool rmtty_vfio_quiet;
 /* Close whatever of @v is open. */
 void rmtty_vfio_close(struct rmtty_vfio *v);
 
+/*
+ * README's BAR2 size for @memory bytes of device memory: the next power of
+ * two at or above it.
+ */
+__u64 bar2_size_for(__u64 memory);
+/*
+ * Whether the configuration space of @device reads README's identity:
+ * vendor 0x4348, device 0x3253, and at 0x09 the class code of a
+ * 16550-compatible (0x02) serial (0x00) communication controller (0x07).
+ */
+bool config_identity_ok(int device);
+
 /* One UART register at BAR0: the value read, or -errno. */
 int bar0_read(int device, unsigned int reg);
 /* Write one UART register; 0 or -errno. */
