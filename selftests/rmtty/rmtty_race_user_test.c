@@ -221,7 +221,7 @@ TEST_F_TIMEOUT(door, remove_races_its_users, 300)
 	struct aggregator a = { &self->crowd, &aggregations, .devices = 1, .max = 2,
 				.units = self->units };
 	char uuid[1][UUID_LEN + 1], version[128], path[256];
-	unsigned int round, seed = 1;
+	unsigned int round, i, seed = 1;
 	struct timespec t0;
 
 	rmtty_uuid(uuid[0], 0x4000);
@@ -239,6 +239,9 @@ TEST_F_TIMEOUT(door, remove_races_its_users, 300)
 		CROWD_ADD(&self->crowd, aggregate, &a);
 		crowd_go(&self->crowd);
 		pause_ms(20 + rand_r(&seed) % 200);
+		/* Until one save has completed at all: on a slow machine it may take a while. */
+		for (i = 0; i < 300 && !__atomic_load_n(&r.transfers.n[0], __ATOMIC_RELAXED); i++)
+			pause_ms(10);
 		EXPECT_EQ(0, rmtty_remove(uuid[0])) TH_LOG("round %u", round);
 		crowd_stop(&self->crowd);
 		EXPECT_FALSE(rmtty_device_exists(uuid[0]));
