@@ -54,10 +54,10 @@
 # page the writer was at possibly in part), fewer than BAR2 holds short of
 # the target's. The target's memory held another pattern before.
 #
-# The target QEMU starts paused (-S) and stays so after the migration until
-# the nested guest's RAM, dumped on both sides, is found the same page for
-# page: a guest that crashes on the target then points at the device, not at
-# a RAM page QEMU lost (see GUEST_RAM below).
+# The target QEMU starts paused (-S) and runs after the migration only if
+# the nested guest's RAM, dumped on both sides, is the same page for page: a
+# guest that then fails on the target points at the device, not at a RAM
+# page QEMU lost (see GUEST_RAM below).
 #
 # After the migration the guest on the target reads back the divisor, the
 # scratch register, LCR, MCR, IER 0x04, its command register and data ready
@@ -91,6 +91,7 @@ PORT=$(cd "$(dirname "$0")" && pwd)/rmtty_port
 
 # Time limits, scaled to the machine's speed with rmtty_lib.sh's CPU loop.
 # The boot to "ready" gets BOOT_TIMEOUT s, the migration MIGRATE_TIMEOUT, the
+# comparison of the nested guest's RAM on both sides COMPARE_TIMEOUT, the
 # guest's work on the target after it AFTER_TEXT, and a QEMU's exit
 # QUIT_TIMEOUT; all scaled by the loop's slowdown (never less than 1), each
 # capped at its MAX, and all of them together within the runner's limit
@@ -99,6 +100,7 @@ PORT=$(cd "$(dirname "$0")" && pwd)/rmtty_port
 BOOT_TIMEOUT=1200
 MIGRATE_TIMEOUT=300
 AFTER_TIMEOUT=300
+COMPARE_TIMEOUT=120
 QUIT_TIMEOUT=120
 MAX_SCALE=4
 MARGIN=120
@@ -114,17 +116,20 @@ set_timeouts() {
 	boot_timeout=$((BOOT_TIMEOUT * scale100 / 100))
 	migrate_timeout=$((MIGRATE_TIMEOUT * scale100 / 100))
 	after_timeout=$((AFTER_TIMEOUT * scale100 / 100))
+	compare_timeout=$((COMPARE_TIMEOUT * scale100 / 100))
 	quit_timeout=$((QUIT_TIMEOUT * scale100 / 100))
-	sum=$((boot_timeout + migrate_timeout + after_timeout + 2 * quit_timeout))
+	sum=$((boot_timeout + migrate_timeout + after_timeout + compare_timeout + 2 * quit_timeout))
 	if [[ "$runner" =~ ^[0-9]+$ ]] && [ "$runner" -gt "$MARGIN" ] &&
 	   [ "$sum" -gt $((runner - MARGIN)) ]; then
 		boot_timeout=$((boot_timeout * (runner - MARGIN) / sum))
 		migrate_timeout=$((migrate_timeout * (runner - MARGIN) / sum))
 		after_timeout=$((after_timeout * (runner - MARGIN) / sum))
+		compare_timeout=$((compare_timeout * (runner - MARGIN) / sum))
 		quit_timeout=$((quit_timeout * (runner - MARGIN) / sum))
 	fi
 	ktap_print_msg "time limits: boot $boot_timeout s, migration $migrate_timeout s," \
-		"after it $after_timeout s, quit $quit_timeout s; the CPU loop took $ms ms," \
+		"RAM compared $compare_timeout s, after it $after_timeout s, quit $quit_timeout s;" \
+		"the CPU loop took $ms ms," \
 		"$RMTTY_REF_LOOP_MS ms on an idle machine; the runner's limit: ${runner:-none}"
 }
 
@@ -138,7 +143,7 @@ rmtty_reload unit_mib=$UNIT_MIB
 for prog in "$BAR2" "$PORT"; do
 	[ -x "$prog" ] || ktap_exit_fail_msg "$(basename "$prog") is not built ($prog)"
 done
-# Fifteen tests and the unload
+# Sixteen tests and the unload
 ktap_set_plan 17
 set_timeouts
 
@@ -313,29 +318,36 @@ device_sent() {
 # which -S keeps paused until the test lets it run, and where the first few
 # are; empty if a dump failed. The guest's RAM is QEMU's to migrate, not the
 # device's: a page that differs is one QEMU lost, and the guest on the
-# target runs on a stale copy of it.
+# target would run on a stale copy of it. The source's dump is reduced to a
+# hash a page before the target's is made: one dump at a time in $tmp.
 compare_ram() {
-	local name
+	local name budget=$((compare_timeout / 2))
 
 	ram=
 	for name in source target; do
-		qmp "$name" 120 hmp "pmemsave 0 $GUEST_RAM_BYTES \"$tmp/$name.ram\"" &&
-			[ -z "$qmp_out" ] || { msgs "$name: pmemsave: $qmp_out"; return; }
-	done
-	ram=$(python3 - "$tmp/source.ram" "$tmp/target.ram" <<'PY'
-import sys
-a, b = (open(path, "rb") for path in sys.argv[1:3])
-differ = []
-while True:
-    x, y = a.read(4096), b.read(4096)
-    if not x and not y:
-        break
-    if x != y:
-        differ.append(a.tell() - len(x))
+		qmp "$name" "$budget" hmp "pmemsave 0 $GUEST_RAM_BYTES \"$tmp/ram\"" &&
+			[ -z "$qmp_out" ] || { msgs "$name: pmemsave: $qmp_out"; break; }
+		ram=$(python3 - "$name" "$tmp/ram" "$tmp/ram.hashes" <<'PY'
+import hashlib, sys
+name, dump, hashes = sys.argv[1:4]
+with open(dump, "rb") as f:
+    pages = [hashlib.blake2b(p, digest_size=16).digest()
+             for p in iter(lambda: f.read(4096), b"")]
+if name == "source":
+    with open(hashes, "wb") as f:
+        f.write(b"".join(pages))
+    sys.exit(0)
+with open(hashes, "rb") as f:
+    theirs = f.read()
+source = [theirs[i:i + 16] for i in range(0, len(theirs), 16)]
+differ = [i * 4096 for i in range(max(len(pages), len(source)))
+          if i >= len(pages) or i >= len(source) or pages[i] != source[i]]
 print(len(differ), " ".join(f"{at:#x}" for at in differ[:8]))
 PY
-)
-	rm -f "$tmp/source.ram" "$tmp/target.ram"
+) || { ram=; break; }
+		rm -f "$tmp/ram"
+	done
+	rm -f "$tmp/ram" "$tmp/ram.hashes"
 }
 
 # console NAME LINE: send LINE to the nested guest's console on QEMU NAME.
@@ -472,14 +484,18 @@ if [ -z "$phase" ]; then
 	t=$(now_ms)
 	compare_ram
 	ktap_print_msg "the nested guest's RAM dumped and compared in $(since "$t")"
+	[ "${ram%% *}" = 0 ] ||
+		phase="migration: the nested guest's RAM on the target is not the source's (${ram:-no dump})"
+fi
+read -r ram_pages ram_where <<<"${ram:-}"
+[ "${ram_pages:-}" = 0 ]
+result "the nested guest's RAM on the target is the source's ($((GUEST_RAM_BYTES / 4096)) pages, ${ram_pages:-?} differ${ram_where:+ from $ram_where})"
+if [ -z "$phase" ]; then
 	qmp target 60 cont
 	[ "$qmp_out" = running ] || phase="migration: the target does not run (${qmp_out:-no answer})"
 fi
 [ -z "$phase" ]
 result "the target QEMU with rmtty device B completes the incoming migration and runs"
-read -r ram_pages ram_where <<<"${ram:-}"
-[ "${ram_pages:-}" = 0 ]
-result "the nested guest's RAM on the target is the source's ($((GUEST_RAM_BYTES / 4096)) pages, ${ram_pages:-?} differ${ram_where:+ from $ram_where})"
 
 # Beyond the first pass and the tail, a stream holds dirty pages only.
 again=$(( (${sent:-0} - first_pass - TAIL) / PAGE_RECORD ))
