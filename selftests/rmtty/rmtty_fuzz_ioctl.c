@@ -289,10 +289,15 @@ static void case_unknown(struct ioctl_fuzz *f)
 	expect(f, "an unknown command", ret, ENOTTY);
 }
 
-static void open_eventfds(struct ioctl_fuzz *f)
+/* A fuzzer of @run's cases on the open @device whose BAR2 has @bar2 bytes. */
+static void ioctl_fuzz_init(struct ioctl_fuzz *f, struct fuzz_run *run, int device, uint64_t bar2)
 {
 	unsigned int i;
 
+	f->run = run;
+	f->rng.state = run->seed;
+	f->device = device;
+	f->bar2 = bar2;
 	for (i = 0; i < EVENTFDS; i++)
 		f->eventfd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 }
@@ -354,11 +359,7 @@ void ioctl_fuzzer(struct fuzz_run *run, const char *uuid, uint64_t bar2)
 		fuzz_fail(run, "setting up: no memory, no kernel log, or the device did not open");
 		goto out;
 	}
-	f->run = run;
-	f->rng.state = run->seed;
-	f->device = v.device;
-	f->bar2 = bar2;
-	open_eventfds(f);
+	ioctl_fuzz_init(f, run, v.device, bar2);
 	clock_gettime(CLOCK_MONOTONIC, &t0);
 	run_cases(f);
 	clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -385,11 +386,7 @@ void ioctl_fuzz_shared(struct fuzz_run *run, int device, uint64_t memory)
 		fuzz_fail(run, "no memory");
 		return;
 	}
-	f->run = run;
-	f->rng.state = run->seed;
-	f->device = device;
-	f->bar2 = bar2_size_for(memory);
-	open_eventfds(f);
+	ioctl_fuzz_init(f, run, device, bar2_size_for(memory));
 	run_cases(f);
 	run->refused = f->refusals;
 	close_eventfds(f);
