@@ -94,7 +94,9 @@ for var in RMTTY_PLANT RMTTY_FUZZ_CASES RMTTY_FUZZ_SEED RMTTY_RACE_SECONDS; do
 	guest_vars+="$var=$(sh_quote "${!var:-}") "
 done
 guest_vars+="RMTTY_TESTS=$(sh_quote "${RMTTY_PROGRAMS:-${RMTTY_TESTS:-}}")"
-run_guest "$guest_vars $(sh_quote "$RMTTY_TOP/tools/guest/tests.sh")" |
+# The kernel crate's doctests run as a KUnit suite in this boot only.
+RMTTY_GUEST_APPEND="kunit.enable=1" \
+	run_guest "$guest_vars $(sh_quote "$RMTTY_TOP/tools/guest/tests.sh")" |
 	tee "$guest_log" | tee -a "$log"
 rc=${PIPESTATUS[0]}
 
@@ -172,11 +174,31 @@ if [ -n "$times" ]; then
 	} | tee -a "$log"
 fi
 
+# The kernel crate's doctests ran at boot (KUnit's rust_doctests_kernel):
+# none failed, and every example in the abstractions' files ran and passed,
+# as many as those files hold (code blocks in their rustdoc).
+kmsg=$RMTTY_GUEST_OUT/kmsg.log
+abstraction_files=$(cd "$RMTTY_TOP/rust" && find kernel -name '*.rs' | sort)
+examples=0
+for f in $abstraction_files; do
+	n=$(grep -cE '^ *//[/!] ```(rust)?$' "$RMTTY_TOP/rust/$f")
+	examples=$((examples + n))
+done
+doctest_names=$(sed 's|/|_|g; s|\.rs$|_rs|' <<<"$abstraction_files" | paste -sd'|')
+doctests=$(grep -oE '(not )?ok [0-9]+ rust_doctest_kernel_[a-z0-9_]+' "$kmsg" 2>/dev/null)
+# A test is named rust_doctest_kernel_<its file's path, _ for / and .>_<n>.
+passed=$(grep -E "^ok [0-9]+ rust_doctest_kernel_[a-z0-9_]*(${doctest_names})_[0-9]+$" <<<"$doctests" |
+	 grep -c .)
+failed=$(grep '^not ok' <<<"$doctests")
+[ -z "$failed" ] && [ -n "$doctests" ]
+tap $? "the kernel crate's doctests pass ($(grep -c . <<<"$doctests") run)" "${failed:-none ran}"
+[ "$passed" = "$examples" ] && [ "$examples" -gt 0 ]
+tap $? "the abstractions' $examples examples ran as doctests and passed ($passed)"
+
 # The guest's whole kernel log, from boot to the end of the suite: anything
 # the debug options report is a failure of the run, whatever caused it.
 # Lockdep reports start with "WARNING:" or "INFO:" (its boot banner must not
 # match); RCU stalls, hung tasks and lockups have their own words.
-kmsg=$RMTTY_GUEST_OUT/kmsg.log
 grep -q 'Linux version' "$kmsg" 2>/dev/null && grep -q 'rmtty: end of the test run' "$kmsg"
 tap $? "the guest's kernel log was kept from boot to the end of the suite" \
 	"$kmsg does not hold both the boot banner and the end of the run"

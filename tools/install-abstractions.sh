@@ -76,14 +76,14 @@ insert_before rust/kernel/lib.rs '^pub mod faux;' \
 pub mod eventfd;'
 
 insert_before rust/kernel/lib.rs '^pub mod miscdevice;' \
-'#[cfg(CONFIG_RUST_VFIO_MDEV_ABSTRACTIONS)]
+'#[cfg(CONFIG_RUST_MDEV_ABSTRACTIONS)]
 pub mod mdev;'
 
 insert_before rust/kernel/lib.rs '^pub mod rbtree;' \
 'pub mod ratelimit;'
 
 insert_before rust/kernel/lib.rs '^pub mod workqueue;' \
-'#[cfg(CONFIG_RUST_VFIO_MDEV_ABSTRACTIONS)]
+'#[cfg(CONFIG_RUST_VFIO_ABSTRACTIONS)]
 pub mod vfio;'
 
 edit rust/bindings/bindings_helper.h
@@ -137,19 +137,75 @@ append rust/kernel/mm/virt.rs \
     }
 }'
 
+# A registration checks that a release it waits for has already run.
+edit rust/kernel/sync/completion.rs
+append rust/kernel/sync/completion.rs \
+'impl Completion {
+    /// Returns whether the completion is done: whether a wait for it would return at once.
+    #[inline]
+    pub fn is_done(&self) -> bool {
+        // SAFETY: `self.as_raw()` is a pointer to a valid `struct completion`.
+        unsafe { bindings::completion_done(self.as_raw()) }
+    }
+}'
+
+# The VFIO abstractions are not mdev-specific: a symbol each. Both need the
+# C code they call built in, since the kernel crate is part of vmlinux.
+edit drivers/vfio/Kconfig
+insert_before drivers/vfio/Kconfig '^source "drivers/vfio/fsl-mc/Kconfig"' \
+'config RUST_VFIO_ABSTRACTIONS
+	bool "Rust abstractions for emulated VFIO devices"
+	depends on RUST && VFIO = y
+	select EVENTFD
+	help
+	  Rust abstractions for VFIO devices that the kernel emulates and
+	  registers with an emulated IOMMU, such as mediated devices: their
+	  ops, regions, interrupts and migration. VFIO must be built in,
+	  since the Rust kernel crate that calls it is part of the kernel
+	  image.
+'
+
 edit drivers/vfio/mdev/Kconfig
 append drivers/vfio/mdev/Kconfig \
-'config RUST_VFIO_MDEV_ABSTRACTIONS
-	bool "Rust VFIO mediated device abstractions"
-	depends on RUST && VFIO = y
+'config RUST_MDEV_ABSTRACTIONS
+	bool "Rust mediated device abstractions"
+	depends on RUST_VFIO_ABSTRACTIONS
 	select VFIO_MDEV
-	select EVENTFD
+	help
+	  Rust abstractions for the parent drivers of mediated devices
+	  (mdev): their types, attributes and devices. They select the mdev
+	  core, built in for the same reason as VFIO.'
+
+# The samples' entries: rmtty and rmmem are built out of this tree (make M=),
+# but their dependencies are stated where the kernel states a sample's.
+edit samples/rust/Kconfig
+insert_before samples/rust/Kconfig '^config SAMPLE_RUST_HOSTPROGS' \
+'config SAMPLE_RUST_RMTTY
+	tristate "Mediated serial device with aggregation and migration"
+	depends on RUST_MDEV_ABSTRACTIONS
 	select CRC32
 	help
-	  Rust abstractions for emulated VFIO devices and mediated device
-	  (mdev) parent drivers. They select the mdev core and need VFIO
-	  built in, since the Rust kernel crate that calls them is part of
-	  the kernel image.'
+	  This option builds rmtty, the Rust sibling of the mtty sample: an
+	  mdev parent with aggregatable types, migration_version and the
+	  VFIO migration region and protocol.
+
+	  To compile this as a module, choose M here:
+	  the module will be called rmtty.
+
+	  If unsure, say N.
+
+config SAMPLE_RUST_RMMEM
+	tristate "Mediated devices of plain memory"
+	depends on RUST_MDEV_ABSTRACTIONS
+	help
+	  This option builds rmmem, an mdev parent whose types are learned at
+	  load time and whose devices are one region of memory each.
+
+	  To compile this as a module, choose M here:
+	  the module will be called rmmem.
+
+	  If unsure, say N.
+'
 
 # Patches of the series (tools/kernel/patches), applied to pristine copies.
 for patch in "$top"/tools/kernel/patches/*.patch; do

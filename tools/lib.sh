@@ -126,6 +126,7 @@ RMTTY_GUEST_MEMORY=${RMTTY_GUEST_MEMORY:-4G}
 # line, which is limited to 2 KiB. The guest's output (stdout and stderr,
 # merged) is piped, never left pointing at a file: QEMU reopens the file and
 # truncates it, and two ports writing to it overwrite each other.
+# RMTTY_GUEST_APPEND adds to the kernel command line.
 run_guest() {
 	local rc script
 	rm -rf "$RMTTY_GUEST_OUT"
@@ -134,7 +135,8 @@ run_guest() {
 	{ guest_env; printf '%s\n' "$1"; } >"$script"
 	timeout -k 30 "${RMTTY_GUEST_TIMEOUT:-3900}" \
 		vng --disable-kvm --force-9p --run "$KOUT" --memory "$RMTTY_GUEST_MEMORY" --cpus 2 \
-		    --append "root=/dev/root $RMTTY_GUEST_CMDLINE" --rwdir "$RMTTY_GUEST_OUT" \
+		    --append "root=/dev/root $RMTTY_GUEST_CMDLINE ${RMTTY_GUEST_APPEND:-}" \
+		    --rwdir "$RMTTY_GUEST_OUT" \
 		    --exec "bash $(sh_quote "$script")" 2>&1 | cat
 	rc=${PIPESTATUS[0]}
 	rm -f "$script"

@@ -16,6 +16,90 @@
 //! - a [`Parent`], which registers a device as the parent of the driver's types, owns the
 //!   driver's state and keeps the driver registration alive for as long as it is registered.
 //!
+//! # Examples
+//!
+//! A parent of types it learns when it registers, each with a count of the devices that may still
+//! be created, which a device borrows while it is bound:
+//!
+//! ```
+//! use kernel::{
+//!     driver, fmt,
+//!     mdev::{self, Parent, ParentDevice, Type, TypeInfo},
+//!     prelude::*,
+//!     str::CString,
+//!     sync::{
+//!         atomic::{Atomic, Relaxed},
+//!         Arc,
+//!     },
+//!     ThisModule,
+//! };
+//!
+//! /// A type: how many more devices of it may be created.
+//! struct Slots(Atomic<u32>);
+//!
+//! struct Sample;
+//!
+//! #[vtable]
+//! impl mdev::Driver for Sample {
+//!     type TypeData = Slots;
+//!     type Data<'bound> = &'bound Slots;
+//!     type DeviceAttr = ();
+//!     type TypeAttr = ();
+//!
+//!     const DEVICE_API: &'static CStr = c"vfio-platform";
+//!
+//!     fn probe<'bound>(
+//!         &'bound self,
+//!         _dev: &'bound mdev::Device<kernel::device::Core<'_>>,
+//!         mtype: &'bound Type<Self>,
+//!     ) -> impl PinInit<&'bound Slots, Error> + 'bound {
+//!         let slots = mtype.info().data();
+//!         match slots.0.load(Relaxed) {
+//!             0 => Err(ENOSPC),
+//!             _ => {
+//!                 slots.0.fetch_sub(1, Relaxed);
+//!                 Ok(slots)
+//!             }
+//!         }
+//!     }
+//!
+//!     fn unbind<'bound>(
+//!         &'bound self,
+//!         _dev: &'bound mdev::Device<kernel::device::Core<'_>>,
+//!         slots: Pin<&&'bound Slots>,
+//!     ) {
+//!         slots.0.fetch_add(1, Relaxed);
+//!     }
+//!
+//!     fn available_instances(&self, mtype: &Type<Self>) -> u32 {
+//!         mtype.info().data().0.load(Relaxed)
+//!     }
+//! }
+//!
+//! fn register(module: &'static ThisModule) -> Result<Pin<KBox<Parent<Sample>>>> {
+//!     let driver = Arc::pin_init(driver::Registration::new(c"mdev_sample", module), GFP_KERNEL)?;
+//!     let mut types = KVec::new();
+//!     for kib in [4, 8] {
+//!         let name = CString::try_from_fmt(fmt!("{kib}k"))?;
+//!         let pretty_name = CString::try_from_fmt(fmt!("sample, {kib} KiB"))?;
+//!         types.push(TypeInfo::new(name, pretty_name, Slots(Atomic::new(2))), GFP_KERNEL)?;
+//!     }
+//!     // The types are `mdev_sample-4k` and `mdev_sample-8k`, under
+//!     // `/sys/class/mdev_bus/mdev_sample/mdev_supported_types/`, until the parent is dropped.
+//!     let dev = ParentDevice::new(c"mdev_sample")?;
+//!     KBox::pin_init(Parent::new(dev, driver, types, Ok::<_, Error>(Sample)), GFP_KERNEL)
+//! }
+//!
+//! # // SAFETY: Doctests are built into the kernel image, whose `THIS_MODULE` is NULL.
+//! # static MODULE: ThisModule = unsafe { ThisModule::from_ptr(core::ptr::null_mut()) };
+//! let parent = register(&MODULE)?;
+//! assert_eq!(parent.device().as_ref().name(), c"mdev_sample");
+//! drop(parent);
+//! // Everything went with it: the same names register again.
+//! drop(register(&MODULE)?);
+//! # Ok::<(), Error>(())
+//! ```
+//!
 //! C header: [`include/linux/mdev.h`](srctree/include/linux/mdev.h)
 
 use crate::{
@@ -43,7 +127,7 @@ mod parent;
 pub use attr::{
     Attribute,
     AttributeGroup,
-    MAX_DEVICE_ATTRIBUTE_GROUPS, //
+    MAX_ATTRIBUTE_GROUPS, //
 };
 pub use parent::{
     Parent,
@@ -52,7 +136,10 @@ pub use parent::{
     TypeInfo, //
 };
 
-use attr::DeviceAttributeTable;
+use attr::{
+    DeviceAttributeTable,
+    TypeAttributeTable, //
+};
 use parent::ParentCore;
 
 /// The parent driver of mediated devices.
@@ -62,8 +149,8 @@ use parent::ParentCore;
 /// registered, concurrently with each other.
 ///
 /// Attributes the driver adds to its devices ([`Driver::DEVICE_ATTRIBUTE_GROUPS`]) and to its
-/// types ([`Driver::TYPE_ATTRIBUTES`]) are named by values of the driver's own identifier types,
-/// which the show and store callbacks receive.
+/// types ([`Driver::TYPE_ATTRIBUTE_GROUPS`]) are named by values of the driver's own identifier
+/// types, which the show and store callbacks receive.
 #[vtable]
 pub trait Driver: Send + Sync + Sized + 'static {
     /// The driver's information about one of its types, e.g. the resources a device needs.
@@ -71,44 +158,47 @@ pub trait Driver: Send + Sync + Sized + 'static {
 
     /// The driver's private data of one device, created by [`Driver::probe`] and dropped after
     /// the device is unbound.
-    type Data: Send + Sync;
+    ///
+    /// It may borrow from the parent's state and from the device's [`Type`] for `'bound`, the
+    /// time the device is bound: the [`Parent`] that owns both removes its devices first.
+    type Data<'bound>: Send + Sync + 'bound;
 
     /// Identifies a device attribute of [`Driver::DEVICE_ATTRIBUTE_GROUPS`].
     type DeviceAttr: Copy + Send + Sync + 'static;
 
-    /// Identifies a type attribute of [`Driver::TYPE_ATTRIBUTES`].
+    /// Identifies a type attribute of [`Driver::TYPE_ATTRIBUTE_GROUPS`].
     type TypeAttr: Copy + Send + Sync + 'static;
 
     /// The device API of every type, shown in the type's `device_api`, e.g. `c"vfio-pci"`.
     const DEVICE_API: &'static CStr;
 
-    /// The types of the parent, in the order they are registered.
-    const TYPES: &'static [TypeInfo<Self::TypeData>];
-
     /// Attribute groups added to every device while it is bound to the driver.
     ///
-    /// At most [`MAX_DEVICE_ATTRIBUTE_GROUPS`] groups.
+    /// At most [`MAX_ATTRIBUTE_GROUPS`] groups.
     const DEVICE_ATTRIBUTE_GROUPS: &'static [AttributeGroup<Self::DeviceAttr>] = &[];
 
-    /// Attributes added to the sysfs node of every type, beside the core's `create`, `name`,
-    /// `description`, `device_api`, `available_instances` and `devices/`.
+    /// Attribute groups added to the sysfs node of every type, beside the core's `create`,
+    /// `name`, `description`, `device_api`, `available_instances` and `devices/`.
     ///
-    /// They appear right after the core has registered the parent, hence after the parent's
-    /// `MDEV_STATE=registered` uevent: userspace that reacts to that uevent must not expect them
-    /// to exist yet.
-    const TYPE_ATTRIBUTES: &'static [Attribute<Self::TypeAttr>] = &[];
+    /// They exist before the parent's `MDEV_STATE=registered` uevent, and until every device of
+    /// the parent is gone. At most [`MAX_ATTRIBUTE_GROUPS`] groups.
+    const TYPE_ATTRIBUTE_GROUPS: &'static [AttributeGroup<Self::TypeAttr>] = &[];
 
     /// Creates the private data of a device of type `mtype` that userspace has just created.
     ///
     /// An error fails the userspace write to `create` with that error.
-    fn probe<'a>(
-        &'a self,
-        dev: &'a Device<device::Core<'_>>,
-        mtype: &'a Type<Self>,
-    ) -> impl PinInit<Self::Data, Error> + 'a;
+    fn probe<'bound>(
+        &'bound self,
+        dev: &'bound Device<device::Core<'_>>,
+        mtype: &'bound Type<Self>,
+    ) -> impl PinInit<Self::Data<'bound>, Error> + 'bound;
 
     /// Called when the device is removed, before its private data is dropped.
-    fn unbind(&self, dev: &Device<device::Core<'_>>, data: Pin<&Self::Data>) {
+    fn unbind<'bound>(
+        &'bound self,
+        dev: &'bound Device<device::Core<'_>>,
+        data: Pin<&Self::Data<'bound>>,
+    ) {
         let _ = (dev, data);
     }
 
@@ -128,7 +218,7 @@ pub trait Driver: Send + Sync + Sized + 'static {
     fn show_device_attribute(
         &self,
         dev: &Device<device::Bound>,
-        data: Pin<&Self::Data>,
+        data: Pin<&Self::Data<'_>>,
         attr: Self::DeviceAttr,
         f: &mut Formatter<'_>,
     ) -> Result {
@@ -142,7 +232,7 @@ pub trait Driver: Send + Sync + Sized + 'static {
     fn store_device_attribute(
         &self,
         dev: &Device<device::Bound>,
-        data: Pin<&Self::Data>,
+        data: Pin<&Self::Data<'_>>,
         attr: Self::DeviceAttr,
         input: &[u8],
     ) -> Result {
@@ -163,7 +253,7 @@ pub trait Driver: Send + Sync + Sized + 'static {
 
     /// Handles a write of `input` to the type attribute `attr` of `mtype`.
     ///
-    /// Every write is a whole value, as with regular sysfs attributes, at most one page long.
+    /// `input` is what userspace wrote, newline included.
     fn store_type_attribute(
         &self,
         mtype: &Type<Self>,
@@ -247,12 +337,13 @@ pub struct Adapter<T: Driver>(T);
 
 // SAFETY:
 // - `bindings::mdev_driver` is a C type declared as `repr(C)`.
-// - `T::Data` is the type of the driver's device private data stored by `probe_callback`.
+// - `T::Data<'bound>` is the type of the driver's device private data stored by
+//   `probe_callback`.
 // - `DEVICE_DRIVER_OFFSET` is the offset of the `struct device_driver` embedded in
 //   `struct mdev_driver`.
 unsafe impl<T: Driver> driver::DriverLayout for Adapter<T> {
     type DriverType = bindings::mdev_driver;
-    type DriverData<'bound> = T::Data;
+    type DriverData<'bound> = T::Data<'bound>;
     const DEVICE_DRIVER_OFFSET: usize = offset_of!(bindings::mdev_driver, driver);
 }
 
@@ -263,11 +354,12 @@ unsafe impl<T: Driver> driver::RegistrationOps for Adapter<T> {
         name: &'static CStr,
         module: &'static ThisModule,
     ) -> Result {
-        let groups = DeviceAttributeTable::<T::DeviceAttr>::new::<T>()?;
+        let dev_groups = attr::device_attribute_table::<T>()?;
+        let type_groups = attr::type_attribute_table::<T>()?;
         let drv = mdrv.get();
 
         // SAFETY: The driver is not registered yet, so its fields may be set. Everything they
-        // point to is static, except `dev_groups`, which `unregister` frees.
+        // point to is static, except `dev_groups` and `type_groups`, which `unregister` frees.
         unsafe {
             (*drv).device_api = T::DEVICE_API.as_char_ptr();
             (*drv).probe = Some(Self::probe_callback);
@@ -278,18 +370,17 @@ unsafe impl<T: Driver> driver::RegistrationOps for Adapter<T> {
             }
             (*drv).driver.name = name.as_char_ptr();
             (*drv).driver.owner = module.0;
-            (*drv).driver.dev_groups = groups.into_raw();
+            (*drv).type_groups = type_groups.into_raw();
+            (*drv).driver.dev_groups = dev_groups.into_raw();
         }
 
         // SAFETY: `drv` is a valid `struct mdev_driver`, pinned until `unregister` by the
         // safety requirements of `register`.
         let ret = to_result(unsafe { bindings::mdev_register_driver(drv) });
         if ret.is_err() {
-            // SAFETY: `dev_groups` was set above from `DeviceAttributeTable::into_raw` and the
-            // driver core has not used it, since registration failed.
-            drop(unsafe {
-                DeviceAttributeTable::<T::DeviceAttr>::from_raw((*drv).driver.dev_groups)
-            });
+            // SAFETY: The tables were set above and the cores have not used them, since
+            // registration failed.
+            unsafe { Self::free_attribute_tables(drv) };
         }
         ret
     }
@@ -300,14 +391,28 @@ unsafe impl<T: Driver> driver::RegistrationOps for Adapter<T> {
         // SAFETY: By the safety requirements `drv` was registered by `register`.
         unsafe { bindings::mdev_unregister_driver(drv) };
 
-        // SAFETY: `dev_groups` was set by `register` from `DeviceAttributeTable::into_raw`. The
-        // driver is unregistered, so no device is bound to it and no attribute of the table
+        // SAFETY: The driver is unregistered, so no device is bound to it, and it has no parent
+        // left (each `Parent` holds a reference to the registration): no attribute of the tables
         // exists any more.
-        drop(unsafe { DeviceAttributeTable::<T::DeviceAttr>::from_raw((*drv).driver.dev_groups) });
+        unsafe { Self::free_attribute_tables(drv) };
     }
 }
 
 impl<T: Driver> Adapter<T> {
+    /// Frees the attribute tables that `register` gave to `drv`.
+    ///
+    /// # Safety
+    ///
+    /// `drv` must have been set up by `register`, and neither core may use the tables any more.
+    unsafe fn free_attribute_tables(drv: *mut bindings::mdev_driver) {
+        // SAFETY: By the safety requirements both were set from `into_raw` of tables of these
+        // types, and are no longer used.
+        unsafe {
+            drop(DeviceAttributeTable::<T>::from_raw((*drv).driver.dev_groups));
+            drop(TypeAttributeTable::<T>::from_raw((*drv).type_groups));
+        }
+    }
+
     /// Returns the driver state of the parent of `mdev`.
     ///
     /// # Safety
@@ -348,7 +453,7 @@ impl<T: Driver> Adapter<T> {
 
         // SAFETY: `remove_callback` is only called after a successful `probe_callback`, which
         // stored a `Pin<KBox<T::Data>>`; it is dropped only after this returns.
-        let data = unsafe { dev.as_ref().drvdata_borrow::<T::Data>() };
+        let data = unsafe { dev.as_ref().drvdata_borrow::<T::Data<'_>>() };
 
         parent.data().unbind(dev, data);
     }

@@ -8,8 +8,8 @@
 //! are registered with an emulated IOMMU and work with both front doors, the group/container
 //! (`/dev/vfio/<group>`) and the iommufd character device (`/dev/vfio/devices/vfioN`).
 //!
-//! A driver implements [`Driver`] on the data of its device and creates a [`Registration`], which
-//! allocates the `struct vfio_device` with the data inside and registers it; dropping the
+//! A driver implements [`DeviceOps`] on the data of its device and creates a [`Registration`],
+//! which allocates the `struct vfio_device` with the data inside and registers it; dropping the
 //! registration unregisters the device, waiting for userspace to close it.
 //!
 //! C header: [`include/linux/vfio.h`](srctree/include/linux/vfio.h)
@@ -77,8 +77,39 @@ use request::Request;
 /// An error a callback returns reaches userspace, and the device logs it, rate limited, with
 /// what userspace asked: drivers need not log their refusals. A driver that logs a reason of its
 /// own returns [`Refusal::logged`], so that a refusal is one line in the log.
+///
+/// # Examples
+///
+/// A device with one region of 64 bytes of zeros, which a parent driver registers when it
+/// binds:
+///
+/// ```
+/// use kernel::{device, prelude::*, uaccess::UserSliceWriter, vfio};
+///
+/// struct Zeros;
+///
+/// #[vtable]
+/// impl vfio::DeviceOps for Zeros {
+///     const NAME: &'static CStr = c"zeros";
+///
+///     fn read(&self, buf: &mut UserSliceWriter, pos: u64) -> Result<usize, vfio::Refusal> {
+///         let (index, offset) = vfio::region::split(pos);
+///         let len = buf.len();
+///         let end = usize::try_from(offset)?.checked_add(len).ok_or(EINVAL)?;
+///         if index != 0 || end > 64 {
+///             return Err(EINVAL.into());
+///         }
+///         buf.write_slice(&[0; 64][..len])?;
+///         Ok(len)
+///     }
+/// }
+///
+/// fn bind(parent: &device::Device<device::Bound>) -> Result<vfio::Registration<Zeros>> {
+///     vfio::Registration::new(parent, Ok::<_, Error>(Zeros))
+/// }
+/// ```
 #[vtable]
-pub trait Driver: Send + Sync + Sized + 'static {
+pub trait DeviceOps: Send + Sync + Sized + 'static {
     /// The name of the device's ops, for diagnostics.
     const NAME: &'static CStr;
 
@@ -104,7 +135,7 @@ pub trait Driver: Send + Sync + Sized + 'static {
     }
 
     /// Sets up `vma`, a new mapping of the device at `offset` (the driver's encoding of region and
-    /// offset, as for [`Driver::read`]), typically with [`MappableBuffer::map`]. Without this op
+    /// offset, as for [`DeviceOps::read`]), typically with [`MappableBuffer::map`]. Without this op
     /// the core refuses every `mmap()` of the device.
     fn mmap(&self, vma: &VmaNew, offset: u64) -> Result<(), Refusal> {
         let _ = (vma, offset);
@@ -116,7 +147,7 @@ pub trait Driver: Send + Sync + Sized + 'static {
     /// with `ENOTTY`.
     ///
     /// `VFIO_DEVICE_GET_IRQ_INFO` and `VFIO_DEVICE_SET_IRQS` only come here if the driver does
-    /// not implement [`Driver::irq_info`] and [`Driver::set_irqs`], which go together.
+    /// not implement [`DeviceOps::irq_info`] and [`DeviceOps::set_irqs`], which go together.
     fn ioctl(&self, cmd: u32, arg: UserPtr) -> Result<isize, Refusal> {
         let _ = (cmd, arg);
         Err(ENOTTY.into())
@@ -124,17 +155,17 @@ pub trait Driver: Send + Sync + Sized + 'static {
 
     /// Describes interrupt index `index` for `VFIO_DEVICE_GET_IRQ_INFO`; an index the device
     /// does not have fails with `EINVAL`. `VFIO_DEVICE_SET_IRQS` requests are checked against
-    /// this before they reach [`Driver::set_irqs`]; it is called without any lock of the
+    /// this before they reach [`DeviceOps::set_irqs`]; it is called without any lock of the
     /// driver held, so a driver whose vector counts change must check again there.
     fn irq_info(&self, index: u32) -> Result<IrqInfo, Refusal> {
         let _ = index;
         build_error!(VTABLE_DEFAULT_ERROR)
     }
 
-    /// Applies a `VFIO_DEVICE_SET_IRQS` request, which names vectors [`Driver::irq_info`]
+    /// Applies a `VFIO_DEVICE_SET_IRQS` request, which names vectors [`DeviceOps::irq_info`]
     /// describes and an action and data their flags allow, with valid eventfds. A request that
     /// does not fit the device's state (triggering vectors that are not set up, say) should
-    /// fail with `EINVAL` and change nothing. Goes together with [`Driver::irq_info`].
+    /// fail with `EINVAL` and change nothing. Goes together with [`DeviceOps::irq_info`].
     fn set_irqs(&self, irqs: IrqSet) -> Result<(), Refusal> {
         let _ = irqs;
         build_error!(VTABLE_DEFAULT_ERROR)
@@ -228,7 +259,7 @@ extern "C" fn release_device(vdev: *mut bindings::vfio_device) {
     }
 }
 
-impl<T: Driver> RawDevice<T> {
+impl<T: DeviceOps> RawDevice<T> {
     /// Returns the device of `vdev`.
     ///
     /// # Safety
@@ -297,7 +328,7 @@ impl<T: Driver> RawDevice<T> {
 /// limit, registered with `vfio_register_emulated_iommu_dev()`, and this registration holds the
 /// reference of its allocation. `released` is the completion its head points to. `_parent` is the
 /// device's parent.
-pub struct Registration<T: Driver> {
+pub struct Registration<T: DeviceOps> {
     raw: NonNull<RawDevice<T>>,
     released: Pin<KBox<Completion>>,
     // Unregistration drops the core's reference to the parent before it waits for userspace to
@@ -308,12 +339,12 @@ pub struct Registration<T: Driver> {
 
 // SAFETY: The registration only gives `&T` (`T: Sync`) and may be dropped on any thread: the VFIO
 // core's unregistration and reference counting are thread safe, and so is its completion.
-unsafe impl<T: Driver> Send for Registration<T> {}
+unsafe impl<T: DeviceOps> Send for Registration<T> {}
 
 // SAFETY: `&Registration` only gives `&T`, and `T: Sync`.
-unsafe impl<T: Driver> Sync for Registration<T> {}
+unsafe impl<T: DeviceOps> Sync for Registration<T> {}
 
-impl<T: Driver> Registration<T> {
+impl<T: DeviceOps> Registration<T> {
     /// Creates and registers a VFIO device of `parent` whose data is `data`.
     ///
     /// The registration keeps a reference to `parent` until the device is unregistered.
@@ -438,7 +469,7 @@ impl<T: Driver> Registration<T> {
     }
 }
 
-impl<T: Driver> Drop for Registration<T> {
+impl<T: DeviceOps> Drop for Registration<T> {
     fn drop(&mut self) {
         let vdev = self.raw.as_ptr().cast::<bindings::vfio_device>();
         // SAFETY: By the type invariant `vdev` is registered. Unregistering waits until userspace
@@ -447,11 +478,12 @@ impl<T: Driver> Drop for Registration<T> {
             bindings::vfio_unregister_group_dev(vdev);
             bindings::vfio_put_device(vdev);
         }
-        // Ours need not be the last reference. A device file opened through the iommufd
-        // character device is released (which ends the wait above) before the VFS drops the
-        // character device's reference to the device, in the closing task. Wait for that final
-        // release: until it ran, the data, and whatever it holds, is not back, and the release
-        // must not run after the module is gone.
+        // The unregistration returns once userspace is done with the device, including the VFS's
+        // close of a file opened through the character device (tools/kernel/patches/0007), so
+        // ours was the last reference and the release has run. A reference taken elsewhere
+        // would make it run later, maybe after the driver's module is gone: warn, and wait for
+        // it, since until it ran the data, and whatever it holds, is not back.
+        crate::warn_on!(!self.released.is_done());
         self.released.wait_for_completion();
     }
 }
@@ -474,13 +506,23 @@ pub mod ioctl {
     pub const DEVICE_RESET: u32 = nr(11);
 }
 
-/// The vfio-pci convention for where regions are in the device file: region `index` starts at
-/// `index << 40`.
-pub mod pci {
+/// Where a device's regions are in its file, by the convention of vfio-pci and vfio-platform:
+/// region `index` starts at `index << 40`.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::vfio::region;
+///
+/// let pos = region::offset(2) + 0x10;
+/// assert_eq!(pos, 0x200_0000_0010);
+/// assert_eq!(region::split(pos), (2, 0x10));
+/// ```
+pub mod region {
     const SHIFT: u32 = 40;
 
     /// The file offset of region `index`.
-    pub const fn region_offset(index: u32) -> u64 {
+    pub const fn offset(index: u32) -> u64 {
         (index as u64) << SHIFT
     }
 

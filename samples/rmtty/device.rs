@@ -43,7 +43,6 @@ use kernel::{
     uapi,
     vfio::{
         self,
-        pci::region_offset,
         DeviceInfo,
         IrqInfo,
         IrqSet,
@@ -404,7 +403,7 @@ fn in_region(offset: u64, len: usize, size: usize) -> Result<usize> {
 }
 
 #[vtable]
-impl vfio::Driver for RmttyVfio {
+impl vfio::DeviceOps for RmttyVfio {
     const NAME: &'static CStr = c"rmtty";
 
     fn open(&self) -> Result<(), vfio::Refusal> {
@@ -426,7 +425,7 @@ impl vfio::Driver for RmttyVfio {
 
     fn read(&self, buf: &mut UserSliceWriter, pos: u64) -> Result<usize, vfio::Refusal> {
         let len = buf.len();
-        let (index, offset) = vfio::pci::split(pos);
+        let (index, offset) = vfio::region::split(pos);
         if index == u64::from(MIGRATION) {
             let offset = in_region(offset, len, REGION_SIZE)?;
             return Ok(self.migration_region_read(buf, offset)?);
@@ -470,7 +469,7 @@ impl vfio::Driver for RmttyVfio {
 
     fn write(&self, buf: &mut UserSliceReader, pos: u64) -> Result<usize, vfio::Refusal> {
         let len = buf.len();
-        let (index, offset) = vfio::pci::split(pos);
+        let (index, offset) = vfio::region::split(pos);
         if index == u64::from(MIGRATION) {
             let offset = in_region(offset, len, REGION_SIZE)?;
             return self.migration_region_write(buf, offset);
@@ -506,7 +505,7 @@ impl vfio::Driver for RmttyVfio {
 
     fn mmap(&self, vma: &VmaNew, pos: u64) -> Result<(), vfio::Refusal> {
         // Only the migration region's data section can be mapped.
-        let (index, offset) = vfio::pci::split(pos);
+        let (index, offset) = vfio::region::split(pos);
         let offset = usize::try_from(offset).map_err(|_| EINVAL)?;
         if index != u64::from(MIGRATION) || offset < DATA_SECTION {
             return Err(EINVAL.into());
@@ -574,7 +573,7 @@ impl vfio::Driver for RmttyVfio {
             _ if index < NUM_REGIONS => (0, 0),
             _ => return Err(EINVAL.into()),
         };
-        info.set(region_offset(index), size.into(), flags);
+        info.set(vfio::region::offset(index), size.into(), flags);
         Ok(())
     }
 }

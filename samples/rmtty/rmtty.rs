@@ -13,7 +13,7 @@ use kernel::{
     new_mutex,
     prelude::*,
     ratelimit::RateLimit,
-    str::{BStr, Formatter},
+    str::{BStr, CString, Formatter},
     sync::{Arc, Mutex},
     vfio,
 };
@@ -81,6 +81,7 @@ impl Config {
 }
 
 /// What a type needs: the units of a device of aggregation 1.
+#[derive(Clone, Copy)]
 struct RmttyType {
     units: NonZeroU32,
 }
@@ -102,11 +103,24 @@ impl RmttyType {
     }
 }
 
-const TYPES: [TypeInfo<RmttyType>; 3] = [
-    TypeInfo::new(c"1", c"rmtty x1 (1 unit)", RmttyType::new(1)),
-    TypeInfo::new(c"2", c"rmtty x2 (2 units)", RmttyType::new(2)),
-    TypeInfo::new(c"4", c"rmtty x4 (4 units)", RmttyType::new(4)),
-];
+/// The types: `rmtty-<n>` takes `n` units.
+const TYPES: [RmttyType; 3] = [RmttyType::new(1), RmttyType::new(2), RmttyType::new(4)];
+
+/// The types as the parent registers them: `rmtty-<n>`, named "rmtty x<n> (<n> units)".
+fn types() -> Result<KVec<TypeInfo<RmttyType>>> {
+    let mut types = KVec::with_capacity(TYPES.len(), GFP_KERNEL)?;
+    for mtype in TYPES {
+        let units = mtype.units();
+        let s = if units == 1 { "" } else { "s" };
+        let info = TypeInfo::new(
+            CString::try_from_fmt(fmt!("{units}"))?,
+            CString::try_from_fmt(fmt!("rmtty x{units} ({units} unit{s})"))?,
+            mtype,
+        );
+        types.push(info, GFP_KERNEL)?;
+    }
+    Ok(types)
+}
 
 /// Attributes of every device.
 #[derive(Clone, Copy)]
@@ -156,15 +170,15 @@ impl Rmtty {
     }
 }
 
-/// A device of the parent.
+/// A device of the parent, of a type it borrows while it is bound.
 #[pin_data]
-struct RmttyDevice {
-    mtype: &'static TypeInfo<RmttyType>,
+struct RmttyDevice<'bound> {
+    mtype: &'bound RmttyType,
     state: Arc<Mutex<DeviceState>>,
     vfio: vfio::Registration<RmttyVfio>,
 }
 
-impl RmttyDevice {
+impl RmttyDevice<'_> {
     /// Logs `why` the device refused a write to one of its attributes, within the rate limit of
     /// the device's refusals; returns `err`.
     fn refused(&self, err: Error, why: fmt::Arguments<'_>) -> Error {
@@ -175,12 +189,11 @@ impl RmttyDevice {
 #[vtable]
 impl mdev::Driver for Rmtty {
     type TypeData = RmttyType;
-    type Data = RmttyDevice;
+    type Data<'bound> = RmttyDevice<'bound>;
     type DeviceAttr = DeviceAttr;
     type TypeAttr = TypeAttr;
 
     const DEVICE_API: &'static CStr = c"vfio-pci";
-    const TYPES: &'static [TypeInfo<RmttyType>] = &TYPES;
     const DEVICE_ATTRIBUTE_GROUPS: &'static [AttributeGroup<DeviceAttr>] = &[
         AttributeGroup::new(
             None,
@@ -197,20 +210,23 @@ impl mdev::Driver for Rmtty {
             ],
         ),
     ];
-    const TYPE_ATTRIBUTES: &'static [Attribute<TypeAttr>] = &[
-        Attribute::read_only(c"aggregation", TypeAttr::Aggregation),
-        Attribute::read_write(c"migration_version", TypeAttr::MigrationVersion),
-    ];
+    const TYPE_ATTRIBUTE_GROUPS: &'static [AttributeGroup<TypeAttr>] = &[AttributeGroup::new(
+        None,
+        &[
+            Attribute::read_only(c"aggregation", TypeAttr::Aggregation),
+            Attribute::read_write(c"migration_version", TypeAttr::MigrationVersion),
+        ],
+    )];
 
-    fn probe<'a>(
-        &'a self,
-        dev: &'a mdev::Device<kernel::device::Core<'_>>,
-        mtype: &'a Type<Self>,
-    ) -> impl PinInit<RmttyDevice, Error> + 'a {
+    fn probe<'bound>(
+        &'bound self,
+        dev: &'bound mdev::Device<kernel::device::Core<'_>>,
+        mtype: &'bound Type<Self>,
+    ) -> impl PinInit<RmttyDevice<'bound>, Error> + 'bound {
         let units = mtype.info().data().units();
 
         try_pin_init!(RmttyDevice {
-            mtype: mtype.info(),
+            mtype: mtype.info().data(),
             state: Arc::pin_init(
                 new_mutex!(DeviceState {
                     reservation: self.pool.reserve(units)?,
@@ -283,7 +299,7 @@ impl mdev::Driver for Rmtty {
     fn show_device_attribute(
         &self,
         _dev: &mdev::Device<kernel::device::Bound>,
-        data: Pin<&RmttyDevice>,
+        data: Pin<&RmttyDevice<'_>>,
         attr: DeviceAttr,
         f: &mut Formatter<'_>,
     ) -> Result {
@@ -297,8 +313,8 @@ impl mdev::Driver for Rmtty {
             DeviceAttr::StreamVersion => writeln!(f, "{}", state.migration.stream())?,
             DeviceAttr::AggregatedInstances => writeln!(f, "{}", state.aggregation)?,
             DeviceAttr::MaxAggregation => {
-                let max = (state.aggregation + data.mtype.data().fit(self.pool.free()))
-                    .min(self.type_aggregation(data.mtype.data()));
+                let max = (state.aggregation + data.mtype.fit(self.pool.free()))
+                    .min(self.type_aggregation(data.mtype));
                 writeln!(f, "{max}")?;
             }
         }
@@ -308,7 +324,7 @@ impl mdev::Driver for Rmtty {
     fn store_device_attribute(
         &self,
         _dev: &mdev::Device<kernel::device::Bound>,
-        data: Pin<&RmttyDevice>,
+        data: Pin<&RmttyDevice<'_>>,
         attr: DeviceAttr,
         input: &[u8],
     ) -> Result {
@@ -332,7 +348,7 @@ impl mdev::Driver for Rmtty {
 /// Sets the stream version a device writes and reads: `1.0` lets an older driver take its stream,
 /// and makes it refuse 1.1 streams. Like the aggregation, it cannot change while the device is
 /// open: a transfer in progress keeps the version it started with.
-fn set_stream(device: &RmttyDevice, input: &[u8]) -> Result {
+fn set_stream(device: &RmttyDevice<'_>, input: &[u8]) -> Result {
     let Some(stream) = Stream::parse(input) else {
         let (shown, more) = head(input.strip_suffix(b"\n").unwrap_or(input));
         return Err(device.refused(
@@ -353,8 +369,8 @@ fn set_stream(device: &RmttyDevice, input: &[u8]) -> Result {
 
 impl Rmtty {
     /// Changes a device's aggregation, reserving or returning units at once.
-    fn set_aggregation(&self, device: &RmttyDevice, input: &[u8]) -> Result {
-        let max = self.type_aggregation(device.mtype.data());
+    fn set_aggregation(&self, device: &RmttyDevice<'_>, input: &[u8]) -> Result {
+        let max = self.type_aggregation(device.mtype);
         let digits = input.strip_suffix(b"\n").unwrap_or(input);
         let aggregation = match decimal(digits) {
             Some(value) if (1..=max).contains(&value) => value,
@@ -376,7 +392,7 @@ impl Rmtty {
         if state.open {
             return Err(device.refused(EBUSY, fmt!("aggregated_instances: the device is open")));
         }
-        let units = device.mtype.data().units() * aggregation;
+        let units = device.mtype.units() * aggregation;
         let held = state.reservation.units();
         let no_memory = |e| {
             device.refused(
@@ -446,7 +462,7 @@ impl kernel::InPlaceModule for RmttyModule {
             parent <- {
                 let config = Config::from_params()?;
                 let driver = Arc::pin_init(driver::Registration::new(c"rmtty", module), GFP_KERNEL)?;
-                Parent::new(ParentDevice::new(c"rmtty")?, driver, Rmtty::new(config))
+                Parent::new(ParentDevice::new(c"rmtty")?, driver, types()?, Rmtty::new(config))
             },
         })
     }

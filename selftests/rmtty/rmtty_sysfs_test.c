@@ -6,8 +6,12 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <linux/netlink.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -386,6 +390,101 @@ TEST_F(rmtty, refusals_are_rate_limited)
 	flood(_metadata, kmsg, &type_path, 1, 5 * LOG_BURST, "rmtty-1: migration_version refused");
 	close(kmsg);
 	remove_device(_metadata, self, uuid, 1);
+}
+
+/* The pool the uevent test loads rmtty with: 8 units, so rmtty-n aggregates 8 / n. */
+#define UEVENT_UNITS	8
+
+/*
+ * The parent's uevent, from the kernel's netlink group: "change@<devpath>"
+ * and NUL-separated KEY=value strings.
+ */
+static bool is_registered_event(const char *msg, size_t len)
+{
+	bool change = false, registered = false;
+	const char *p;
+
+	for (p = msg; p < msg + len; p += strlen(p) + 1) {
+		if (!strncmp(p, "change@", 7) && strlen(p) > 6 &&
+		    !strcmp(p + strlen(p) - 6, "/rmtty"))
+			change = true;
+		else if (!strcmp(p, "MDEV_STATE=registered"))
+			registered = true;
+	}
+	return change && registered;
+}
+
+static void *load_with_pool(void *arg)
+{
+	struct rmtty_params p = { .units = UEVENT_UNITS, .unit_mib = 1 };
+	int *ret = arg;
+
+	*ret = rmtty_load(&p);
+	return NULL;
+}
+
+/*
+ * What udev rules and mdevctl's autostart do: act on the parent's
+ * MDEV_STATE=registered uevent. The moment a netlink listener receives it,
+ * every type already has rmtty's attributes, and they are text attributes
+ * like the core's own (stat() gives a page, where a binary attribute gives
+ * 0), with the values the pool implies.
+ */
+TEST(type_attributes_exist_at_the_registered_uevent)
+{
+	struct sockaddr_nl addr = { .nl_family = AF_NETLINK, .nl_groups = 1 };
+	struct timeval timeout = { .tv_sec = 30 };
+	int sock, loaded = -EINPROGRESS, rcvbuf = 1 << 20;
+	char msg[8192], path[256], buf[256];
+	bool seen = false;
+	pthread_t loader;
+	unsigned int i;
+	ssize_t len;
+
+	rmtty_require_ko(_metadata);
+	ASSERT_EQ(0, rmtty_cleanup());
+	sock = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_KOBJECT_UEVENT);
+	ASSERT_LE(0, sock);
+	ASSERT_EQ(0, setsockopt(sock, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)));
+	ASSERT_EQ(0, setsockopt(sock, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout)));
+	ASSERT_EQ(0, bind(sock, (struct sockaddr *)&addr, sizeof(addr)));
+	ASSERT_EQ(0, pthread_create(&loader, NULL, load_with_pool, &loaded));
+
+	while (!seen && (len = recv(sock, msg, sizeof(msg) - 1, 0)) > 0) {
+		msg[len] = '\0';
+		if (!is_registered_event(msg, len))
+			continue;
+		seen = true;
+		/* Read them before anything else: the module's init may still run. */
+		for (i = 0; i < RMTTY_NR_TYPES; i++) {
+			unsigned int n = rmtty_type_units[i];
+			static const char *const attrs[] = { "aggregation", "migration_version" };
+			unsigned int a;
+
+			for (a = 0; a < ARRAY_SIZE(attrs); a++) {
+				struct stat st;
+				int got;
+
+				rmtty_type_path(path, sizeof(path), n, attrs[a]);
+				EXPECT_EQ(0, stat(path, &st)) TH_LOG("%s: %s", path, strerror(errno));
+				EXPECT_TRUE(S_ISREG(st.st_mode)) TH_LOG("%s", path);
+				EXPECT_EQ(sysconf(_SC_PAGESIZE), st.st_size)
+					TH_LOG("%s is not a text attribute", path);
+				got = sysfs_read(path, buf, sizeof(buf));
+				EXPECT_LT(0, got) TH_LOG("%s", path);
+				if (got > 0)
+					EXPECT_EQ('\n', buf[got - 1]) TH_LOG("%s: '%s'", path, buf);
+			}
+			EXPECT_EQ(UEVENT_UNITS / n, rmtty_type_long(n, "aggregation"))
+				TH_LOG("rmtty-%u", n);
+		}
+	}
+	ASSERT_EQ(0, pthread_join(loader, NULL));
+	close(sock);
+	EXPECT_TRUE(seen) TH_LOG("no MDEV_STATE=registered uevent of rmtty within %ld s",
+				 (long)timeout.tv_sec);
+	EXPECT_EQ(0, loaded) TH_LOG("loading rmtty: %s", strerror(-loaded));
+	rmtty_expect_cleanup(_metadata);
 }
 
 TEST_HARNESS_MAIN

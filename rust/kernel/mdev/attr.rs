@@ -2,24 +2,17 @@
 
 //! sysfs attributes that an mdev driver adds to its devices and types.
 //!
-//! Device attributes are regular attributes in groups, installed through the driver's
-//! `dev_groups`: the driver core adds them after `probe` and removes them before `remove`, so their
-//! callbacks always find the device's private data.
+//! Both are regular attributes in groups that one [`AttributeTable`] builds from the driver's
+//! declarations, and that the cores install: device attributes through the driver's
+//! `dev_groups` (the driver core adds them after `probe` and removes them before `remove`, so
+//! their callbacks always find the device's private data), type attributes through the mdev
+//! driver's `type_groups` (the mdev core adds them to every type before it announces the parent
+//! with its `MDEV_STATE=registered` uevent, and removes them, waiting for running callbacks,
+//! before the parent's unregistration returns).
 //!
-//! The mdev core has no API for attributes on a type's node: its `struct mdev_type_attribute` is
-//! private to the core, and regular attributes on the type's kobject are dispatched through the
-//! core's `sysfs_ops`, which would call into that private layout. Type attributes are therefore
-//! binary attributes, whose callbacks are their own and need nothing of the core but the type's
-//! kobject. To userspace they read and write like text attributes, with these differences, which
-//! are the constraints of this mechanism:
-//!
-//! - a read renders the whole value and returns the part at the file offset, so `cat` and
-//!   repeated partial reads see one consistent value per call, not per open;
-//! - every `write()` is handled as a whole value, whatever the file offset (as with regular
-//!   attributes); kernfs splits writes longer than a page, so a value is at most one page;
-//! - `stat()` reports a size of 0;
-//! - they are created after the core registered the parent, so after its `MDEV_STATE=registered`
-//!   uevent, and removed before the core unregisters it.
+//! Each attribute has a lockdep class of its own for the active references that sysfs takes
+//! around its callbacks, as a static C attribute does: a callback of one attribute that removes
+//! another (a type's store that removes a device) is not mistaken for recursion.
 
 use super::{
     Device,
@@ -31,18 +24,18 @@ use crate::{
     bindings,
     container_of,
     device,
-    error::to_result,
     page::PAGE_SIZE,
     prelude::*,
-    str::Formatter, //
+    str::Formatter,
+    sync::LockClassKey, //
 };
 use core::ptr::{
     null,
     null_mut, //
 };
 
-/// The most attribute groups a driver may add to its devices.
-pub const MAX_DEVICE_ATTRIBUTE_GROUPS: usize = 4;
+/// The most attribute groups a driver may add to its devices, and to its types.
+pub const MAX_ATTRIBUTE_GROUPS: usize = 4;
 
 const MODE_READ: u16 = 0o444;
 const MODE_READ_WRITE: u16 = 0o644;
@@ -86,14 +79,41 @@ impl<Id: Copy> Attribute<Id> {
     }
 }
 
-/// A group of device attributes; a named group is a subdirectory of the device's node.
+/// A group of attributes; a named group is a subdirectory of the device's or type's node.
+///
+/// # Examples
+///
+/// A device's `migration_version` (read-write) in its own directory, and its
+/// `mdev/aggregated_instances` (read-only), named by the driver's identifiers:
+///
+/// ```
+/// use kernel::mdev::{Attribute, AttributeGroup};
+///
+/// #[derive(Clone, Copy, PartialEq, Debug)]
+/// enum Attr {
+///     MigrationVersion,
+///     AggregatedInstances,
+/// }
+///
+/// const GROUPS: &[AttributeGroup<Attr>] = &[
+///     AttributeGroup::new(
+///         None,
+///         &[Attribute::read_write(c"migration_version", Attr::MigrationVersion)],
+///     ),
+///     AttributeGroup::new(
+///         Some(c"mdev"),
+///         &[Attribute::read_only(c"aggregated_instances", Attr::AggregatedInstances)],
+///     ),
+/// ];
+/// assert_eq!(GROUPS.len(), 2);
+/// ```
 pub struct AttributeGroup<Id: 'static> {
     name: Option<&'static CStr>,
     attrs: &'static [Attribute<Id>],
 }
 
 impl<Id> AttributeGroup<Id> {
-    /// A group of `attrs`, in the device's directory or, if `name` is given, in a subdirectory.
+    /// A group of `attrs`, in the node's directory or, if `name` is given, in a subdirectory.
     pub const fn new(name: Option<&'static CStr>, attrs: &'static [Attribute<Id>]) -> Self {
         Self { name, attrs }
     }
@@ -159,20 +179,50 @@ fn store_result(result: Result, count: usize) -> isize {
     }
 }
 
-/// A device attribute as the driver core sees it, with the driver's identifier.
+/// A C attribute type that embeds a `struct attribute`, with callbacks of its own signature.
+///
+/// # Safety
+///
+/// [`RawAttribute::attribute`] returns a pointer to the `struct attribute` embedded in `*this`.
+pub(super) unsafe trait RawAttribute: Sized {
+    /// Returns the `struct attribute` embedded in `*this`.
+    ///
+    /// # Safety
+    ///
+    /// `this` must point to a valid `Self`.
+    unsafe fn attribute(this: *mut Self) -> *mut bindings::attribute;
+}
+
+// SAFETY: `attribute` returns the embedded `attr` field.
+unsafe impl RawAttribute for bindings::device_attribute {
+    unsafe fn attribute(this: *mut Self) -> *mut bindings::attribute {
+        // SAFETY: By the safety requirements `this` is valid.
+        unsafe { &raw mut (*this).attr }
+    }
+}
+
+// SAFETY: `attribute` returns the embedded `attr` field.
+unsafe impl RawAttribute for bindings::mdev_type_attribute {
+    unsafe fn attribute(this: *mut Self) -> *mut bindings::attribute {
+        // SAFETY: By the safety requirements `this` is valid.
+        unsafe { &raw mut (*this).attr }
+    }
+}
+
+/// A C attribute with the driver's identifier, which its callbacks find from the attribute.
 ///
 /// # Invariants
 ///
-/// `attr` is only registered through a [`DeviceAttributeTable`], whose callbacks find `id` from
-/// it.
+/// `raw` is only registered through an [`AttributeTable`], and `key` is its lockdep class.
 #[repr(C)]
-struct DeviceAttributeSlot<Id> {
-    attr: bindings::device_attribute,
+struct Slot<R, Id> {
+    raw: R,
     id: Id,
+    key: Pin<KBox<LockClassKey>>,
 }
 
-/// The C attribute groups built from a driver's [`Driver::DEVICE_ATTRIBUTE_GROUPS`], for the
-/// driver's `dev_groups`.
+/// The C attribute groups built from a driver's declarations, for a `dev_groups` or
+/// `type_groups` pointer.
 ///
 /// # Invariants
 ///
@@ -180,32 +230,37 @@ struct DeviceAttributeSlot<Id> {
 ///   into `attr_ptrs`, whose entries point into `slots` (NULL-terminated per group).
 /// - None of these is resized once built: C holds pointers into them.
 #[repr(C)]
-pub(super) struct DeviceAttributeTable<Id: 'static> {
-    /// What `dev_groups` points at; first, so that the table can be found from it.
-    group_ptrs: [*const bindings::attribute_group; MAX_DEVICE_ATTRIBUTE_GROUPS + 1],
-    groups: [bindings::attribute_group; MAX_DEVICE_ATTRIBUTE_GROUPS],
+pub(super) struct AttributeTable<R: 'static, Id: 'static> {
+    /// What `dev_groups` or `type_groups` points at; first, so that the table can be found from
+    /// it.
+    group_ptrs: [*const bindings::attribute_group; MAX_ATTRIBUTE_GROUPS + 1],
+    groups: [bindings::attribute_group; MAX_ATTRIBUTE_GROUPS],
     attr_ptrs: KVec<*mut bindings::attribute>,
-    slots: KVec<DeviceAttributeSlot<Id>>,
+    slots: KVec<Slot<R, Id>>,
 }
 
-impl<Id: Copy + 'static> DeviceAttributeTable<Id> {
-    /// Builds the table of `T`'s device attribute groups.
-    pub(super) fn new<T: Driver<DeviceAttr = Id>>() -> Result<KBox<Self>> {
-        const {
-            assert!(T::DEVICE_ATTRIBUTE_GROUPS.len() <= MAX_DEVICE_ATTRIBUTE_GROUPS);
+impl<R: RawAttribute + 'static, Id: Copy + 'static> AttributeTable<R, Id> {
+    /// Builds the table of the groups `defs`, at most [`MAX_ATTRIBUTE_GROUPS`]; `raw` makes the C
+    /// attribute of a `struct attribute` with the callbacks, a store one only if `writable`.
+    pub(super) fn new(
+        defs: &'static [AttributeGroup<Id>],
+        raw: impl Fn(bindings::attribute, bool) -> R,
+    ) -> Result<KBox<Self>> {
+        if defs.len() > MAX_ATTRIBUTE_GROUPS {
+            return Err(EINVAL);
         }
-        let defs = T::DEVICE_ATTRIBUTE_GROUPS;
         let count = defs.iter().map(|g| g.attrs.len()).sum::<usize>();
 
         let mut slots = KVec::with_capacity(count, GFP_KERNEL)?;
         for def in defs.iter().flat_map(|g| g.attrs) {
-            let mut attr: bindings::device_attribute = pin_init::zeroed();
-            attr.attr = def.raw();
-            attr.__bindgen_anon_1.show = Some(show_device_attribute::<T>);
-            if def.writable() {
-                attr.__bindgen_anon_2.store = Some(store_device_attribute::<T>);
-            }
-            slots.push(DeviceAttributeSlot { attr, id: def.id }, GFP_KERNEL)?;
+            slots.push(
+                Slot {
+                    raw: raw(def.raw(), def.writable()),
+                    id: def.id,
+                    key: KBox::pin_init(LockClassKey::new_dynamic(), GFP_KERNEL)?,
+                },
+                GFP_KERNEL,
+            )?;
         }
 
         let mut attr_ptrs = KVec::with_capacity(count + defs.len(), GFP_KERNEL)?;
@@ -214,10 +269,10 @@ impl<Id: Copy + 'static> DeviceAttributeTable<Id> {
             for _ in def.attrs {
                 // SAFETY: `slot` is within `slots`, which holds one slot per attribute of every
                 // group, in order.
-                let attr = unsafe { &raw mut (*slot).attr.attr };
-                // SAFETY: `attr` is a valid attribute about to be registered; `slots` is not
-                // resized from here on.
-                unsafe { bindings::sysfs_attr_init(attr) };
+                let attr = unsafe { R::attribute(&raw mut (*slot).raw) };
+                // SAFETY: `attr` is a valid attribute about to be registered, `slots` is not
+                // resized from here on, and the key lives as long as the slot.
+                unsafe { bindings::sysfs_attr_set_lock_class(attr, (*slot).key.as_ptr()) };
                 attr_ptrs.push(attr, GFP_KERNEL)?;
                 // SAFETY: At most one past the end of `slots`.
                 slot = unsafe { slot.add(1) };
@@ -227,7 +282,7 @@ impl<Id: Copy + 'static> DeviceAttributeTable<Id> {
 
         let mut table = KBox::new(
             Self {
-                group_ptrs: [null(); MAX_DEVICE_ATTRIBUTE_GROUPS + 1],
+                group_ptrs: [null(); MAX_ATTRIBUTE_GROUPS + 1],
                 groups: pin_init::zeroed(),
                 attr_ptrs,
                 slots,
@@ -245,32 +300,83 @@ impl<Id: Copy + 'static> DeviceAttributeTable<Id> {
             attrs = unsafe { attrs.add(def.attrs.len() + 1) };
         }
 
+        // INVARIANT: The pointers were set up above as the invariants describe.
         Ok(table)
     }
 
-    /// Hands the table over to C, as the value of `dev_groups`.
+    /// Hands the table over to C, as the value of `dev_groups` or `type_groups`.
     pub(super) fn into_raw(self: KBox<Self>) -> *const *const bindings::attribute_group {
         // CAST: `group_ptrs` is the first field of this `repr(C)` type.
         KBox::into_raw(self).cast()
     }
 
-    /// Takes back a table given to C by [`DeviceAttributeTable::into_raw`].
+    /// Takes back a table given to C by [`AttributeTable::into_raw`].
     ///
     /// # Safety
     ///
-    /// `ptr` must come from [`DeviceAttributeTable::into_raw`] for the same `Id`, and C must no
+    /// `ptr` must come from [`AttributeTable::into_raw`] for the same `R` and `Id`, and C must no
     /// longer use the table.
     pub(super) unsafe fn from_raw(ptr: *const *const bindings::attribute_group) -> KBox<Self> {
         // SAFETY: By the safety requirements.
         unsafe { KBox::from_raw(ptr.cast_mut().cast()) }
     }
+
+    /// Returns the driver's identifier of the attribute `raw`.
+    ///
+    /// # Safety
+    ///
+    /// `raw` must be an attribute of a live table of this type.
+    unsafe fn id_of(raw: *const R) -> Id {
+        // SAFETY: By the safety requirements `raw` is the `raw` field of a `Slot<R, Id>`.
+        unsafe { (*container_of!(raw, Slot<R, Id>, raw)).id }
+    }
+}
+
+/// The table of a driver's device attributes.
+pub(super) type DeviceAttributeTable<T> =
+    AttributeTable<bindings::device_attribute, <T as Driver>::DeviceAttr>;
+
+/// The table of a driver's type attributes.
+pub(super) type TypeAttributeTable<T> =
+    AttributeTable<bindings::mdev_type_attribute, <T as Driver>::TypeAttr>;
+
+/// Builds the table of `T`'s device attribute groups, for its `dev_groups`.
+pub(super) fn device_attribute_table<T: Driver>() -> Result<KBox<DeviceAttributeTable<T>>> {
+    const {
+        assert!(T::DEVICE_ATTRIBUTE_GROUPS.len() <= MAX_ATTRIBUTE_GROUPS);
+    }
+    AttributeTable::new(T::DEVICE_ATTRIBUTE_GROUPS, |attr, writable| {
+        let mut raw: bindings::device_attribute = pin_init::zeroed();
+        raw.attr = attr;
+        raw.__bindgen_anon_1.show = Some(show_device_attribute::<T>);
+        if writable {
+            raw.__bindgen_anon_2.store = Some(store_device_attribute::<T>);
+        }
+        raw
+    })
+}
+
+/// Builds the table of `T`'s type attribute groups, for its `type_groups`.
+pub(super) fn type_attribute_table<T: Driver>() -> Result<KBox<TypeAttributeTable<T>>> {
+    const {
+        assert!(T::TYPE_ATTRIBUTE_GROUPS.len() <= MAX_ATTRIBUTE_GROUPS);
+    }
+    AttributeTable::new(T::TYPE_ATTRIBUTE_GROUPS, |attr, writable| {
+        let mut raw: bindings::mdev_type_attribute = pin_init::zeroed();
+        raw.attr = attr;
+        raw.show = Some(show_type_attribute::<T>);
+        if writable {
+            raw.store = Some(store_type_attribute::<T>);
+        }
+        raw
+    })
 }
 
 /// What a device attribute callback works on.
 struct DeviceAttributeContext<'a, T: Driver> {
     id: T::DeviceAttr,
     dev: &'a Device<device::Bound>,
-    data: Pin<&'a T::Data>,
+    data: Pin<&'a T::Data<'a>>,
     parent: &'a ParentCore<T>,
 }
 
@@ -283,8 +389,9 @@ unsafe fn device_attribute_context<'a, T: Driver>(
     dev: *mut bindings::device,
     attr: *mut bindings::device_attribute,
 ) -> DeviceAttributeContext<'a, T> {
-    // SAFETY: By the safety requirements `attr` is in a `DeviceAttributeSlot<T::DeviceAttr>`.
-    let slot = unsafe { &*container_of!(attr, DeviceAttributeSlot<T::DeviceAttr>, attr) };
+    // SAFETY: By the safety requirements `attr` is an attribute of a `DeviceAttributeTable<T>`,
+    // which lives until the driver is unregistered.
+    let id = unsafe { DeviceAttributeTable::<T>::id_of(attr) };
     // SAFETY: A device bound to `Adapter<T>` is a `struct mdev_device`.
     let mdev = unsafe { container_of!(dev, bindings::mdev_device, dev) };
     // SAFETY: The driver core adds `dev_groups` after probe and removes them, waiting for
@@ -294,13 +401,13 @@ unsafe fn device_attribute_context<'a, T: Driver>(
     // requirements hold: the device is bound (see above), so `probe_callback` stored a
     // `T::Data`, which is only dropped after unbind, and no other type is stored there.
     let data = unsafe {
-        (*dev.cast::<device::Device<device::CoreInternal<'_>>>()).drvdata_borrow::<T::Data>()
+        (*dev.cast::<device::Device<device::CoreInternal<'_>>>()).drvdata_borrow::<T::Data<'a>>()
     };
     // SAFETY: The type of a bound device belongs to a registered `Parent<T>`.
     let parent = unsafe { ParentCore::<T>::from_type((*mdev).type_) };
 
     DeviceAttributeContext {
-        id: slot.id,
+        id,
         dev: bound,
         data,
         parent,
@@ -344,163 +451,45 @@ extern "C" fn store_device_attribute<T: Driver>(
     )
 }
 
-/// A type attribute as sysfs sees it, with the driver's identifier.
-///
-/// # Invariants
-///
-/// `attr` is only registered through a [`TypeAttributeTable`], whose callbacks find `id` from it.
-#[repr(C)]
-struct TypeAttributeSlot<Id> {
-    attr: bindings::bin_attribute,
-    id: Id,
-}
-
-/// The binary attributes built from a driver's [`Driver::TYPE_ATTRIBUTES`]; each is created on
-/// the kobject of every type of a parent.
-///
-/// # Invariants
-///
-/// `slots` is never resized once built: sysfs holds pointers into it while the attributes exist.
-pub(super) struct TypeAttributeTable<Id: 'static> {
-    slots: KVec<TypeAttributeSlot<Id>>,
-}
-
-impl<Id: Copy + 'static> TypeAttributeTable<Id> {
-    /// Builds the attributes of `T`'s types.
-    pub(super) fn new<T: Driver<TypeAttr = Id>>() -> Result<Self> {
-        let defs = T::TYPE_ATTRIBUTES;
-        let mut slots = KVec::with_capacity(defs.len(), GFP_KERNEL)?;
-
-        for def in defs {
-            let mut attr: bindings::bin_attribute = pin_init::zeroed();
-            attr.attr = def.raw();
-            attr.read = Some(read_type_attribute::<T>);
-            if def.writable() {
-                attr.write = Some(write_type_attribute::<T>);
-            }
-            slots.push(TypeAttributeSlot { attr, id: def.id }, GFP_KERNEL)?;
-        }
-        for slot in slots.iter_mut() {
-            // SAFETY: `slot.attr.attr` is a valid attribute; `slots` is not resized from here on.
-            unsafe { bindings::sysfs_attr_init(&raw mut slot.attr.attr) };
-        }
-
-        Ok(Self { slots })
-    }
-
-    /// Creates the attributes on the type `mtype`, all or none.
-    ///
-    /// # Safety
-    ///
-    /// `mtype` must be a type of a registered `Parent<T>` whose `TypeAttr` is `Id`, and the
-    /// attributes must be removed with [`TypeAttributeTable::remove`] before the type is
-    /// unregistered or `self` dropped.
-    pub(super) unsafe fn create(&self, mtype: *mut bindings::mdev_type) -> Result {
-        // SAFETY: By the safety requirements `mtype` is valid.
-        let kobj = unsafe { &raw mut (*mtype).kobj };
-
-        for i in 0..self.slots.len() {
-            // SAFETY: `kobj` is a registered kobject and the attribute an initialized one that
-            // outlives the file by the safety requirements.
-            let ret = to_result(unsafe { bindings::sysfs_create_bin_file(kobj, self.attr(i)) });
-            if let Err(e) = ret {
-                for created in 0..i {
-                    // SAFETY: Created just above.
-                    unsafe { bindings::sysfs_remove_bin_file(kobj, self.attr(created)) };
-                }
-                return Err(e);
-            }
-        }
-        Ok(())
-    }
-
-    /// The attribute of slot `i`, as a pointer whose provenance covers the whole slot, so that
-    /// the callbacks can find the slot from it.
-    fn attr(&self, i: usize) -> *const bindings::bin_attribute {
-        // SAFETY: `i` is within `slots`.
-        let slot = unsafe { self.slots.as_ptr().add(i) };
-        // SAFETY: `slot` points to a valid slot.
-        unsafe { &raw const (*slot).attr }
-    }
-
-    /// Removes the attributes from `mtype`, waiting for running callbacks to finish.
-    ///
-    /// # Safety
-    ///
-    /// The attributes must have been created on `mtype` by [`TypeAttributeTable::create`].
-    pub(super) unsafe fn remove(&self, mtype: *mut bindings::mdev_type) {
-        for i in 0..self.slots.len() {
-            // SAFETY: By the safety requirements `mtype` is valid and has the attribute.
-            unsafe { bindings::sysfs_remove_bin_file(&raw mut (*mtype).kobj, self.attr(i)) };
-        }
-    }
-}
-
 /// Returns the identifier, the type and the parent of a type attribute callback.
 ///
 /// # Safety
 ///
-/// `kobj` must be the kobject of a type of a registered `Parent<T>` and `attr` one of the
-/// attributes [`TypeAttributeTable<T::TypeAttr>::create`] created on it.
+/// `mtype` must be a type of a registered `Parent<T>` and `attr` one of the attributes of its
+/// driver's `type_groups`.
 unsafe fn type_attribute_context<'a, T: Driver>(
-    kobj: *mut bindings::kobject,
-    attr: *const bindings::bin_attribute,
+    mtype: *mut bindings::mdev_type,
+    attr: *mut bindings::mdev_type_attribute,
 ) -> (T::TypeAttr, &'a Type<T>, &'a ParentCore<T>) {
-    // SAFETY: By the safety requirements `attr` is in a `TypeAttributeSlot<T::TypeAttr>`.
-    let slot = unsafe { &*container_of!(attr, TypeAttributeSlot<T::TypeAttr>, attr) };
-    // SAFETY: By the safety requirements `kobj` is embedded in a `struct mdev_type`.
-    let mtype = unsafe { container_of!(kobj, bindings::mdev_type, kobj) };
+    // SAFETY: By the safety requirements `attr` is an attribute of a `TypeAttributeTable<T>`,
+    // which lives until the driver is unregistered, after its last parent.
+    let id = unsafe { TypeAttributeTable::<T>::id_of(attr) };
 
-    // SAFETY: `mtype` is a type of a registered `Parent<T>`, which removes the attributes, waiting
-    // for this callback, before it is unregistered.
-    unsafe { (slot.id, Type::from_raw(mtype), ParentCore::from_type(mtype)) }
+    // SAFETY: `mtype` is a type of a registered `Parent<T>`; the core removes the type's
+    // attributes, waiting for this callback, before the parent's unregistration returns.
+    unsafe { (id, Type::from_raw(mtype), ParentCore::from_type(mtype)) }
 }
 
-extern "C" fn read_type_attribute<T: Driver>(
-    _file: *mut bindings::file,
-    kobj: *mut bindings::kobject,
-    attr: *const bindings::bin_attribute,
+extern "C" fn show_type_attribute<T: Driver>(
+    mtype: *mut bindings::mdev_type,
+    attr: *mut bindings::mdev_type_attribute,
     buf: *mut c_char,
-    offset: bindings::loff_t,
-    count: usize,
 ) -> isize {
-    // SAFETY: sysfs calls this only for the attributes `TypeAttributeTable::create` made.
-    let (id, mtype, parent) = unsafe { type_attribute_context::<T>(kobj, attr) };
+    // SAFETY: The mdev core calls this only for the `type_groups` attributes of its types.
+    let (id, mtype, parent) = unsafe { type_attribute_context::<T>(mtype, attr) };
 
-    let mut page = KVec::<u8>::new();
-    if let Err(e) = page.resize(PAGE_SIZE, 0, GFP_KERNEL) {
-        return Error::from(e).to_errno() as isize;
-    }
-    // Like a regular attribute's page, at most `PAGE_SIZE - 1` bytes of text.
-    let capacity = PAGE_SIZE - 1;
-    let mut f = Formatter::new(&mut page[..capacity]);
-    let len = match parent
-        .data()
-        .show_type_attribute(mtype, id, &mut f)
-        .and_then(|()| fitted(&f, capacity))
-    {
-        Ok(len) => len,
-        Err(e) => return e.to_errno() as isize,
-    };
-
-    let start = usize::try_from(offset).unwrap_or(usize::MAX).min(len);
-    let chunk = &page[start..len.min(start.saturating_add(count))];
-    // SAFETY: sysfs passes a buffer valid for `count` bytes, and `chunk` is at most that long.
-    unsafe { core::ptr::copy_nonoverlapping(chunk.as_ptr(), buf.cast(), chunk.len()) };
-    // CAST: At most a page.
-    chunk.len() as isize
+    // SAFETY: The core passes a page-sized buffer.
+    unsafe { show_into(buf, |f| parent.data().show_type_attribute(mtype, id, f)) }
 }
 
-extern "C" fn write_type_attribute<T: Driver>(
-    _file: *mut bindings::file,
-    kobj: *mut bindings::kobject,
-    attr: *const bindings::bin_attribute,
-    buf: *mut c_char,
-    _offset: bindings::loff_t,
+extern "C" fn store_type_attribute<T: Driver>(
+    mtype: *mut bindings::mdev_type,
+    attr: *mut bindings::mdev_type_attribute,
+    buf: *const c_char,
     count: usize,
 ) -> isize {
-    // SAFETY: sysfs calls this only for the attributes `TypeAttributeTable::create` made.
-    let (id, mtype, parent) = unsafe { type_attribute_context::<T>(kobj, attr) };
+    // SAFETY: As in `show_type_attribute`.
+    let (id, mtype, parent) = unsafe { type_attribute_context::<T>(mtype, attr) };
     // SAFETY: sysfs passes `count` valid bytes.
     let input = unsafe { input(buf, count) };
 

@@ -3,7 +3,6 @@
 //! Parents of mediated devices and their types.
 
 use super::{
-    attr::TypeAttributeTable,
     Adapter,
     Driver, //
 };
@@ -17,6 +16,7 @@ use crate::{
         to_result, //
     },
     prelude::*,
+    str::CString,
     sync::Arc,
     types::Opaque, //
 };
@@ -28,17 +28,20 @@ use core::{
     },
 };
 
-/// A type of mediated device that a driver offers, as the driver declares it.
-pub struct TypeInfo<D: 'static> {
-    sysfs_name: &'static CStr,
-    pretty_name: &'static CStr,
+/// A type of mediated device that a driver offers, as the driver describes it.
+///
+/// A driver builds its types when it registers a [`Parent`], e.g. from what the hardware says it
+/// can share, so the names are owned.
+pub struct TypeInfo<D> {
+    sysfs_name: CString,
+    pretty_name: CString,
     data: D,
 }
 
 impl<D> TypeInfo<D> {
     /// A type whose sysfs node is `<parent driver string>-<sysfs_name>`, shown to users as
     /// `pretty_name` (its `name` attribute), with the driver's `data`.
-    pub const fn new(sysfs_name: &'static CStr, pretty_name: &'static CStr, data: D) -> Self {
+    pub fn new(sysfs_name: CString, pretty_name: CString, data: D) -> Self {
         Self {
             sysfs_name,
             pretty_name,
@@ -47,13 +50,13 @@ impl<D> TypeInfo<D> {
     }
 
     /// The type's name, without the parent's prefix.
-    pub fn sysfs_name(&self) -> &'static CStr {
-        self.sysfs_name
+    pub fn sysfs_name(&self) -> &CStr {
+        &self.sysfs_name
     }
 
     /// The type's human-readable name.
-    pub fn pretty_name(&self) -> &'static CStr {
-        self.pretty_name
+    pub fn pretty_name(&self) -> &CStr {
+        &self.pretty_name
     }
 
     /// The driver's data of this type.
@@ -62,22 +65,23 @@ impl<D> TypeInfo<D> {
     }
 }
 
-/// Storage of a `struct mdev_type` and the index of its [`TypeInfo`] in [`Driver::TYPES`].
+/// Storage of a `struct mdev_type` and the driver's description of the type.
 ///
 /// # Invariants
 ///
-/// `index < T::TYPES.len()` for the `T` whose [`Parent<T>`] owns the slot.
+/// The names in `raw` point to those of `info`, which live as long as the slot.
 #[repr(C)]
-struct TypeSlot {
+struct TypeSlot<D> {
     raw: Opaque<bindings::mdev_type>,
-    index: usize,
+    info: TypeInfo<D>,
 }
 
 /// A type of a registered [`Parent`].
 ///
 /// # Invariants
 ///
-/// A [`Type<T>`] is the `struct mdev_type` of a `TypeSlot` of a registered [`Parent<T>`].
+/// A [`Type<T>`] is the `struct mdev_type` of a `TypeSlot<T::TypeData>` of a registered
+/// [`Parent<T>`].
 #[repr(transparent)]
 pub struct Type<T: Driver>(Opaque<bindings::mdev_type>, PhantomData<T>);
 
@@ -91,57 +95,56 @@ impl<T: Driver> Type<T> {
         unsafe { &*ptr.cast() }
     }
 
-    /// The index of this type in [`Driver::TYPES`].
-    pub fn index(&self) -> usize {
+    /// The driver's description of this type.
+    pub fn info(&self) -> &TypeInfo<T::TypeData> {
         let raw = core::ptr::from_ref(&self.0).cast_mut();
-        // SAFETY: By the type invariant `self` is embedded in a `TypeSlot`.
-        unsafe { (*container_of!(raw, TypeSlot, raw)).index }
-    }
-
-    /// The driver's declaration of this type.
-    pub fn info(&self) -> &'static TypeInfo<T::TypeData> {
-        &T::TYPES[self.index()]
+        // SAFETY: By the type invariant `self` is embedded in a `TypeSlot<T::TypeData>`, which
+        // lives as long as `self`.
+        unsafe { &(*container_of!(raw, TypeSlot<T::TypeData>, raw)).info }
     }
 }
 
-/// The C types of a parent, built from [`Driver::TYPES`].
+/// The C types of a parent, built from the driver's [`TypeInfo`]s.
 ///
 /// # Invariants
 ///
 /// `ptrs[i]` points to `slots[i].raw`; neither is resized once built, since the mdev core keeps
 /// both the array and the types.
-struct Types {
+struct Types<D> {
     /// Owns the types that `ptrs` points to.
-    _slots: KVec<TypeSlot>,
+    _slots: KVec<TypeSlot<D>>,
     ptrs: KVec<*mut bindings::mdev_type>,
 }
 
-impl Types {
-    fn new<T: Driver>() -> Result<Self> {
-        let mut slots = KVec::with_capacity(T::TYPES.len(), GFP_KERNEL)?;
-        for (index, info) in T::TYPES.iter().enumerate() {
+impl<D> Types<D> {
+    fn new(infos: KVec<TypeInfo<D>>) -> Result<Self> {
+        let mut slots = KVec::with_capacity(infos.len(), GFP_KERNEL)?;
+        for info in infos {
             let mut raw: bindings::mdev_type = pin_init::zeroed();
+            // The names are on the heap: moving the slot does not move them.
             raw.sysfs_name = info.sysfs_name.as_char_ptr();
             raw.pretty_name = info.pretty_name.as_char_ptr();
+            // INVARIANT: The names point to those of `info`, moved into the same slot.
             slots.push(
                 TypeSlot {
                     raw: Opaque::new(raw),
-                    index,
+                    info,
                 },
                 GFP_KERNEL,
             )?;
         }
 
         // Pointers derived from the buffer's, so that their provenance covers whole slots, which
-        // `Type::index()` reaches from them.
+        // `Type::info()` reaches from them.
         let mut ptrs = KVec::with_capacity(slots.len(), GFP_KERNEL)?;
         for i in 0..slots.len() {
             // SAFETY: `i` is within `slots`.
-            let slot: *mut TypeSlot = unsafe { slots.as_mut_ptr().add(i) };
+            let slot: *mut TypeSlot<D> = unsafe { slots.as_mut_ptr().add(i) };
             // SAFETY: `slot` points to a valid slot.
             let raw = unsafe { &raw const (*slot).raw };
             ptrs.push(Opaque::cast_into(raw), GFP_KERNEL)?;
         }
+        // INVARIANT: `ptrs[i]` was derived from `slots[i].raw` above.
         Ok(Self {
             _slots: slots,
             ptrs,
@@ -192,19 +195,17 @@ impl<T: Driver> ParentCore<T> {
 ///
 /// # Invariants
 ///
-/// `core.raw` is registered with the mdev core with the types `types`, and `type_attrs` exist
-/// on every one of them, until the drop.
+/// `core.raw` is registered with the mdev core with the types `types` until the drop.
 #[pin_data(PinnedDrop)]
 pub struct Parent<T: Driver, D: AsRef<device::Device> + Send + Sync = ParentDevice> {
     #[pin]
     core: ParentCore<T>,
-    types: Types,
-    type_attrs: TypeAttributeTable<T::TypeAttr>,
+    types: Types<T::TypeData>,
     dev: D,
     driver: Arc<driver::Registration<Adapter<T>>>,
 }
 
-// SAFETY: The raw pointers in `types` and `type_attrs` point into the parent's own storage; the C
+// SAFETY: The raw pointers in `types` point into the parent's own storage; the C
 // parts are only changed by the mdev core under its own locks; the driver's state and the device
 // are `Send`; and dropping the parent (removing sysfs files, `mdev_unregister_parent()`) may
 // happen on any thread.
@@ -214,11 +215,12 @@ unsafe impl<T: Driver, D: AsRef<device::Device> + Send + Sync> Send for Parent<T
 unsafe impl<T: Driver, D: AsRef<device::Device> + Send + Sync> Sync for Parent<T, D> {}
 
 impl<T: Driver, D: AsRef<device::Device> + Send + Sync> Parent<T, D> {
-    /// Registers `dev` as a parent of `T`'s types, whose devices bind to `driver`, with the
-    /// driver's state `data`.
+    /// Registers `dev` as the parent of the types `types`, in that order, whose devices bind to
+    /// `driver`, with the driver's state `data`.
     pub fn new(
         dev: D,
         driver: Arc<driver::Registration<Adapter<T>>>,
+        types: KVec<TypeInfo<T::TypeData>>,
         data: impl PinInit<T, Error>,
     ) -> impl PinInit<Self, Error> {
         try_pin_init!(&this in Self {
@@ -226,8 +228,7 @@ impl<T: Driver, D: AsRef<device::Device> + Send + Sync> Parent<T, D> {
                 raw: Opaque::uninit(),
                 data <- data,
             }),
-            types: Types::new::<T>()?,
-            type_attrs: TypeAttributeTable::new::<T>()?,
+            types: Types::new(types)?,
             dev,
             driver,
             _: {
@@ -252,22 +253,7 @@ impl<T: Driver, D: AsRef<device::Device> + Send + Sync> Parent<T, D> {
                 self.types.ptrs.as_ptr().cast_mut(),
                 nr_types,
             )
-        })?;
-
-        for (i, &mtype) in self.types.ptrs.iter().enumerate() {
-            // SAFETY: `mtype` is a type of this registered parent; `drop` removes the
-            // attributes before unregistering it.
-            if let Err(e) = unsafe { self.type_attrs.create(mtype) } {
-                for &created in &self.types.ptrs[..i] {
-                    // SAFETY: Created above.
-                    unsafe { self.type_attrs.remove(created) };
-                }
-                // SAFETY: Registered above.
-                unsafe { bindings::mdev_unregister_parent(self.core.raw.get()) };
-                return Err(e);
-            }
-        }
-        Ok(())
+        })
     }
 
     /// The driver's state.
@@ -284,16 +270,11 @@ impl<T: Driver, D: AsRef<device::Device> + Send + Sync> Parent<T, D> {
 #[pinned_drop]
 impl<T: Driver, D: AsRef<device::Device> + Send + Sync> PinnedDrop for Parent<T, D> {
     fn drop(self: Pin<&mut Self>) {
-        for &mtype in self.types.ptrs.iter() {
-            // SAFETY: By the type invariant the attributes exist on every type.
-            unsafe { self.type_attrs.remove(mtype) };
-        }
-
-        // SAFETY: By the type invariant `core.raw` is registered. This removes every device of
-        // the parent, which unbinds it and drops its private data, and the types, waiting for
-        // every callback into them. It returns once the core's last reference to the types is
-        // gone (tools/kernel/patches: the devices' releases use the types, the parent and the
-        // driver), so the fields can be dropped afterwards.
+        // SAFETY: By the type invariant `core.raw` is registered. This removes every device of the
+        // parent, which unbinds it and drops its private data, and the types with their attributes,
+        // waiting for every callback into them. It returns once the core's last reference to the
+        // types is gone (tools/kernel/patches: the devices' releases use the types, the parent and
+        // the driver), so the fields can be dropped afterwards.
         unsafe { bindings::mdev_unregister_parent(self.core.raw.get()) };
     }
 }

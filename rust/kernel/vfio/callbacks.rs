@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 //! The C callbacks in a VFIO device's ops tables: each finds the device's data, calls the
-//! [`Driver`] or [`Migration`] op the request is for, and logs what the op refused.
+//! [`DeviceOps`] or [`Migration`] op the request is for, and logs what the op refused.
 
 use super::{
     ioctl,
@@ -15,7 +15,7 @@ use super::{
     },
     release_device,
     request::Request,
-    Driver,
+    DeviceOps,
     IrqInfo,
     IrqSet,
     RawDevice,
@@ -35,7 +35,7 @@ use crate::{
     },
 };
 
-impl<T: Driver> RawDevice<T> {
+impl<T: DeviceOps> RawDevice<T> {
     /// The ops the VFIO core calls for a device of `T`.
     pub(super) const VTABLE: bindings::vfio_device_ops = bindings::vfio_device_ops {
         name: crate::str::as_char_ptr_in_const_context(T::NAME).cast_mut(),

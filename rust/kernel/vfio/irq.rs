@@ -4,7 +4,7 @@
 //! against the driver's description of the interrupt index before the driver sees them.
 
 use super::{
-    Driver,
+    DeviceOps,
     Refusal, //
 };
 use crate::{
@@ -51,7 +51,7 @@ impl IrqInfo {
 
     /// Answers the `struct vfio_irq_info` at `arg`, whose header was `query`, with what `T` has
     /// at the index it names.
-    pub(super) fn answer<T: Driver>(
+    pub(super) fn answer<T: DeviceOps>(
         driver: &T,
         query: IrqQuery,
         arg: UserPtr,
@@ -186,7 +186,7 @@ impl IrqSet {
     /// unknown or conflicting flags, or an `argsz` too small for the data; with `ENOTTY` for an
     /// action or data the index does not support; with `EBADF` or `EINVAL` for a descriptor
     /// that is not an eventfd.
-    pub(super) fn read_from<T: Driver>(
+    pub(super) fn read_from<T: DeviceOps>(
         driver: &T,
         header: IrqSetHeader,
         arg: UserPtr,

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Region memory that userspace may map: a buffer of whole pages that the driver fills and reads
-//! by copying, and that [`Driver::mmap`](super::Driver::mmap) can insert into a mapping of the
+//! Region memory that userspace may map: a buffer of whole pages that the driver fills and reads by
+//! copying, and that [`DeviceOps::mmap`](super::DeviceOps::mmap) can insert into a mapping of the
 //! device.
 
 use crate::{

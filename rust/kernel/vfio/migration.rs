@@ -2,10 +2,10 @@
 
 //! Migration of VFIO devices: the v2 protocol (`VFIO_DEVICE_FEATURE_MIGRATION`).
 //!
-//! A driver whose device can be migrated implements [`Migration`] besides [`Driver`] and registers
-//! the device with [`Registration::new_migratable`](super::Registration::new_migratable). The VFIO
-//! core then answers `VFIO_DEVICE_FEATURE_MIGRATION` with the driver's [`Features`] and passes
-//! `MIG_DEVICE_STATE` and `MIG_DATA_SIZE` requests to it.
+//! A driver whose device can be migrated implements [`Migration`] besides [`DeviceOps`] and
+//! registers the device with [`Registration::new_migratable`](super::Registration::new_migratable).
+//! The VFIO core then answers `VFIO_DEVICE_FEATURE_MIGRATION` with the driver's [`Features`] and
+//! passes `MIG_DEVICE_STATE` and `MIG_DATA_SIZE` requests to it.
 //!
 //! The device's state is moved from one [`State`] to another along the arcs of the protocol's
 //! state machine; [`Transition::next`] gives the next step of a request that needs several. A step
@@ -16,7 +16,7 @@
 //! C header: [`include/linux/vfio.h`](srctree/include/linux/vfio.h)
 
 use super::{
-    Driver,
+    DeviceOps,
     Refusal, //
 };
 use crate::{
@@ -207,7 +207,7 @@ impl Features {
 /// }
 ///
 /// #[vtable]
-/// impl vfio::Driver for Simple {
+/// impl vfio::DeviceOps for Simple {
 ///     const NAME: &'static CStr = c"simple";
 /// }
 ///
@@ -243,7 +243,7 @@ impl Features {
 /// own and walks a request to its end under that lock. Opening and closing the device and
 /// `VFIO_DEVICE_RESET` should bring it back to [`State::Running`], ending any transfer: a data
 /// file of an ended transfer must fail its reads and writes from then on.
-pub trait Migration: Driver {
+pub trait Migration: DeviceOps {
     /// The features of the device. They must include [`Features::STOP_COPY`].
     const FEATURES: Features;
 

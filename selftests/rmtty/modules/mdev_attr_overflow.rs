@@ -58,12 +58,11 @@ struct Overflow;
 #[vtable]
 impl mdev::Driver for Overflow {
     type TypeData = ();
-    type Data = ();
+    type Data<'bound> = ();
     type DeviceAttr = Attr;
     type TypeAttr = Attr;
 
     const DEVICE_API: &'static CStr = c"vfio-pci";
-    const TYPES: &'static [TypeInfo<()>] = &[TypeInfo::new(c"1", c"overflow", ())];
     const DEVICE_ATTRIBUTE_GROUPS: &'static [AttributeGroup<Attr>] = &[AttributeGroup::new(
         None,
         &[
@@ -71,16 +70,19 @@ impl mdev::Driver for Overflow {
             Attribute::read_only(c"fits", Attr::Fits),
         ],
     )];
-    const TYPE_ATTRIBUTES: &'static [Attribute<Attr>] = &[
-        Attribute::read_only(c"overflow", Attr::Overflow),
-        Attribute::read_only(c"fits", Attr::Fits),
-    ];
+    const TYPE_ATTRIBUTE_GROUPS: &'static [AttributeGroup<Attr>] = &[AttributeGroup::new(
+        None,
+        &[
+            Attribute::read_only(c"overflow", Attr::Overflow),
+            Attribute::read_only(c"fits", Attr::Fits),
+        ],
+    )];
 
-    fn probe<'a>(
-        &'a self,
-        _dev: &'a mdev::Device<kernel::device::Core<'_>>,
-        _mtype: &'a Type<Self>,
-    ) -> impl PinInit<(), Error> + 'a {
+    fn probe<'bound>(
+        &'bound self,
+        _dev: &'bound mdev::Device<kernel::device::Core<'_>>,
+        _mtype: &'bound Type<Self>,
+    ) -> impl PinInit<(), Error> + 'bound {
         Ok::<(), Error>(())
     }
 
@@ -126,9 +128,15 @@ impl kernel::InPlaceModule for OverflowModule {
                     driver::Registration::new(c"mdev_attr_overflow", module),
                     GFP_KERNEL,
                 )?;
+                let mut types = KVec::new();
+                types.push(
+                    TypeInfo::new(c"1".try_into()?, c"overflow".try_into()?, ()),
+                    GFP_KERNEL,
+                )?;
                 Parent::new(
                     ParentDevice::new(c"mdev_attr_overflow")?,
                     driver,
+                    types,
                     Ok::<_, Error>(Overflow),
                 )
             },
