@@ -95,7 +95,8 @@ use request::Request;
 ///     fn read(&self, buf: &mut UserSliceWriter, pos: u64) -> Result<usize, vfio::Refusal> {
 ///         let (index, offset) = vfio::region::split(pos);
 ///         let len = buf.len();
-///         let end = usize::try_from(offset)?.checked_add(len).ok_or(EINVAL)?;
+///         let end = usize::try_from(offset).ok().and_then(|o| o.checked_add(len));
+///         let end = end.ok_or(EINVAL)?;
 ///         if index != 0 || end > 64 {
 ///             return Err(EINVAL.into());
 ///         }

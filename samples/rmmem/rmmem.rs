@@ -226,7 +226,7 @@ impl vfio::DeviceOps for Memory {
         if info.index() != 0 {
             return Err(EINVAL.into());
         }
-        let size = u64::try_from(self.size)?;
+        let size = u64::try_from(self.size).map_err(|_| EOVERFLOW)?;
         let flags = uapi::VFIO_REGION_INFO_FLAG_READ | uapi::VFIO_REGION_INFO_FLAG_WRITE;
         info.set(vfio::region::offset(0), size, flags);
         Ok(())

@@ -65,7 +65,7 @@ fi
 
 # Each program unloads rmtty when it is done; a module still loaded is a
 # reference some test leaked.
-! grep -qE '^(rmtty|mdev_attr_overflow) ' /proc/modules
+! grep -qE '^(rmtty|rmmem|mdev_attr_overflow) ' /proc/modules
 tap $? "no test module is left loaded after the suite"
 
 # Leaks anywhere in the run: unreferenced objects that project code or the
@@ -83,14 +83,14 @@ if [ -w "$kmemleak" ]; then
 	# the only modules loaded here are ours and mtty.
 	ours=$(awk -v RS='unreferenced object' '
 		{ bt = $0; sub(/^.*backtrace/, "", bt) }
-		bt ~ /rmtty|mdev|mtty|vfio|iommufd|_6kernel|eventfd|[[:space:]]0xffffffff[0-9a-f]+/ {
+		bt ~ /rmtty|rmmem|mdev|mtty|vfio|iommufd|_6kernel|eventfd|[[:space:]]0xffffffff[0-9a-f]+/ {
 			print "unreferenced object" $0
 		}' "$leaks")
 	[ -z "$ours" ]
-	tap $? "kmemleak finds no leak of rmtty, the abstractions or the mdev/VFIO cores"
+	tap $? "kmemleak finds no leak of rmtty, rmmem, the abstractions or the mdev/VFIO cores"
 	[ -n "$ours" ] && printf '%s\n' "$ours" | head -n 80 | sed 's/^/#   /'
 else
-	tap 1 "kmemleak finds no leak of rmtty, the abstractions or the mdev/VFIO cores"
+	tap 1 "kmemleak finds no leak of rmtty, rmmem, the abstractions or the mdev/VFIO cores"
 	echo "#   $kmemleak is not available"
 fi
 
