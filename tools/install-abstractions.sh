@@ -210,8 +210,9 @@ config SAMPLE_RUST_RMMEM
 # Patches of the series (tools/kernel/patches), applied to pristine copies.
 for patch in "$top"/tools/kernel/patches/*.patch; do
 	[ -e "$patch" ] || continue
+	# A file an earlier patch (or edit) changed keeps its changes.
 	for rel in $(sed -n 's|^+++ b/\([^[:space:]]*\).*|\1|p' "$patch"); do
-		edit "$rel"
+		[ -e "$work/$rel" ] || edit "$rel"
 	done
 	patch -d "$work" -p1 -s --no-backup-if-mismatch <"$patch" ||
 		{ echo "$(basename "$patch") does not apply to this kernel" >&2; exit 1; }

@@ -54,10 +54,10 @@
 # page the writer was at possibly in part), fewer than BAR2 holds short of
 # the target's. The target's memory held another pattern before.
 #
-# The target QEMU starts paused (-S) and runs after the migration only if
-# the nested guest's RAM, dumped on both sides, is the same page for page: a
-# guest that then fails on the target points at the device, not at a RAM
-# page QEMU lost (see GUEST_RAM below).
+# The target QEMU starts paused (-S) and runs once the migration completed;
+# with QEMU 7.2, only if the nested guest's RAM, dumped on both sides, is the
+# same page for page: a guest that then fails on the target points at the
+# device, not at a RAM page QEMU lost (see GUEST_RAM below).
 #
 # After the migration the guest on the target reads back the divisor, the
 # scratch register, LCR, MCR, IER 0x04, its command register and data ready
@@ -143,8 +143,14 @@ rmtty_reload unit_mib=$UNIT_MIB
 for prog in "$BAR2" "$PORT"; do
 	[ -x "$prog" ] || ktap_exit_fail_msg "$(basename "$prog") is not built ($prog)"
 done
-# Sixteen tests and the unload
-ktap_set_plan 17
+# QEMU 7.2 dumps and compares the nested guest's RAM on both sides after the
+# migration (see GUEST_RAM below): a case of its own, and its time limit.
+case $QEMU_VERSION in
+7.2) COMPARE_RAM=1 ;;
+*) COMPARE_RAM=0 COMPARE_TIMEOUT=0 ;;
+esac
+# Fifteen tests, the RAM's with QEMU 7.2, and the unload
+ktap_set_plan $((16 + COMPARE_RAM))
 set_timeouts
 
 src=$(rmtty_create 1 1) && tgt=$(rmtty_create 1 2) ||
@@ -269,6 +275,10 @@ ktap_print_msg "the nested guest runs on QEMU's $MACHINE machine"
 # sched_tick, "scheduling while atomic: swapper/0") in about one migration
 # in four. Any other length takes the path that resets the TLB; QEMU 10
 # does not need it, and takes the same size so that the two tests match.
+# With QEMU 7.2 the test proves it: the target starts paused (-S), both
+# sides' RAM is dumped and compared page for page, and the target runs only
+# if no page differs. QEMU 10 has the fix, and the comparison (35 s of the
+# suite) is not made.
 GUEST_RAM=262136K
 GUEST_RAM_BYTES=$((262136 * 1024))
 
@@ -479,17 +489,19 @@ if [ -z "$phase" ]; then
 	[ "$rc" = 0 ] || phase="migration: the target's incoming migration did not complete ($rc)"
 	msgs "$(grep '^query-migrate:' <<<"$tgt_info")"
 fi
-ram=
-if [ -z "$phase" ]; then
-	t=$(now_ms)
-	compare_ram
-	ktap_print_msg "the nested guest's RAM dumped and compared in $(since "$t")"
-	[ "${ram%% *}" = 0 ] ||
-		phase="migration: the nested guest's RAM on the target is not the source's (${ram:-no dump})"
+if [ "$COMPARE_RAM" = 1 ]; then
+	ram=
+	if [ -z "$phase" ]; then
+		t=$(now_ms)
+		compare_ram
+		ktap_print_msg "the nested guest's RAM dumped and compared in $(since "$t")"
+		[ "${ram%% *}" = 0 ] ||
+			phase="migration: the nested guest's RAM on the target is not the source's (${ram:-no dump})"
+	fi
+	read -r ram_pages ram_where <<<"${ram:-}"
+	[ "${ram_pages:-}" = 0 ]
+	result "the nested guest's RAM on the target is the source's ($((GUEST_RAM_BYTES / 4096)) pages, ${ram_pages:-?} differ${ram_where:+ from $ram_where})"
 fi
-read -r ram_pages ram_where <<<"${ram:-}"
-[ "${ram_pages:-}" = 0 ]
-result "the nested guest's RAM on the target is the source's ($((GUEST_RAM_BYTES / 4096)) pages, ${ram_pages:-?} differ${ram_where:+ from $ram_where})"
 if [ -z "$phase" ]; then
 	qmp target 60 cont
 	[ "$qmp_out" = running ] || phase="migration: the target does not run (${qmp_out:-no answer})"

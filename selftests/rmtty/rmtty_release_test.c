@@ -37,7 +37,7 @@
  * Each round forces the interleaving it tests: a few rounds prove it, more
  * only cost time (a round takes 0.5 to 1 s on the KASAN kernel under TCG).
  */
-#define ROUNDS		15
+#define ROUNDS		8
 /* The VFIO core's wait for the users of a device that is being removed. */
 #define REMOVAL_WAIT	"vfio_unregister_group_dev"
 
