@@ -132,24 +132,51 @@ kill_tree() {
 	kill "$1" 2>/dev/null || true
 }
 
+# publish_nested RC: put the nested kernel where the guest finds it
+# (RMTTY_NESTED_DIR), or, if its build failed with RC, the build's last lines
+# in "failed" there. The guest waits for one of the two.
+publish_nested() {
+	if [ "$1" = 0 ]; then
+		cp "$NOUT/arch/x86/boot/bzImage" "$RMTTY_NESTED_DIR/bzImage.tmp" &&
+			mv "$RMTTY_NESTED_DIR/bzImage.tmp" "$RMTTY_NESTED_DIR/bzImage" && return
+	fi
+	tail -n 40 "$nested_out" >"$RMTTY_NESTED_DIR/failed.tmp"
+	mv "$RMTTY_NESTED_DIR/failed.tmp" "$RMTTY_NESTED_DIR/failed"
+}
+
 # The nested kernel is built beside the test kernel, at the lowest priority:
 # it takes the CPU time the test kernel's build leaves idle (its Rust crates
 # and links are one process each) and little else. Its lines follow the test
-# kernel's; if this script is stopped, so is its build.
-nested_out=$(mktemp)
+# kernel's. With RMTTY_NESTED_BACKGROUND=1 (the test command), a build still
+# running when the test kernel is done goes on while the suite runs: only
+# the live migration tests, late in the suite, need it, and they wait for it.
+# Otherwise, if this script is stopped, so is the nested build.
+rm -rf "$RMTTY_NESTED_DIR"
+mkdir -p "$RMTTY_NESTED_DIR"
+nested_out=$RMTTY_NESTED_DIR/build.log
 (
 	renice -n 19 -p "$BASHPID" >/dev/null
-	nested_kernel
+	rc=0
+	nested_kernel || rc=$?
+	publish_nested "$rc"
+	exit "$rc"
 ) >"$nested_out" 2>&1 &
 nested_pid=$!
+echo "$nested_pid" >"$RMTTY_NESTED_DIR/pid"
 # In the background too: as a condition, the test kernel's steps would run
 # with set -e ignored (see step).
 one_kernel "test kernel" "" "$RMTTY_FRAGMENT" install_abstractions build "bzImage, modules, headers" &
 test_pid=$!
-trap 'kill_tree "$test_pid"; kill_tree "$nested_pid"; rm -f "$nested_out"' EXIT
+trap 'kill_tree "$test_pid"; kill_tree "$nested_pid"' EXIT
 test_rc=0
 wait "$test_pid" || test_rc=$?
 if kill -0 "$nested_pid" 2>/dev/null; then
+	if [ "$test_rc" = 0 ] && [ "${RMTTY_NESTED_BACKGROUND:-}" = 1 ]; then
+		echo "rmtty: the nested guests' kernel goes on building during the suite" \
+		     "(log: $nested_out)"
+		trap - EXIT
+		exit 0
+	fi
 	echo "rmtty: waiting for the nested guests' kernel"
 fi
 nested_rc=0

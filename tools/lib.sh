@@ -79,6 +79,11 @@ RMTTY_TEST_MODULES=$RMTTY_TOP/selftests/rmtty/modules
 # What the guest writes for the host (the kernel log, the kmemleak report):
 # the one directory of the clone the guest may write to.
 RMTTY_GUEST_OUT=$RMTTY_BUILD/guest
+# The nested guests' kernel as the guest finds it (tools/kernel.sh puts it
+# there once built, or a file "failed" saying why not), in a directory the
+# guest mounts apart from its root, uncached: a kernel that arrives while the
+# guest runs is seen (tools/check.sh lets it build during the suite).
+RMTTY_NESTED_DIR=$RMTTY_BUILD/nested
 RMTTY_COMPAT=$RMTTY_TOP/tools/target/release/rmtty-compat
 # QEMU 7.2, the last QEMU that speaks VFIO's v1 migration protocol: bookworm's
 # packages unpacked into a prefix of their own (tools/deps.sh), beside the
@@ -95,7 +100,7 @@ guest_env() {
 	printf 'export RMTTY_TOP=%s RMTTY_KO=%s RMTTY_TEST_MODULES=%s RMTTY_COMPAT=%s RMTTY_KHDR=%s RMTTY_KSFT=%s RMTTY_BZIMAGE=%s RMTTY_GUEST_OUT=%s RMTTY_QEMU72=%s; cd %s\n' \
 		"$(sh_quote "$RMTTY_TOP")" "$(sh_quote "$RMTTY_KO")" "$(sh_quote "$RMTTY_TEST_MODULES")" \
 		"$(sh_quote "$RMTTY_COMPAT")" "$(sh_quote "$KOUT/usr/include")" \
-		"$(sh_quote "$RMTTY_BUILD/ksft")" "$(sh_quote "$NOUT/arch/x86/boot/bzImage")" \
+		"$(sh_quote "$RMTTY_BUILD/ksft")" "$(sh_quote "$RMTTY_NESTED_DIR/bzImage")" \
 		"$(sh_quote "$RMTTY_GUEST_OUT")" "$(sh_quote "$RMTTY_QEMU72")" "$(sh_quote "$RMTTY_TOP")"
 }
 
@@ -130,13 +135,13 @@ RMTTY_GUEST_MEMORY=${RMTTY_GUEST_MEMORY:-4G}
 run_guest() {
 	local rc script
 	rm -rf "$RMTTY_GUEST_OUT"
-	mkdir -p "$RMTTY_BUILD" "$RMTTY_GUEST_OUT"
+	mkdir -p "$RMTTY_BUILD" "$RMTTY_GUEST_OUT" "$RMTTY_NESTED_DIR"
 	script=$(mktemp "$RMTTY_BUILD/guest-XXXXXX.sh")
 	{ guest_env; printf '%s\n' "$1"; } >"$script"
 	timeout -k 30 "${RMTTY_GUEST_TIMEOUT:-3900}" \
 		vng --disable-kvm --force-9p --run "$KOUT" --memory "$RMTTY_GUEST_MEMORY" --cpus 2 \
 		    --append "root=/dev/root $RMTTY_GUEST_CMDLINE ${RMTTY_GUEST_APPEND:-}" \
-		    --rwdir "$RMTTY_GUEST_OUT" \
+		    --rwdir "$RMTTY_GUEST_OUT" --rodir "$RMTTY_NESTED_DIR" \
 		    --exec "bash $(sh_quote "$script")" 2>&1 | cat
 	rc=${PIPESTATUS[0]}
 	rm -f "$script"

@@ -117,13 +117,30 @@ rmtty_loop_ms() {
 	echo $(((end - start) / 1000))
 }
 
+# How long a test waits for the nested guests' kernel, which the host may
+# still be building when the suite starts (tools/check.sh), in s.
+RMTTY_NESTED_WAIT=${RMTTY_NESTED_WAIT:-900}
+
 # rmtty_nested_guest_setup: fail every test without what a nested guest
-# needs: busybox and the nested guests' kernel image.
+# needs: busybox and the nested guests' kernel image. The host puts the
+# image at RMTTY_BZIMAGE when it is built, or a file "failed" beside it with
+# the build's last lines: wait for one of them.
 rmtty_nested_guest_setup() {
+	local dir waited=0
+
 	command -v busybox >/dev/null || ktap_exit_fail_msg "busybox is not installed"
 	[ -n "${RMTTY_BZIMAGE:-}" ] ||
 		ktap_exit_fail_msg "RMTTY_BZIMAGE is not set: it must name the nested guests' kernel (bzImage)"
-	[ -r "$RMTTY_BZIMAGE" ] || ktap_exit_fail_msg "RMTTY_BZIMAGE=$RMTTY_BZIMAGE cannot be read"
+	dir=$(dirname "$RMTTY_BZIMAGE")
+	while [ ! -e "$RMTTY_BZIMAGE" ] && [ ! -e "$dir/failed" ] && [ "$waited" -lt "$RMTTY_NESTED_WAIT" ]; do
+		sleep 2
+		waited=$((waited + 2))
+	done
+	[ ! -e "$dir/failed" ] ||
+		ktap_exit_fail_msg "the nested guests' kernel did not build: $(tail -n 3 "$dir/failed" | tr '\n' ' ')"
+	[ -r "$RMTTY_BZIMAGE" ] ||
+		ktap_exit_fail_msg "RMTTY_BZIMAGE=$RMTTY_BZIMAGE cannot be read (waited $waited s for it)"
+	[ "$waited" = 0 ] || ktap_print_msg "waited $waited s for the nested guests' kernel to be built"
 }
 
 # rmtty_initramfs DIR [PROGRAM...]: DIR/initramfs.gz, a busybox initramfs

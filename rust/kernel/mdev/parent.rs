@@ -245,6 +245,8 @@ impl<T: Driver, D: AsRef<device::Device> + Send + Sync> Parent<T, D> {
         // SAFETY: `core.raw` is pinned and outlives the registration, which `drop` undoes. The
         // device is kept alive by `self.dev`. The driver is registered and kept so by
         // `self.driver`. The types array and the types are never resized or moved.
+        //
+        // INVARIANT: On success `core.raw` is registered with the types `types`, until `drop`.
         to_result(unsafe {
             bindings::mdev_register_parent(
                 self.core.raw.get(),

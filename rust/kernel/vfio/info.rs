@@ -134,6 +134,7 @@ impl<'a> RegionCaps<'a> {
     ///
     /// `caps` must be valid and exclusively ours for `'a`.
     pub(super) unsafe fn from_raw(caps: *mut bindings::vfio_info_cap) -> Self {
+        // INVARIANT: By the safety requirements `caps` is the core's chain, ours for `'a`.
         Self(caps, PhantomData)
     }
 
