@@ -192,18 +192,22 @@ tap $? "the nested guests' kernel is built" "$(tail -n 20 "$RMTTY_NESTED_DIR/bui
 
 # The kernel crate's doctests ran at boot (KUnit's rust_doctests_kernel):
 # none failed, and every example in the abstractions' files ran and passed,
-# as many as those files hold (code blocks in their rustdoc).
+# as many as those files hold: the code blocks of their rustdoc that are
+# Rust (a fence of ``` or ```rust opens one).
 kmsg=$RMTTY_GUEST_OUT/kmsg.log
-abstraction_files=$(cd "$RMTTY_TOP/rust" && find kernel -name '*.rs' | sort)
-examples=0
-for f in $abstraction_files; do
-	n=$(grep -cE '^ *//[/!] ```(rust)?$' "$RMTTY_TOP/rust/$f")
-	examples=$((examples + n))
-done
-doctest_names=$(sed 's|/|_|g; s|\.rs$|_rs|' <<<"$abstraction_files" | paste -sd'|')
+abstraction_files=$(cd "$RMTTY_TOP/rust/kernel" && find . -name '*.rs' | sed 's|^\./||' | sort)
+examples=$(cd "$RMTTY_TOP/rust/kernel" && awk '
+	/^ *\/\/[\/!] ```/ {
+		if (!open && $0 ~ /```(rust)?$/)
+			n++
+		open = !open
+	}
+	END { print n + 0 }' $abstraction_files)
+# A test is named rust_doctest_kernel_<its file's path in rust/kernel, _ for
+# / and .>_<n>.
+doctest_names=$(sed 's|[/.]|_|g' <<<"$abstraction_files" | paste -sd'|')
 doctests=$(grep -oE '(not )?ok [0-9]+ rust_doctest_kernel_[a-z0-9_]+' "$kmsg" 2>/dev/null)
-# A test is named rust_doctest_kernel_<its file's path, _ for / and .>_<n>.
-passed=$(grep -E "^ok [0-9]+ rust_doctest_kernel_[a-z0-9_]*(${doctest_names})_[0-9]+$" <<<"$doctests" |
+passed=$(grep -E "^ok [0-9]+ rust_doctest_kernel_(${doctest_names})_[0-9]+$" <<<"$doctests" |
 	 grep -c .)
 failed=$(grep '^not ok' <<<"$doctests")
 [ -z "$failed" ] && [ -n "$doctests" ]

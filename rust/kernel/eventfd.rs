@@ -23,6 +23,24 @@ use core::{
 /// The context stays valid while this reference lives, even if userspace closes the descriptor it
 /// came from.
 ///
+/// # Examples
+///
+/// A descriptor that userspace passed in a request: a reference to its context is taken, and the
+/// kernel signals it later, from any context:
+///
+/// ```
+/// use kernel::{eventfd::EventFd, prelude::*};
+///
+/// fn trigger_on(fd: i32) -> Result<EventFd> {
+///     let trigger = EventFd::from_fd(fd)?;
+///     trigger.signal();
+///     Ok(trigger)
+/// }
+///
+/// // Not a descriptor the current task has open.
+/// assert_eq!(trigger_on(-1).err(), Some(EBADF));
+/// ```
+///
 /// # Invariants
 ///
 /// `self.0` points to a valid `struct eventfd_ctx`, of which this object owns one reference.

@@ -23,7 +23,7 @@
 //!
 //! ```
 //! use kernel::{
-//!     driver, fmt,
+//!     driver,
 //!     mdev::{self, Parent, ParentDevice, Type, TypeInfo},
 //!     prelude::*,
 //!     str::CString,

@@ -12,7 +12,7 @@
 //! attributes of its own.
 
 use kernel::{
-    driver, fmt,
+    driver,
     mdev::{self, Parent, ParentDevice, Type, TypeInfo},
     new_mutex,
     prelude::*,

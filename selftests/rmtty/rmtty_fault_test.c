@@ -270,6 +270,20 @@ static void expect_working(struct __test_metadata *_metadata, const char *uuid, 
 	rmtty_vfio_close(&v);
 }
 
+/*
+ * Creating and aggregating go through sysfs alone: their fault sites are the
+ * same whichever door opens the device afterwards (the group and the iommufd
+ * variants' runs failed the same 98 and 84 sites). The group variant fails
+ * them and then checks the device through both doors; the iommufd variant
+ * would repeat it (55 s of the suite).
+ */
+#define SYSFS_ONLY(variant)							\
+	do {									\
+		if ((variant)->cdev)						\
+			SKIP(return, "a sysfs request: the group variant "	\
+			     "fails its sites, then opens through both doors");	\
+	} while (0)
+
 TEST_F_TIMEOUT(mig, fault_create, 600)
 {
 	struct injection injection, *inj = &injection;
@@ -280,6 +294,7 @@ TEST_F_TIMEOUT(mig, fault_create, 600)
 	bool hit;
 	int ret;
 
+	SYSFS_ONLY(variant);
 	INJECTION_BEGIN(inj);
 	rmtty_type_path(path, sizeof(path), 1, "create");
 	for (nth = 1; nth < MAX_SITES; nth++) {
@@ -298,7 +313,8 @@ TEST_F_TIMEOUT(mig, fault_create, 600)
 	}
 	EXPECT_GT(MAX_SITES, nth);
 	EXPECT_LE(1, inj->clean);
-	expect_working(_metadata, self->uuid[0], variant->cdev);
+	expect_working(_metadata, self->uuid[0], false);
+	expect_working(_metadata, self->uuid[0], true);
 	EXPECT_EQ(0, rmtty_remove(self->uuid[0]));
 	injection_end(_metadata, inj, true);
 }
@@ -313,6 +329,7 @@ TEST_F_TIMEOUT(mig, fault_aggregation, 600)
 	bool hit;
 	int ret;
 
+	SYSFS_ONLY(variant);
 	INJECTION_BEGIN(inj);
 	ASSERT_EQ(0, rmtty_create(1, self->uuid[0]));
 	available = rmtty_type_long(1, "available_instances");
@@ -333,7 +350,8 @@ TEST_F_TIMEOUT(mig, fault_aggregation, 600)
 	EXPECT_LE(1, inj->clean);
 	EXPECT_EQ(3, sysfs_read_long(path));
 	EXPECT_EQ(available - 2, rmtty_type_long(1, "available_instances"));
-	expect_working(_metadata, self->uuid[0], variant->cdev);
+	expect_working(_metadata, self->uuid[0], false);
+	expect_working(_metadata, self->uuid[0], true);
 	EXPECT_EQ(0, rmtty_remove(self->uuid[0]));
 	injection_end(_metadata, inj, true);
 }
@@ -501,7 +519,11 @@ TEST_F_TIMEOUT(mig, fault_load, 900)
 	injection_end(_metadata, inj, true);
 }
 
-/* The last test of each variant: the places its tests found. */
+/*
+ * The last test of each variant: the places the tests so far found (the
+ * iommufd variant's list holds the group variant's, whose create and
+ * aggregation tests it does not repeat).
+ */
 TEST_F(mig, fault_places)
 {
 	static char places[MAX_PLACES][PLACE_LEN];
@@ -521,8 +543,6 @@ TEST_F(mig, fault_places)
 			strcpy(places[n++], line);
 	}
 	fclose(in);
-	/* The next variant counts its own */
-	unlink(PLACES_FILE);
 	for (i = 0; i < n; i++)
 		TH_LOG("place: %s", places[i]);
 	TH_LOG("allocation sites of rmtty and the abstractions: %u", n);

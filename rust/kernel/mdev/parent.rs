@@ -32,6 +32,19 @@ use core::{
 ///
 /// A driver builds its types when it registers a [`Parent`], e.g. from what the hardware says it
 /// can share, so the names are owned.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::{mdev::TypeInfo, prelude::*, str::CString};
+///
+/// // A type of devices of two units: `<parent>-2`, named "sample, 2 units".
+/// let name = CString::try_from(c"2")?;
+/// let info = TypeInfo::new(name, CString::try_from(c"sample, 2 units")?, 2u32);
+/// assert_eq!(info.sysfs_name(), c"2");
+/// assert_eq!(*info.data(), 2);
+/// # Ok::<(), Error>(())
+/// ```
 pub struct TypeInfo<D> {
     sysfs_name: CString,
     pretty_name: CString,
@@ -188,6 +201,8 @@ impl<T: Driver> ParentCore<T> {
 
 /// The registration of a device as the parent of a driver's mediated device types.
 ///
+/// See the [module's example](super) for a parent registered with its types.
+///
 /// While it exists, `/sys/class/mdev_bus/<device>` and the types under its
 /// `mdev_supported_types` exist and userspace can create devices. Dropping it removes every
 /// device of the parent, then the types, then drops the driver's state, the parent device and
@@ -288,6 +303,17 @@ impl<T: Driver, D: AsRef<device::Device> + Send + Sync> PinnedDrop for Parent<T,
 /// neither driver nor bus, its class name: the types of a [`ParentDevice`] named `name` appear as
 /// `name-<sysfs_name>` under `/sys/class/mdev_bus/name/mdev_supported_types/`. A driver of real
 /// hardware registers its bus device as the parent instead.
+///
+/// # Examples
+///
+/// ```
+/// use kernel::{mdev::ParentDevice, prelude::*};
+///
+/// let dev = ParentDevice::new(c"mdev_parent_example")?;
+/// // `/sys/class/mdev_parent_example/mdev_parent_example`, until `dev` is dropped.
+/// assert_eq!(dev.as_ref().name(), c"mdev_parent_example");
+/// # Ok::<(), Error>(())
+/// ```
 ///
 /// # Invariants
 ///
