@@ -408,7 +408,9 @@ impl<T: Driver> Adapter<T> {
         // SAFETY: By the safety requirements both were set from `into_raw` of tables of these
         // types, and are no longer used.
         unsafe {
-            drop(DeviceAttributeTable::<T>::from_raw((*drv).driver.dev_groups));
+            drop(DeviceAttributeTable::<T>::from_raw(
+                (*drv).driver.dev_groups,
+            ));
             drop(TypeAttributeTable::<T>::from_raw((*drv).type_groups));
         }
     }
