@@ -31,8 +31,10 @@ summary() {
 }
 
 # The nested guests' kernel may go on building while the suite runs: see
-# tools/kernel.sh; the end of this script checks it was built.
+# tools/kernel.sh; the end of this script checks it was built, and a build
+# still running when this script ends for any reason is stopped.
 export RMTTY_NESTED_BACKGROUND=1
+trap stop_nested_build EXIT
 if ! "$RMTTY_TOP"/tools/build.sh; then
 	echo "not ok - build" | tee -a "$log"
 	summary 1
@@ -187,7 +189,7 @@ fi
 # (the guest may have ended early), at most as long as those tests would.
 waited=0
 while [ ! -e "$RMTTY_NESTED_DIR/bzImage" ] && [ ! -e "$RMTTY_NESTED_DIR/failed" ] &&
-      [ "$waited" -lt 900 ]; do
+      [ "$waited" -lt "${RMTTY_NESTED_WAIT:-900}" ]; do
 	sleep 5
 	waited=$((waited + 5))
 done

@@ -122,20 +122,12 @@ nested_kernel() {
 	one_kernel "nested guests' kernel" "nested: " "$RMTTY_NESTED_FRAGMENT" - build_nested bzImage
 }
 
-# kill_tree PID: PID and every process under it.
-kill_tree() {
-	local child
-
-	for child in $(pgrep -P "$1"); do
-		kill_tree "$child"
-	done
-	kill "$1" 2>/dev/null || true
-}
-
 # publish_nested RC: put the nested kernel where the guest finds it
 # (RMTTY_NESTED_DIR), or, if its build failed with RC, the build's last lines
 # in "failed" there. The guest waits for one of the two.
 publish_nested() {
+	# A build that a later run replaced publishes nothing.
+	[ "$(cat "$RMTTY_NESTED_DIR/pid" 2>/dev/null)" = "$BASHPID" ] || return 0
 	if [ "$1" = 0 ]; then
 		cp "$NOUT/arch/x86/boot/bzImage" "$RMTTY_NESTED_DIR/bzImage.tmp" &&
 			mv "$RMTTY_NESTED_DIR/bzImage.tmp" "$RMTTY_NESTED_DIR/bzImage" && return
@@ -151,13 +143,18 @@ publish_nested() {
 # running when the test kernel is done goes on while the suite runs: only
 # the live migration tests, late in the suite, need it, and they wait for it.
 # Otherwise, if this script is stopped, so is the nested build.
+# A build an earlier run left running in the background is stopped first.
+stop_nested_build
 rm -rf "$RMTTY_NESTED_DIR"
 mkdir -p "$RMTTY_NESTED_DIR"
 nested_out=$RMTTY_NESTED_DIR/build.log
 (
 	renice -n 19 -p "$BASHPID" >/dev/null
-	rc=0
-	nested_kernel || rc=$?
+	# Not as a condition, which would turn set -e off in the steps; the
+	# result is published however the build ends.
+	set +e
+	(set -e; nested_kernel)
+	rc=$?
 	publish_nested "$rc"
 	exit "$rc"
 ) >"$nested_out" 2>&1 &

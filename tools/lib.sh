@@ -90,6 +90,27 @@ RMTTY_COMPAT=$RMTTY_TOP/tools/target/release/rmtty-compat
 # machine's QEMU 10.
 RMTTY_QEMU72=$RMTTY_CACHE/qemu-7.2
 
+# kill_tree PID: PID and every process under it.
+kill_tree() {
+	local child
+
+	for child in $(pgrep -P "$1"); do
+		kill_tree "$child"
+	done
+	kill "$1" 2>/dev/null || true
+}
+
+# stop_nested_build: stop the nested guests' kernel's build that
+# tools/kernel.sh left running in the background (RMTTY_NESTED_DIR/pid), if
+# it still runs.
+stop_nested_build() {
+	local pid
+
+	pid=$(cat "$RMTTY_NESTED_DIR/pid" 2>/dev/null) || return 0
+	[ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && kill_tree "$pid"
+	return 0
+}
+
 # sh_quote STR: STR quoted for any POSIX shell (the guest's /bin/sh is dash).
 sh_quote() {
 	printf "'%s'" "${1//\'/\'\\\'\'}"

@@ -54,11 +54,14 @@
 //!         mtype: &'bound Type<Self>,
 //!     ) -> impl PinInit<&'bound Slots, Error> + 'bound {
 //!         let slots = mtype.info().data();
-//!         match slots.0.load(Relaxed) {
-//!             0 => Err(ENOSPC),
-//!             _ => {
-//!                 slots.0.fetch_sub(1, Relaxed);
-//!                 Ok(slots)
+//!         let mut free = slots.0.load(Relaxed);
+//!         loop {
+//!             if free == 0 {
+//!                 return Err(ENOSPC);
+//!             }
+//!             match slots.0.cmpxchg(free, free - 1, Relaxed) {
+//!                 Ok(_) => return Ok(slots),
+//!                 Err(now) => free = now,
 //!             }
 //!         }
 //!     }

@@ -380,18 +380,23 @@ impl<T: DeviceOps> Registration<T> {
         })?;
         let raw = NonNull::new(vdev.cast::<RawDevice<T>>()).ok_or(ENOMEM)?;
         // SAFETY: The allocation is zeroed (`drop_data` is `None`) and not yet shared. `released`
-        // lives until the device's release: it is dropped by this function only after the
-        // release `put` runs synchronously below, or else by the registration's `drop`, which
-        // waits for the release.
+        // lives until the device's release: this function drops it on error only after `put`
+        // below has waited for the release, and the registration's `drop` waits for it too.
         unsafe { (*raw.as_ptr()).head.released = &raw const *released };
+        let put = || {
+            // SAFETY: `vdev` was allocated above and is not registered, so ours is the last
+            // reference: this releases the device, dropping the data only if it was initialized.
+            unsafe { bindings::vfio_put_device(vdev) };
+            // The release may run later than the put (`CONFIG_DEBUG_KOBJECT_RELEASE` delays it),
+            // and it completes `released`.
+            released.wait_for_completion();
+        };
 
         if let Some((features, ops)) = migration {
             let open = match Arc::pin_init(migration::OpenDevice::new(), GFP_KERNEL) {
                 Ok(open) => open,
                 Err(e) => {
-                    // SAFETY: `vdev` was allocated above and is not registered, so ours is the
-                    // last reference: this releases the device, which has no data yet.
-                    unsafe { bindings::vfio_put_device(vdev) };
+                    put();
                     return Err(e);
                 }
             };
@@ -410,12 +415,6 @@ impl<T: DeviceOps> Registration<T> {
         if let Err(never) = unsafe { RateLimit::new(T::NAME).__pinned_init(refusals) } {
             match never {}
         }
-        let put = || {
-            // SAFETY: `vdev` was allocated above and is not registered, so ours is the last
-            // reference: this releases the device, dropping the data only if it was initialized.
-            unsafe { bindings::vfio_put_device(vdev) }
-        };
-
         // SAFETY: The allocation is not yet shared; the data slot is valid for writes and never
         // moves, since the core owns the allocation.
         let slot = unsafe { (&raw mut (*raw.as_ptr()).data).cast::<T>() };
@@ -481,10 +480,13 @@ impl<T: DeviceOps> Drop for Registration<T> {
         }
         // The unregistration returns once userspace is done with the device, including the VFS's
         // close of a file opened through the character device (tools/kernel/patches/0007), so
-        // ours was the last reference and the release has run. A reference taken elsewhere
-        // would make it run later, maybe after the driver's module is gone: warn, and wait for
-        // it, since until it ran the data, and whatever it holds, is not back.
-        crate::warn_on!(!self.released.is_done());
+        // the release is not left to the VFS. A reference taken elsewhere (or
+        // `CONFIG_DEBUG_KOBJECT_RELEASE`) makes it run later: say so once, and wait for it,
+        // since until it ran the data, and whatever it holds, is not back, and it must not run
+        // after the driver's module is gone.
+        if !self.released.is_done() {
+            crate::pr_warn_once!("vfio: a device's release runs after its unregistration returned\n");
+        }
         self.released.wait_for_completion();
     }
 }

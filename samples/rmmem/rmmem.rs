@@ -118,10 +118,13 @@ fn params() -> Result<(u32, u32)> {
 struct Rmmem;
 
 /// A device, bound to a type it holds an instance of.
+///
+/// The VFIO device is dropped first (fields drop in their order here), which waits for userspace
+/// to close it: only then is the instance given back.
 #[pin_data]
 struct RmmemDevice<'bound> {
-    _instance: Instance<'bound>,
     _vfio: vfio::Registration<Memory>,
+    _instance: Instance<'bound>,
 }
 
 #[vtable]
@@ -139,6 +142,7 @@ impl mdev::Driver for Rmmem {
         mtype: &'bound Type<Self>,
     ) -> impl PinInit<RmmemDevice<'bound>, Error> + 'bound {
         let mtype = mtype.info().data();
+        // The instance is taken first: no device is made for a type that has none left.
         try_pin_init!(RmmemDevice {
             _instance: mtype.take()?,
             _vfio: vfio::Registration::new((**dev).as_ref(), Memory::new(mtype.kib)?)?,

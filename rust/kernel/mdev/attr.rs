@@ -290,14 +290,21 @@ impl<R: RawAttribute + 'static, Id: Copy + 'static> AttributeTable<R, Id> {
             GFP_KERNEL,
         )?;
 
-        let mut attrs = table.attr_ptrs.as_mut_ptr();
+        // Every pointer into the table is derived from this one, so that none invalidates another.
+        let this: *mut Self = &raw mut *table;
+        // SAFETY: `this` points to the boxed table, which nothing else uses yet; `i` is within
+        // `groups` (at most `MAX_ATTRIBUTE_GROUPS` groups, checked above) and `group_ptrs`.
+        let mut attrs = unsafe { (*this).attr_ptrs.as_mut_ptr() };
         for (i, def) in defs.iter().enumerate() {
-            let group = &mut table.groups[i];
-            group.name = def.name.map_or(null(), CStr::as_char_ptr);
-            group.__bindgen_anon_2.attrs = attrs;
-            table.group_ptrs[i] = &raw const table.groups[i];
-            // SAFETY: Skips this group's attributes and NULL terminator within `attr_ptrs`.
-            attrs = unsafe { attrs.add(def.attrs.len() + 1) };
+            // SAFETY: As above.
+            unsafe {
+                let group = &raw mut (*this).groups[i];
+                (*group).name = def.name.map_or(null(), CStr::as_char_ptr);
+                (*group).__bindgen_anon_2.attrs = attrs;
+                (*this).group_ptrs[i] = group;
+                // Skips this group's attributes and NULL terminator within `attr_ptrs`.
+                attrs = attrs.add(def.attrs.len() + 1);
+            }
         }
 
         // INVARIANT: The pointers were set up above as the invariants describe.
