@@ -485,7 +485,9 @@ impl<T: DeviceOps> Drop for Registration<T> {
         // since until it ran the data, and whatever it holds, is not back, and it must not run
         // after the driver's module is gone.
         if !self.released.is_done() {
-            crate::pr_warn_once!("vfio: a device's release runs after its unregistration returned\n");
+            crate::pr_warn_once!(
+                "vfio: a device's release runs after its unregistration returned\n"
+            );
         }
         self.released.wait_for_completion();
     }
