@@ -383,13 +383,14 @@ impl<T: DeviceOps> Registration<T> {
         // lives until the device's release: this function drops it on error only after `put`
         // below has waited for the release, and the registration's `drop` waits for it too.
         unsafe { (*raw.as_ptr()).head.released = &raw const *released };
-        let put = || {
+        let released_ref = &released;
+        let put = move || {
             // SAFETY: `vdev` was allocated above and is not registered, so ours is the last
             // reference: this releases the device, dropping the data only if it was initialized.
             unsafe { bindings::vfio_put_device(vdev) };
             // The release may run later than the put (`CONFIG_DEBUG_KOBJECT_RELEASE` delays it),
             // and it completes `released`.
-            released.wait_for_completion();
+            released_ref.wait_for_completion();
         };
 
         if let Some((features, ops)) = migration {
