@@ -82,6 +82,9 @@ pub mod mdev;'
 insert_before rust/kernel/lib.rs '^pub mod rbtree;' \
 'pub mod ratelimit;'
 
+insert_before rust/kernel/lib.rs '^pub mod task;' \
+'pub mod sysfs;'
+
 insert_before rust/kernel/lib.rs '^pub mod workqueue;' \
 '#[cfg(CONFIG_RUST_VFIO_ABSTRACTIONS)]
 pub mod vfio;'

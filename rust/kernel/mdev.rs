@@ -127,7 +127,7 @@ use core::{
 mod attr;
 mod parent;
 
-pub use attr::{
+pub use crate::sysfs::{
     Attribute,
     AttributeGroup,
     MAX_ATTRIBUTE_GROUPS, //
@@ -479,6 +479,6 @@ impl<T: Driver> Adapter<T> {
         let (parent, mtype) = unsafe { (ParentCore::<T>::from_type(mtype), Type::from_raw(mtype)) };
 
         // SAFETY: The core passes a sysfs buffer of `PAGE_SIZE` bytes.
-        unsafe { attr::show_into(buf, |f| parent.data().description(mtype, f)) }
+        unsafe { crate::sysfs::show_into(buf, |f| parent.data().description(mtype, f)) }
     }
 }
