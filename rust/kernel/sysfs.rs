@@ -3,7 +3,7 @@
 //! Groups of sysfs attributes that a driver declares, and the C tables built from them.
 //!
 //! A driver names its attributes with values of an identifier type of its own
-//! ([`Attribute`], [`AttributeGroup`]); a bus abstraction builds an [`AttributeTable`] of the
+//! ([`Attribute`], [`AttributeGroup`]); a bus abstraction builds an `AttributeTable` of the
 //! C attribute type its core dispatches (a device's `struct device_attribute` for the driver
 //! core's `dev_groups`, or a bus's own, such as the mdev core's `struct mdev_type_attribute`),
 //! with callbacks that find the identifier and call the driver. Each attribute has a lockdep
