@@ -154,6 +154,10 @@ use parent::ParentCore;
 /// Attributes the driver adds to its devices ([`Driver::DEVICE_ATTRIBUTE_GROUPS`]) and to its
 /// types ([`Driver::TYPE_ATTRIBUTE_GROUPS`]) are named by values of the driver's own identifier
 /// types, which the show and store callbacks receive.
+///
+/// # Examples
+///
+/// The [module's example](self) implements it for a parent with run-time types.
 #[vtable]
 pub trait Driver: Send + Sync + Sized + 'static {
     /// The driver's information about one of its types, e.g. the resources a device needs.

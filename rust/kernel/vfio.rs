@@ -323,6 +323,10 @@ impl<T: DeviceOps> RawDevice<T> {
 /// userspace has closed it and the data has been dropped, so that whatever the data holds is back
 /// and the driver's module may be unloaded.
 ///
+/// # Examples
+///
+/// [`DeviceOps`]'s example registers a device when its parent driver binds.
+///
 /// # Invariants
 ///
 /// `raw` is a `RawDevice<T>` allocated by `_vfio_alloc_device()` with initialized data and rate

@@ -201,7 +201,10 @@ impl<T: Driver> ParentCore<T> {
 
 /// The registration of a device as the parent of a driver's mediated device types.
 ///
-/// See the [module's example](super) for a parent registered with its types.
+/// # Examples
+///
+/// The [module's example](super) registers a parent with types it builds at run time, and drops
+/// it.
 ///
 /// While it exists, `/sys/class/mdev_bus/<device>` and the types under its
 /// `mdev_supported_types` exist and userspace can create devices. Dropping it removes every
