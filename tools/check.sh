@@ -233,7 +233,7 @@ splats=$(grep -E 'WARNING:|BUG:|kernel BUG at|Oops|INFO: (possible|trying|task .
 # One report is not counted, and is shown: an interrupt taken in the first
 # milliseconds of the boot, during identify_cpu() and long before init, some
 # module or test runs, makes KASAN report a "wild-memory-access in
-# do_raw_spin_lock" from handle_edge_irq (2 of 6 boots of this kernel under
+# do_raw_spin_lock" from handle_edge_irq (3 of 7 boots of this kernel under
 # TCG, December 2026; not understood yet, see the README). Only that report,
 # and only before the kernel frees its init memory, is left out.
 early=$(awk '/Freeing unused kernel image/ { exit } { print }' "$kmsg" 2>/dev/null |
